@@ -1,0 +1,41 @@
+"""Checks at the boundary: turn what the user handed over into a usable peewee-async database."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import peewee
+from peewee_async.databases import AioDatabase
+
+from .exceptions import ConfigurationError
+
+
+def resolve_database(database: Any, *, purpose: str) -> AioDatabase:
+    """Return the peewee-async database behind ``database`` (unwrapping a :class:`peewee.DatabaseProxy`).
+
+    :raises ConfigurationError: naming what was given and what ``purpose`` needs instead.
+    """
+    if isinstance(database, peewee.DatabaseProxy):
+        if database.obj is None:
+            raise ConfigurationError(
+                f"{purpose} was given a peewee.DatabaseProxy that is not initialised yet. "
+                "Call `proxy.initialize(database)` before the tests run."
+            )
+        database = database.obj
+    if not isinstance(database, AioDatabase):
+        raise ConfigurationError(
+            f"{purpose} needs a peewee-async database (peewee_async.PostgresqlDatabase, Psycopg3Database "
+            f"or SqliteDatabase), but was given {database!r}. "
+            "Create the database with peewee_async instead of plain peewee."
+        )
+    if database.deferred:
+        raise ConfigurationError(
+            f"{purpose} was given a database that is not initialised (it was created with database=None). "
+            "Call `database.init(name, ...)` before the tests run."
+        )
+    return database
+
+
+def is_postgres(database: AioDatabase) -> bool:
+    """Whether ``database`` talks to PostgreSQL (aiopg or psycopg 3)."""
+    return isinstance(database, peewee.PostgresqlDatabase)

@@ -1,0 +1,160 @@
+"""Empty the tables of a database: the fallback for tests whose queries cannot share one transaction.
+
+Synchronous peewee queries run on their own connection and never see a test transaction, so tests
+that use them clean up by emptying the tables afterwards. The statements are planned once, by a
+generator, and run either on the async pool (:func:`aio_clear_tables`) or on the synchronous
+connection (:func:`clear_tables`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator, Iterable, Sequence
+from typing import Any, Literal
+
+import peewee
+from peewee_async.databases import AioDatabase, fetchall
+from peewee_async.utils import sort_models
+
+from ._database import is_postgres, resolve_database
+
+Strategy = Literal["truncate", "delete"]
+STRATEGIES: tuple[Strategy, ...] = ("truncate", "delete")
+
+#: (sql, params, whether it returns rows): one statement of a plan.
+Statement = tuple[str, Sequence[Any], bool]
+Plan = Generator[Statement, "list[tuple[Any, ...]] | None", None]
+
+_PG_EXISTING = "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL"
+_PG_OWNED_SEQUENCES = (
+    "SELECT seq.oid::regclass::text FROM pg_depend AS dep JOIN pg_class AS seq ON seq.oid = dep.objid "
+    "WHERE seq.relkind = 'S' AND dep.classid = 'pg_class'::regclass AND dep.refclassid = 'pg_class'::regclass "
+    "AND dep.deptype IN ('a', 'i') AND dep.refobjid = ANY(%s::regclass[]) ORDER BY 1"
+)
+_SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
+
+
+def bound_models(database: Any) -> list[type[peewee.Model]]:
+    """Every model class bound to ``database`` (directly or through a proxy), parents before children.
+
+    Models are found by walking the subclasses of :class:`peewee.Model`, so they only need to be imported.
+    """
+    database = resolve_database(database, purpose="bound_models")
+    found: dict[tuple[str | None, str], type[peewee.Model]] = {}
+    pending: list[type[peewee.Model]] = [peewee.Model]
+    while pending:
+        for model in pending.pop().__subclasses__():
+            pending.append(model)
+            bound = model._meta.database
+            if isinstance(bound, peewee.DatabaseProxy):
+                bound = bound.obj
+            if bound is database:
+                found.setdefault((model._meta.schema, model._meta.table_name), model)
+    return list(sort_models(found.values()))
+
+
+def _check(models: Iterable[Any] | None, strategy: str) -> list[type[peewee.Model]] | None:
+    if strategy not in STRATEGIES:
+        raise ValueError(f"Unknown clear_tables strategy {strategy!r}; use one of: {', '.join(STRATEGIES)}.")
+    if models is None:
+        return None
+    models = list(models)
+    wrong = [model for model in models if not (isinstance(model, type) and issubclass(model, peewee.Model))]
+    if wrong:
+        raise TypeError(f"clear_tables takes peewee model classes, but was given {wrong!r}.")
+    return list(sort_models(models))
+
+
+def _quoted(database: AioDatabase, model: type[peewee.Model]) -> str:
+    quote = database.quote[0]
+    parts = [model._meta.schema, model._meta.table_name] if model._meta.schema else [model._meta.table_name]
+    return ".".join(quote + part.replace(quote, quote * 2) + quote for part in parts)
+
+
+def _plan(database: AioDatabase, models: list[type[peewee.Model]] | None, strategy: Strategy) -> Plan:
+    """Yield the statements that empty the tables of ``models``; receive each statement's rows."""
+    models = bound_models(database) if models is None else models
+    if not models:
+        return
+    if is_postgres(database):
+        tables = [_quoted(database, model) for model in models]
+        rows = yield _PG_EXISTING, (tables,), True
+        present = {name for (name,) in rows or ()}
+        tables = [table for table in tables if table in present]
+        if not tables:
+            return
+        if strategy == "truncate":
+            yield f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE", (), False
+            return
+        sequences = yield _PG_OWNED_SEQUENCES, (tables,), True
+        statements = [f"DELETE FROM {table}" for table in reversed(tables)]
+        statements += [f"ALTER SEQUENCE {name} RESTART" for (name,) in sequences or ()]
+        yield "; ".join(statements), (), False
+        return
+    # SQLite has no TRUNCATE: delete children first, then forget the AUTOINCREMENT counters.
+    rows = yield _SQLITE_TABLES, (), True
+    present = {name for (name,) in rows or ()}
+    models = [model for model in models if model._meta.table_name in present]
+    for model in reversed(models):
+        yield f"DELETE FROM {_quoted(database, model)}", (), False
+    if models and "sqlite_sequence" in present:
+        names = [model._meta.table_name for model in models]
+        yield f"DELETE FROM sqlite_sequence WHERE name IN ({', '.join('?' * len(names))})", names, False
+
+
+async def aio_clear_tables(
+    database: Any, models: Iterable[type[peewee.Model]] | None = None, *, strategy: Strategy = "truncate"
+) -> None:
+    """Empty the tables of ``models`` through the database's async pool.
+
+    :param database: a peewee-async database, or a :class:`peewee.DatabaseProxy` initialised with one.
+    :param models: the models whose tables to empty; by default every model bound to ``database``.
+    :param strategy: on PostgreSQL, ``"truncate"`` runs one ``TRUNCATE ... RESTART IDENTITY CASCADE`` for
+        all tables; ``"delete"`` runs ``DELETE`` children first and restarts the tables' sequences.
+        SQLite always deletes (children first) and resets ``sqlite_sequence``.
+
+    Tables that do not exist are skipped.
+
+    Example::
+
+        await aio_clear_tables(database)                      # every bound model
+        await aio_clear_tables(database, [Book], strategy="delete")
+    """
+    db = resolve_database(database, purpose="aio_clear_tables")
+    plan = _plan(db, _check(models, strategy), strategy)
+    rows: list[tuple[Any, ...]] | None = None
+    try:
+        while True:
+            sql, params, returns_rows = plan.send(rows)
+            rows = await db.aio_execute_sql(sql, params, fetch_results=fetchall if returns_rows else None)
+    except StopIteration:
+        pass
+
+
+def clear_tables(
+    database: Any, models: Iterable[type[peewee.Model]] | None = None, *, strategy: Strategy = "truncate"
+) -> None:
+    """Empty the tables of ``models`` through the database's synchronous connection.
+
+    The same as :func:`aio_clear_tables`, for code without an event loop (and for synchronous tests).
+    Sync queries are allowed for the call only; a connection it opens, it closes.
+
+    Example::
+
+        clear_tables(database, strategy="delete")
+    """
+    db = resolve_database(database, purpose="clear_tables")
+    plan = _plan(db, _check(models, strategy), strategy)
+    was_closed, allowed = db.is_closed(), db._allow_sync
+    db.set_allow_sync(True)
+    try:
+        rows: list[tuple[Any, ...]] | None = None
+        while True:
+            sql, params, returns_rows = plan.send(rows)
+            cursor = db.execute_sql(sql, params)
+            rows = cursor.fetchall() if returns_rows else None
+    except StopIteration:
+        pass
+    finally:
+        db.set_allow_sync(allowed)
+        if was_closed:
+            db.close()

@@ -1,0 +1,19 @@
+"""The errors this library raises: one base class and a subclass for each thing that can go wrong."""
+
+from __future__ import annotations
+
+
+class PeeweeAsyncTestingError(Exception):
+    """Base class of every error this library raises."""
+
+
+class ConfigurationError(PeeweeAsyncTestingError):
+    """The library was handed something it cannot work with (a database object, an option)."""
+
+
+class TransactionError(PeeweeAsyncTestingError):
+    """A test transaction could not be opened or rolled back."""
+
+
+class ServerError(PeeweeAsyncTestingError):
+    """The throwaway PostgreSQL server could not be found, started or stopped."""

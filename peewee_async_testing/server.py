@@ -1,0 +1,396 @@
+"""A throwaway PostgreSQL server: find the binaries, initdb (or copy a cached template), start, stop.
+
+Example::
+
+    with PostgresServer() as server:
+        database = peewee_async.PostgresqlDatabase(**server.connect_params("postgres"))
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import hashlib
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.parse
+from collections.abc import Sequence
+from types import TracebackType
+from typing import TYPE_CHECKING, TypedDict
+
+from .exceptions import ServerError
+
+if TYPE_CHECKING:
+    import pwd
+
+BINDIR_ENV = "PEEWEE_ASYNC_TESTING_PG_BINDIR"
+DSN_ENV = "PEEWEE_ASYNC_TESTING_DSN"
+OS_USER_ENV = "PEEWEE_ASYNC_TESTING_PG_OS_USER"
+CACHE_DIR_ENV = "PEEWEE_ASYNC_TESTING_CACHE_DIR"
+
+#: Where :func:`find_bindir` looks last, in order; within a pattern the highest version comes first.
+BINDIR_PATTERNS: tuple[str, ...] = (
+    "/usr/lib/postgresql/*/bin",
+    "/usr/pgsql-*/bin",
+    "/usr/local/pgsql/bin",
+    "/opt/homebrew/opt/postgresql*/bin",
+    "/usr/local/opt/postgresql*/bin",
+    "/opt/homebrew/bin",
+    "/Applications/Postgres.app/Contents/Versions/latest/bin",
+)
+INITDB_OPTIONS = ("-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions")
+#: Durability is worthless for a throwaway cluster; these settings make writes and commits much cheaper.
+SERVER_SETTINGS = (
+    "fsync=off",
+    "synchronous_commit=off",
+    "full_page_writes=off",
+    "wal_level=minimal",
+    "max_wal_senders=0",
+    "jit=off",
+    "dynamic_shared_memory_type=mmap",  # segments in the data folder, removed with it: none left in /dev/shm
+)
+START_ATTEMPTS = 3
+STOP_TIMEOUT = 10.0
+POLL_INTERVAL = 0.005
+
+
+def _holds_binaries(directory: str | os.PathLike[str]) -> bool:
+    paths = [os.path.join(directory, name) for name in ("initdb", "postgres")]
+    return all(os.path.isfile(path) and os.access(path, os.X_OK) for path in paths)
+
+
+def _version_key(path: str) -> list[int]:
+    return [int(number) for number in re.findall(r"\d+", path)]
+
+
+def _pg_config_bindir() -> str | None:
+    pg_config = shutil.which("pg_config")
+    if pg_config is None:
+        return None
+    try:
+        result = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def find_bindir(
+    explicit: str | os.PathLike[str] | None = None, *, patterns: Sequence[str] = BINDIR_PATTERNS
+) -> pathlib.Path:
+    """Return the directory holding both ``initdb`` and ``postgres``.
+
+    Looks at, in order: ``explicit``, ``$PEEWEE_ASYNC_TESTING_PG_BINDIR``, ``pg_config --bindir``,
+    ``initdb`` on ``PATH`` (symlinks resolved), then the usual install places in ``patterns``.
+    An explicit setting that lacks the binaries is an error rather than skipped.
+
+    :raises ServerError: if the explicit setting is wrong or nothing is found.
+    """
+    for setting, origin in ((explicit, "bindir="), (os.environ.get(BINDIR_ENV) or None, f"${BINDIR_ENV}")):
+        if setting is not None:
+            if not _holds_binaries(setting):
+                raise ServerError(f"{origin} names {os.fspath(setting)!r}, which does not hold initdb and postgres.")
+            return pathlib.Path(setting).resolve()
+    initdb = shutil.which("initdb")
+    candidates = [path for path in (_pg_config_bindir(), initdb and os.path.dirname(os.path.realpath(initdb))) if path]
+    for pattern in patterns:
+        candidates += sorted(glob.glob(pattern), key=_version_key, reverse=True)
+    for candidate in candidates:
+        if _holds_binaries(candidate):
+            return pathlib.Path(candidate).resolve()
+    raise ServerError(
+        "Cannot find the PostgreSQL server binaries (initdb and postgres). Looked at pg_config --bindir, "
+        f"initdb on PATH and {', '.join(patterns) or 'no other places'}. Install them "
+        "(Debian/Ubuntu: apt-get install postgresql; Fedora/RHEL: dnf install postgresql-server; "
+        f"macOS: brew install postgresql), or set {BINDIR_ENV} to their directory, "
+        f"or point the tests at an existing server with {DSN_ENV}=postgresql://user:password@host:port/dbname."
+    )
+
+
+def _os_user() -> pwd.struct_passwd | None:
+    """Return the unprivileged account to run PostgreSQL as when we are root (it refuses root), else None."""
+    if os.name != "posix" or os.geteuid() != 0:
+        return None
+    import pwd  # POSIX only: importing the package must work everywhere
+
+    names = [os.environ[OS_USER_ENV]] if os.environ.get(OS_USER_ENV) else ["postgres", "nobody"]
+    for name in names:
+        with contextlib.suppress(KeyError):
+            return pwd.getpwnam(name)
+    raise ServerError(
+        f"PostgreSQL refuses to run as root, and there is no user account {' or '.join(map(repr, names))} "
+        f"to run it as. Set {OS_USER_ENV} to an unprivileged user."
+    )
+
+
+class _UserArguments(TypedDict, total=False):
+    user: int
+    group: int
+    extra_groups: list[int]
+
+
+def _as_user(user: pwd.struct_passwd | None) -> _UserArguments:
+    """Return the ``subprocess`` arguments that run a child as ``user`` (nothing when None)."""
+    return {} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def _cache_root() -> pathlib.Path:
+    if explicit := os.environ.get(CACHE_DIR_ENV):
+        return pathlib.Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return pathlib.Path(xdg, "peewee-async-testing")
+
+
+def _temp_parent() -> str | None:
+    return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK) else None
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _postgres_version(bindir: pathlib.Path) -> str:
+    output = subprocess.run([bindir / "postgres", "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"\)\s*(\S+)", output)  # "postgres (PostgreSQL) 15.18 (Debian ...)"
+    return match.group(1) if match else output.strip()
+
+
+def _template_dir(bindir: pathlib.Path, version: str, user: pwd.struct_passwd | None) -> pathlib.Path:
+    owner = user.pw_name if user else str(os.geteuid())
+    key = "\0".join([os.path.realpath(bindir), version, *INITDB_OPTIONS, owner])
+    return _cache_root() / f"template-{version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _make_data(bindir: pathlib.Path, version: str, folder: pathlib.Path, user: pwd.struct_passwd | None) -> bool:
+    """Fill ``folder/data`` from the template cache, else by initdb; return True if the cache was used."""
+    data, template = folder / "data", _template_dir(bindir, version, user)
+    if (template / "data").is_dir():
+        try:
+            _copy_tree(template / "data", data)
+            if user is not None:
+                _chown_tree(data, user)
+            return True
+        except (OSError, subprocess.CalledProcessError):
+            shutil.rmtree(data, ignore_errors=True)  # a damaged template: fall back to initdb
+    command = [str(bindir / "initdb"), "-D", str(data), *INITDB_OPTIONS]
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, **_as_user(user))
+    if result.returncode != 0:
+        raise ServerError(f"initdb failed with exit code {result.returncode}:\n{result.stdout}{result.stderr}")
+    _publish_template(data, template)
+    return False
+
+
+def _copy_tree(source: pathlib.Path, target: pathlib.Path) -> None:
+    subprocess.run(["cp", "-a", str(source), str(target)], capture_output=True, check=True)
+
+
+def _chown_tree(top: pathlib.Path, user: pwd.struct_passwd) -> None:
+    os.chown(top, user.pw_uid, user.pw_gid)
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
+
+
+def _publish_template(data: pathlib.Path, target: pathlib.Path) -> None:
+    """Copy ``data`` to ``target/data`` atomically; if another process got there first, keep theirs."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    except OSError:
+        return  # an unwritable cache only costs speed
+    try:
+        _copy_tree(data, staging / "data")
+        os.rename(staging, target)
+    except (OSError, subprocess.CalledProcessError):
+        shutil.rmtree(staging, ignore_errors=True)  # another process won the race: keep theirs
+
+
+def _wait_ready(process: subprocess.Popen[bytes], data: pathlib.Path, log: pathlib.Path, deadline: float) -> bool:
+    """Return True once postmaster.pid says ready (PostgreSQL >= 10), False if postgres exited; raise at deadline."""
+    while process.poll() is None:
+        try:
+            lines = (data / "postmaster.pid").read_text().splitlines()
+        except OSError:
+            lines = []
+        if len(lines) >= 8 and lines[7].strip() == "ready":
+            return True
+        if time.monotonic() > deadline:
+            raise ServerError(
+                "postgres was not ready before the start timeout (raise it with PostgresServer(timeout=...)); "
+                f"the end of its log:\n{_log_tail(log)}"
+            )
+        time.sleep(POLL_INTERVAL)
+    return False
+
+
+def _terminate(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)  # fast shutdown
+        try:
+            process.wait(STOP_TIMEOUT)
+            return
+        except subprocess.TimeoutExpired:
+            process.kill()
+    process.wait()
+
+
+def _log_tail(log: pathlib.Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+def _redact(dsn: str) -> str:
+    parts = urllib.parse.urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
+
+
+class PostgresServer:
+    """A private PostgreSQL cluster for one test session, removed with everything in it on exit.
+
+    Starts ``postgres`` as a child process on a free port of 127.0.0.1 and a Unix socket in a temporary
+    folder (on ``/dev/shm`` when possible), from a cached copy of a fresh ``initdb``. Run as root, it runs
+    PostgreSQL as ``$PEEWEE_ASYNC_TESTING_PG_OS_USER``, ``postgres`` or ``nobody``. When ``dsn`` or
+    ``$PEEWEE_ASYNC_TESTING_DSN`` is set it starts nothing and describes that server instead.
+
+    Example::
+
+        with PostgresServer() as server:
+            psycopg2.connect(server.dsn)
+    """
+
+    def __init__(
+        self, *, bindir: str | os.PathLike[str] | None = None, dsn: str | None = None, timeout: float = 30.0
+    ) -> None:
+        self.timeout = timeout
+        self.host = "127.0.0.1"
+        self.port = 0
+        self.user = "postgres"
+        self.password: str | None = None
+        self.database = "postgres"
+        self.socket_dir: pathlib.Path | None = None
+        self.bindir: pathlib.Path | None = None
+        self.version: str | None = None
+        self.from_template = False
+        self._bindir_setting = bindir
+        self._attached_dsn = dsn or os.environ.get(DSN_ENV) or None
+        self._process: subprocess.Popen[bytes] | None = None
+        if self._attached_dsn:
+            self._parse_dsn(self._attached_dsn)
+
+    @property
+    def attached(self) -> bool:
+        """True when this describes an existing server (``dsn``) rather than one it starts."""
+        return self._attached_dsn is not None
+
+    @property
+    def dsn(self) -> str:
+        """A ``postgresql://`` URL to the maintenance database (``postgres`` on a started server)."""
+        if self._attached_dsn:
+            return self._attached_dsn
+        self._require_running()
+        return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
+
+    def connect_params(self, database: str) -> dict[str, object]:
+        """Return keyword arguments for ``peewee_async.PostgresqlDatabase(**params)`` to reach ``database``."""
+        self._require_running()
+        return {
+            "database": database,
+            "host": self.host,
+            "port": self.port,
+            "user": self.user,
+            "password": self.password,
+        }
+
+    def __repr__(self) -> str:
+        where = _redact(self._attached_dsn) if self._attached_dsn else f"{self.host}:{self.port}"
+        state = "attached" if self.attached else ("running" if self._process else "stopped")
+        return f"<PostgresServer {state} {where}>"
+
+    def __enter__(self) -> PostgresServer:
+        self.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        """Start the cluster (nothing when attached); on failure, leave no process or folder behind.
+
+        :raises ServerError: if the binaries are missing or PostgreSQL does not become ready in time.
+        """
+        if self.attached:
+            return
+        if self._process is not None:
+            raise ServerError(f"{self!r} is already running.")
+        bindir = self.bindir = find_bindir(self._bindir_setting)
+        version = self.version = _postgres_version(bindir)
+        user = _os_user()
+        folder = self.socket_dir = pathlib.Path(tempfile.mkdtemp(prefix="peewee-async-testing-", dir=_temp_parent()))
+        try:
+            if user is not None:
+                os.chown(folder, user.pw_uid, user.pw_gid)
+            self.from_template = _make_data(bindir, version, folder, user)
+            self._spawn(bindir, folder, user)
+        except BaseException:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """Shut PostgreSQL down (fast shutdown, SIGKILL after 10 s) and remove its folder. Idempotent.
+
+        An attached server is left running.
+        """
+        process, self._process = self._process, None
+        if process is not None:
+            _terminate(process)
+        if self.socket_dir is not None:
+            shutil.rmtree(self.socket_dir, ignore_errors=True)
+            self.socket_dir = None
+
+    def _spawn(self, bindir: pathlib.Path, folder: pathlib.Path, user: pwd.struct_passwd | None) -> None:
+        """Start postgres and wait until it is ready, on another port if it exits early (a port race)."""
+        data, log = folder / "data", folder / "postgres.log"
+        deadline = time.monotonic() + self.timeout
+        for _ in range(START_ATTEMPTS):
+            self.port = _free_port()
+            command = [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(folder)]
+            command += ["-h", self.host, *(argument for setting in SERVER_SETTINGS for argument in ("-c", setting))]
+            with log.open("wb") as log_file:
+                self._process = subprocess.Popen(
+                    command, stdout=log_file, stderr=subprocess.STDOUT, cwd=folder, **_as_user(user)
+                )
+            if _wait_ready(self._process, data, log, deadline):
+                return
+            self._process = None
+        raise ServerError(f"postgres exited early {START_ATTEMPTS} times; the end of its log:\n{_log_tail(log)}")
+
+    def _parse_dsn(self, dsn: str) -> None:
+        parts = urllib.parse.urlsplit(dsn)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ServerError(
+                f"{DSN_ENV} must be a postgresql://user:password@host:port/dbname URL, not {_redact(dsn)!r}."
+            )
+        self.host = parts.hostname or "localhost"
+        self.port = parts.port or 5432
+        self.user = urllib.parse.unquote(parts.username or "postgres")
+        self.password = urllib.parse.unquote(parts.password) if parts.password is not None else None
+        self.database = urllib.parse.unquote(parts.path.lstrip("/")) or "postgres"
+
+    def _require_running(self) -> None:
+        if not self.attached and self._process is None:
+            raise ServerError("The server is not running: call start() or use `with PostgresServer() as server:`.")

@@ -1,0 +1,67 @@
+"""Every test that takes ``database`` runs once per driver: aiopg, psycopg 3 and SQLite, on real servers."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import peewee_async
+import pytest
+import pytest_asyncio
+
+from peewee_async_testing.transaction import _TRANSACTION_METHODS
+
+from .models import MODELS, database_proxy
+
+DRIVERS = ["aiopg", "psycopg", "sqlite"]
+
+
+def make_database(driver: str, request: pytest.FixtureRequest, sqlite_path: Path) -> Any:
+    """A peewee-async database of ``driver`` on this run's server (or an SQLite file)."""
+    if driver == "sqlite":
+        return peewee_async.SqliteDatabase(str(sqlite_path))
+    server = request.getfixturevalue("pg_server")
+    params = server.connect_params(request.getfixturevalue("pg_database"))
+    if driver == "aiopg":
+        return peewee_async.PostgresqlDatabase(**params, pool_params={"minsize": 0, "maxsize": 10})
+    return peewee_async.Psycopg3Database(**params, pool_params={"min_size": 0, "max_size": 10})
+
+
+@pytest_asyncio.fixture(scope="session", params=DRIVERS)
+async def session_database(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    db = make_database(request.param, request, tmp_path_factory.mktemp("sqlite") / "tests.db")
+    database_proxy.initialize(db)
+    await db.aio_create_tables(MODELS)
+    yield db
+    database_proxy.initialize(db)
+    await db.aio_drop_tables(MODELS)
+    await db.aio_close()
+
+
+async def acquired(db: Any) -> bool:
+    """Whether the database's pool has a connection handed out.
+
+    psycopg's pool replaces a discarded connection in a background task, and counts it as out until
+    then: give it a moment (this waits only when the answer would be yes).
+    """
+    for _ in range(300):
+        if not db.pool_backend.has_acquired_connections():
+            return False
+        await asyncio.sleep(0.01)
+    return True
+
+
+@pytest_asyncio.fixture
+async def database(session_database: Any) -> AsyncIterator[Any]:
+    """The database of the driver under test, its tables empty; fails the test if it leaks rows or patches."""
+    database_proxy.initialize(session_database)
+    yield session_database
+    leaked_patches = {*_TRANSACTION_METHODS, "aio_connection"} & vars(session_database).keys()
+    leaked_rows = {model.__name__: await model.select().aio_count() for model in MODELS}
+    for model in reversed(MODELS):
+        await model.delete().aio_execute()
+    assert not leaked_patches, f"the test left patches on the database: {leaked_patches}"
+    assert not any(leaked_rows.values()), f"the test left rows behind: {leaked_rows}"
+    assert not await acquired(session_database), "the test left a connection acquired from the pool"

@@ -1,0 +1,151 @@
+"""aio_clear_tables and clear_tables: both strategies, foreign keys, sequences, missing tables, bad input."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import peewee
+import peewee_async
+import pytest
+
+from peewee_async_testing import aio_clear_tables, bound_models, clear_tables
+
+from .models import MODELS, Author, BaseModel, Book, Ghost, Review
+
+
+def is_sqlite(db: Any) -> bool:
+    return isinstance(db, peewee_async.SqliteDatabase)
+
+
+async def fill() -> None:
+    """Two authors, a book each, a review: rows in every table, linked by foreign keys."""
+    for name in ("ada", "grace"):
+        author = await Author.aio_create(name=name)
+        book = await Book.aio_create(title=f"{name}'s book", author=author)
+    await Review.aio_create(book=book, stars=5)
+
+
+async def counts() -> list[int]:
+    return [await model.select().aio_count() for model in MODELS]
+
+
+@pytest.fixture
+def statements(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
+    """The SQL that peewee-async sends while the test runs."""
+    caplog.set_level(logging.DEBUG, logger="peewee.async")
+    sent: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            sent.append(record.msg[0] if isinstance(record.msg, tuple) else str(record.msg))
+
+    handler = Collect()
+    logging.getLogger("peewee.async").addHandler(handler)
+    yield sent
+    logging.getLogger("peewee.async").removeHandler(handler)
+
+
+@pytest.mark.parametrize("strategy", ["truncate", "delete"])
+async def test_every_bound_table_is_emptied_and_ids_restart(database: Any, strategy: str) -> None:
+    await fill()
+    assert await counts() == [2, 2, 1]
+    await aio_clear_tables(database, strategy=strategy)  # type: ignore[arg-type]
+    assert await counts() == [0, 0, 0]
+    first = await Author.aio_create(name="again")
+    assert first.id == 1, "the id sequence was not restarted"
+    await Author.delete().aio_execute()
+
+
+async def test_truncate_is_one_statement_for_all_tables(database: Any, statements: list[str]) -> None:
+    if is_sqlite(database):
+        pytest.skip("SQLite has no TRUNCATE")
+    await fill()
+    statements.clear()
+    await aio_clear_tables(database)
+    truncates = [sql for sql in statements if sql.startswith("TRUNCATE")]
+    assert truncates == ['TRUNCATE "author", "book", "review" RESTART IDENTITY CASCADE']
+
+
+async def test_delete_goes_children_first(database: Any, statements: list[str]) -> None:
+    await fill()
+    statements.clear()
+    await aio_clear_tables(database, strategy="delete")
+    deletes = " ".join(statements)
+    assert (
+        deletes.index('DELETE FROM "review"')
+        < deletes.index('DELETE FROM "book"')
+        < deletes.index('DELETE FROM "author"')
+    )
+    assert await counts() == [0, 0, 0]
+
+
+async def test_only_the_given_models_are_cleared(database: Any) -> None:
+    await fill()
+    await aio_clear_tables(database, [Review], strategy="delete")
+    assert await counts() == [2, 2, 0]
+    await aio_clear_tables(database, [Author, Book, Review], strategy="delete")
+    assert await counts() == [0, 0, 0]
+
+
+async def test_tables_that_do_not_exist_are_skipped(database: Any) -> None:
+    assert not await database.aio_table_exists(Ghost)
+    await fill()
+    await aio_clear_tables(database, [Ghost, Author, Book, Review])
+    await aio_clear_tables(database, [Ghost])
+    assert await counts() == [0, 0, 0]
+
+
+async def test_the_sync_version_clears_through_the_sync_connection(database: Any) -> None:
+    await fill()
+    allowed = database._allow_sync
+    clear_tables(database, strategy="delete")
+    assert await counts() == [0, 0, 0]
+    assert database._allow_sync is allowed
+    assert database.is_closed(), "clear_tables left the sync connection it opened"
+    clear_tables(database)  # truncate (SQLite: delete)
+    assert await counts() == [0, 0, 0]
+
+
+async def test_sqlite_autoincrement_counters_are_reset(tmp_path: Any) -> None:
+    db = peewee_async.SqliteDatabase(str(tmp_path / "autoincrement.db"))
+
+    class Ticket(peewee_async.AioModel):
+        id = peewee.AutoField()  # peewee's AutoField on SQLite: no AUTOINCREMENT, rowid reuse
+
+        class Meta:
+            database = db
+
+    class Counter(peewee_async.AioModel):
+        id = peewee.AutoField()
+
+        class Meta:
+            database = db
+
+    await db.aio_execute_sql("CREATE TABLE counter (id INTEGER PRIMARY KEY AUTOINCREMENT)")
+    await db.aio_create_tables([Ticket])
+    for _ in range(3):
+        await Counter.aio_create()
+        await Ticket.aio_create()
+    await aio_clear_tables(db, [Counter, Ticket])
+    assert (await Counter.aio_create()).id == 1
+    assert (await Ticket.aio_create()).id == 1
+    await db.aio_close()
+
+
+def test_models_bound_to_the_database_are_found_parents_first(database: Any) -> None:
+    found = bound_models(database)
+    assert {Author, Book, Review, Ghost, BaseModel} <= set(found)
+    assert found.index(Author) < found.index(Book) < found.index(Review)
+    assert all(model._meta.database.obj is database for model in found)
+
+
+def test_an_unknown_strategy_names_the_valid_ones(database: Any) -> None:
+    with pytest.raises(ValueError, match="use one of: truncate, delete"):
+        clear_tables(database, strategy="drop")  # type: ignore[arg-type]
+
+
+async def test_models_must_be_model_classes(database: Any) -> None:
+    with pytest.raises(TypeError, match="takes peewee model classes"):
+        await aio_clear_tables(database, ["author"])  # type: ignore[list-item]

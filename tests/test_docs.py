@@ -1,0 +1,28 @@
+"""Every example of the documentation runs, against this run's server; none is left out of the pages."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from peewee_async_testing import PostgresServer
+
+DOCS = Path(__file__).parent.parent / "docs"
+EXAMPLES = sorted((DOCS / "examples").glob("*.py"))
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
+def test_the_example_runs(example: Path, pg_server: PostgresServer) -> None:
+    env = dict(os.environ, PEEWEE_ASYNC_TESTING_DSN=pg_server.dsn)
+    result = subprocess.run([sys.executable, str(example)], env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=[path.name for path in EXAMPLES])
+def test_the_example_is_shown_in_the_docs(example: Path) -> None:
+    pages = "\n".join(page.read_text() for page in DOCS.glob("*.rst"))
+    assert f"literalinclude:: examples/{example.name}" in pages
