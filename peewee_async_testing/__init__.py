@@ -6,16 +6,30 @@ Example::
 
     async with TransactionTestCase(database):
         await User.aio_create(name="ada")   # gone after the block
+
+The names are imported on first use, so that loading the pytest plugin (which lives in this
+package) does not import peewee, peewee-async and their drivers before a test needs them.
 """
 
 from __future__ import annotations
 
-from .cleanup import aio_clear_tables, bound_models, clear_tables
-from .exceptions import ConfigurationError, PeeweeAsyncTestingError, ServerError, TransactionError
-from .server import PostgresServer
-from .transaction import TransactionTestCase
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Every public name, and the module that defines it.
+_EXPORTS = {
+    "ConfigurationError": "exceptions",
+    "PeeweeAsyncTestingError": "exceptions",
+    "PostgresServer": "server",
+    "ServerError": "exceptions",
+    "TransactionError": "exceptions",
+    "TransactionTestCase": "transaction",
+    "aio_clear_tables": "cleanup",
+    "bound_models": "cleanup",
+    "clear_tables": "cleanup",
+}
 
 __all__ = [
     "ConfigurationError",
@@ -28,3 +42,21 @@ __all__ = [
     "bound_models",
     "clear_tables",
 ]
+
+if TYPE_CHECKING:
+    from .cleanup import aio_clear_tables, bound_models, clear_tables
+    from .exceptions import ConfigurationError, PeeweeAsyncTestingError, ServerError, TransactionError
+    from .server import PostgresServer
+    from .transaction import TransactionTestCase
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

@@ -1,63 +1,304 @@
 """The pytest plugin, registered through the ``pytest11`` entry point ``peewee_async_testing``.
 
-It only defines fixtures; nothing runs until a test asks for one of them.
+Options, ini settings, the ``peewee_db`` marker and the fixtures. Inert until configured: nothing
+autouses and no server starts unless the ini file names a database, a test carries the marker, or
+a test asks for a fixture. The library itself is imported only when a fixture runs, so that merely
+having the plugin installed costs pytest's start-up almost nothing.
 """
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import os
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
 import pytest_asyncio
 
-from .cleanup import clear_tables as clear_database_tables
-from .transaction import TransactionTestCase
+if TYPE_CHECKING:
+    from .server import PostgresServer
+    from .testdb import TestDatabase
+
+ISOLATIONS = ("transaction", "clear")
+MARKER_OPTIONS = ("isolation",)
+LoopScope = Literal["function", "class", "module", "package", "session"]
+LOOP_SCOPES: tuple[LoopScope, ...] = ("function", "class", "module", "package", "session")
+SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
+
+TEST_DATABASE: pytest.StashKey[TestDatabase] = pytest.StashKey()
 
 NOT_CONFIGURED = (
     "The {fixture} fixture needs a peewee-async database, but none is configured. "
-    "Override the `peewee_database` fixture in your conftest.py to return your database object, e.g.\n\n"
+    'Set `peewee_async_database = "myapp.db:database"` (the module and name of your database object) '
+    "in your pytest ini file, or override the `peewee_database` fixture in your conftest.py:\n\n"
     "    @pytest.fixture(scope='session')\n"
     "    def peewee_database():\n"
     "        return myapp.db.database\n"
 )
 
 
-@pytest.fixture
-def peewee_database(request: pytest.FixtureRequest) -> Any:
-    """The peewee-async database that ``in_transaction`` and ``clear_tables`` isolate.
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("peewee-async-testing", "peewee-async test databases")
+    group.addoption(
+        "--peewee-dsn",
+        metavar="URL",
+        help="PostgreSQL server to make the test database on, as postgresql://user:password@host:port/dbname "
+        "(default: $PEEWEE_ASYNC_TESTING_DSN, else a throwaway server started for the run)",
+    )
+    group.addoption(
+        "--peewee-reuse-db",
+        action="store_true",
+        help="keep the test database after the run, and reuse it (no table creation) while the schema is unchanged",
+    )
+    group.addoption(
+        "--peewee-create-db", action="store_true", help="make the test database afresh, even with --peewee-reuse-db"
+    )
+    group.addoption(
+        "--peewee-db-suffix",
+        metavar="TEXT",
+        help=f"add TEXT to every test database name, for runs that share one server (default: ${SUFFIX_ENV})",
+    )
+    group.addoption(
+        "--peewee-drop-stale",
+        action="store_true",
+        help="first drop this project's test databases that no live session holds (left by crashed runs)",
+    )
+    parser.addini("peewee_async_database", "the app's database object, as package.module:attribute", default="")
+    parser.addini(
+        "peewee_async_models",
+        "modules to import so every model is registered (default: the database's module)",
+        type="args",
+    )
+    parser.addini(
+        "peewee_async_autouse", "wrap every test in a test transaction without asking", type="bool", default=False
+    )
+    parser.addini(
+        "peewee_async_allow_transactions",
+        "let the code under test open transactions inside the test transaction (not available yet)",
+        type="bool",
+        default=False,
+    )
 
-    Override it in ``conftest.py`` (any scope) to return your database object; its tables must exist.
-    Not overridden, it fails the test with instructions.
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "peewee_db(isolation='transaction'|'clear'): the test uses the peewee-async database, isolated by a "
+        "rolled-back transaction (the default for async tests) or by clearing the tables after it.",
+    )
+    spec = config.getini("peewee_async_database")
+    if spec and (spec.count(":") != 1 or not all(spec.split(":"))):
+        raise pytest.UsageError(
+            f"peewee_async_database = {spec!r} is not of the form package.module:attribute "
+            '(for example "myapp.db:database").'
+        )
+    if config.getini("peewee_async_allow_transactions"):
+        raise pytest.UsageError(
+            "peewee_async_allow_transactions = true is not supported by this version of peewee-async-testing: "
+            "remove it, and use the clear_tables fixture for tests of code that opens transactions."
+        )
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    spec = config.getini("peewee_async_database")
+    if not spec:
+        return None
+    autouse = "on" if config.getini("peewee_async_autouse") else "off"
+    return f"peewee-async-testing: database {spec}, autouse {autouse}"
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Isolate the tests that carry the marker (every test with ``peewee_async_autouse = true``), and give
+    async tests that use the database a pool on their own event loop."""
+    autouse = config.getini("peewee_async_autouse")
+    for item in items:
+        if not isinstance(item, pytest.Function):
+            continue
+        names = item.fixturenames
+        if "in_transaction" not in names and (autouse or item.get_closest_marker("peewee_db") is not None):
+            names.insert(0, "in_transaction")
+        elif "peewee_database" in names and _is_async(item):
+            pool = f"_peewee_pool_{_loop_scope(item)}"
+            if pool not in names:
+                names.insert(names.index("peewee_database") + 1, pool)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    test_database = config.stash.get(TEST_DATABASE, None)
+    if test_database is None:
+        return
+    how = "reused" if test_database.reused else "created"
+    if test_database.server is not None:
+        where = f"on {test_database.server.host}:{test_database.server.port}"
+        how += "" if test_database.reuse else ", dropped"
+    else:
+        where, how = "(SQLite)", how + ", removed"
+    stale = f"; dropped stale: {', '.join(test_database.dropped_stale)}" if test_database.dropped_stale else ""
+    terminalreporter.write_line(f"peewee-async-testing: test database {test_database.name} {where} ({how}){stale}")
+
+
+# -- the fixtures ------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
+    """The PostgreSQL server that test databases are made on.
+
+    ``--peewee-dsn`` or ``$PEEWEE_ASYNC_TESTING_DSN`` when given (left running), else a throwaway
+    server started for the session and removed at its end.
     """
-    fixture = next((name for name in ("in_transaction", "clear_tables") if name in request.fixturenames), None)
-    pytest.fail(NOT_CONFIGURED.format(fixture=fixture or "peewee_database"), pytrace=False)
+    from .server import PostgresServer
+
+    with PostgresServer(dsn=request.config.getoption("peewee_dsn")) as server:
+        yield server
 
 
-@pytest_asyncio.fixture
-async def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> AsyncIterator[Any]:
+@pytest.fixture(scope="session")
+def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The app's peewee-async database object, pointed at the session's test database.
+
+    With ``peewee_async_database`` set in the ini file: makes ``test_<name>`` on the server (one per
+    pytest-xdist worker), points the object at it, creates the models' tables once, and at the end
+    drops it (unless ``--peewee-reuse-db``) and restores the object's settings. Override this fixture
+    in ``conftest.py`` to hand over a database you manage yourself; the plugin then only isolates tests.
+    """
+    config = request.config
+    spec = config.getini("peewee_async_database")
+    if not spec:
+        fixture = next((name for name in ("in_transaction", "clear_tables") if name in request.fixturenames), None)
+        pytest.fail(NOT_CONFIGURED.format(fixture=fixture or "peewee_database"), pytrace=False)
+    from ._database import is_postgres, resolve_database
+    from .cleanup import bound_models
+    from .testdb import TestDatabase
+
+    configured = _load(spec, config.getini("peewee_async_models"))
+    database = resolve_database(configured, purpose=f"peewee_async_database = {spec}")
+    test_database = TestDatabase(
+        database,
+        bound_models(database),
+        server=request.getfixturevalue("peewee_server") if is_postgres(database) else None,
+        suffix=config.getoption("peewee_db_suffix") or os.environ.get(SUFFIX_ENV, ""),
+        worker=os.environ.get("PYTEST_XDIST_WORKER"),
+        reuse=config.getoption("peewee_reuse_db"),
+        create=config.getoption("peewee_create_db"),
+        drop_stale=config.getoption("peewee_drop_stale") or config.getoption("peewee_create_db"),
+    )
+    test_database.setup()
+    config.stash[TEST_DATABASE] = test_database
+    try:
+        yield configured
+    finally:
+        test_database.teardown()
+
+
+@pytest.fixture
+def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Any:
     """Run the test inside a :class:`~peewee_async_testing.TransactionTestCase`, rolled back afterwards.
 
-    Yields the active case (``case.connection`` is the test's connection). Steps aside, yielding
-    ``None``, when the test also asks for ``clear_tables``. Make it autouse in ``conftest.py``::
-
-        @pytest.fixture(autouse=True)
-        def _isolate(in_transaction):
-            pass
+    Returns the active case (``case.connection`` is the test's connection). Tests that cannot run in
+    a transaction get ``clear_tables`` instead, and ``None``: synchronous tests, tests that ask for
+    ``clear_tables``, and tests marked ``@pytest.mark.peewee_db(isolation="clear")``. It runs on the
+    test's own event loop, whatever its loop scope. ``peewee_async_autouse = true`` applies it to every test.
     """
-    if "clear_tables" in request.fixturenames:
-        yield None
-        return
-    async with TransactionTestCase(peewee_database) as case:
-        yield case
+    if _isolation(request) == "clear":
+        request.getfixturevalue("clear_tables")
+        return None
+    scope = _loop_scope(request.node)
+    request.getfixturevalue(f"_peewee_pool_{scope}")
+    return request.getfixturevalue(f"_peewee_transaction_{scope}")
 
 
 @pytest.fixture
-def clear_tables(peewee_database: Any) -> Iterator[None]:
+def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterator[None]:
     """Empty every table of the database's models after the test (one ``TRUNCATE`` on PostgreSQL).
 
     For tests whose queries cannot run inside the test transaction: synchronous peewee queries,
     other processes, code that commits. Works for sync and async tests alike.
     """
+    if _is_async(request.node):
+        request.getfixturevalue(f"_peewee_pool_{_loop_scope(request.node)}")
     yield
-    clear_database_tables(peewee_database)
+    from .cleanup import clear_tables
+
+    clear_tables(peewee_database)
+
+
+def _loop_fixtures(scope: LoopScope) -> tuple[Any, Any]:
+    """The pool and transaction fixtures for tests whose event loop has loop scope ``scope``."""
+
+    @pytest_asyncio.fixture(scope=scope, loop_scope=scope, name=f"_peewee_pool_{scope}")
+    async def pool(peewee_database: Any) -> AsyncIterator[None]:
+        from ._database import resolve_database
+        from .pools import pool_on_running_loop
+
+        async with pool_on_running_loop(resolve_database(peewee_database, purpose="peewee_database")):
+            yield
+
+    @pytest_asyncio.fixture(loop_scope=scope, name=f"_peewee_transaction_{scope}")
+    async def transaction(peewee_database: Any) -> AsyncIterator[Any]:
+        from .transaction import TransactionTestCase
+
+        async with TransactionTestCase(peewee_database) as case:
+            yield case
+
+    return pool, transaction
+
+
+for _scope in LOOP_SCOPES:
+    globals()[f"_peewee_pool_{_scope}"], globals()[f"_peewee_transaction_{_scope}"] = _loop_fixtures(_scope)
+
+
+# -- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _load(spec: str, model_modules: list[str]) -> Any:
+    """Import the model modules and return the object named by ``module:attribute``."""
+    module_name, attribute = spec.split(":")
+    for name in [module_name, *model_modules]:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            pytest.fail(f"peewee-async-testing cannot import {name!r}, named in the ini file: {error}", pytrace=False)
+    obj: Any = importlib.import_module(module_name)
+    try:
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        pytest.fail(
+            f"peewee_async_database = {spec}: module {module_name!r} has no attribute {attribute!r}.", pytrace=False
+        )
+    return obj
+
+
+def _is_async(item: pytest.Item) -> bool:
+    return isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj)
+
+
+def _loop_scope(item: pytest.Item) -> str:
+    """The loop scope pytest-asyncio runs ``item`` in: its ``asyncio`` marker, else the ini default."""
+    marker = item.get_closest_marker("asyncio")
+    scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope") if marker else None
+    return str(scope or item.config.getini("asyncio_default_test_loop_scope") or "function")
+
+
+def _isolation(request: pytest.FixtureRequest) -> str:
+    marker = request.node.get_closest_marker("peewee_db")
+    options = dict(marker.kwargs) if marker else {}
+    unknown = sorted(set(options) - set(MARKER_OPTIONS))
+    if unknown:
+        pytest.fail(f"peewee_db marker: unknown option(s) {', '.join(unknown)}; valid: {', '.join(MARKER_OPTIONS)}.")
+    isolation = options.get("isolation", "transaction")
+    if isolation not in ISOLATIONS:
+        pytest.fail(f"peewee_db marker: isolation={isolation!r} is not one of: {', '.join(map(repr, ISOLATIONS))}.")
+    if "clear_tables" in request.fixturenames:
+        return "clear"
+    if not _is_async(request.node):
+        if "isolation" in options and isolation == "transaction":
+            pytest.fail(
+                "peewee_db(isolation='transaction') needs an async test: a synchronous test's queries use "
+                "their own connection and cannot see a test transaction. Use isolation='clear'."
+            )
+        return "clear"
+    return str(isolation)

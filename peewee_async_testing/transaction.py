@@ -159,6 +159,7 @@ class TransactionTestCase:
         self.connection: Any = None
         self._shared: SharedConnection | None = None
         self._pid: int | None = None
+        self._pool: Any = None
         self._stack: AsyncExitStack | None = None
 
     def __repr__(self) -> str:
@@ -180,7 +181,8 @@ class TransactionTestCase:
             stack.callback(_active.discard, database)
             if not database.is_connected:
                 await database.aio_connect()
-            self.connection = await database.pool_backend.acquire()
+            self._pool = database.pool_backend
+            self.connection = await self._pool.acquire()
             stack.push_async_callback(self._give_back)
             self._shared = SharedConnection(self.connection)
             _patch(stack, database, "aio_connection", _Borrowed(self._shared))
@@ -265,7 +267,7 @@ class TransactionTestCase:
         query, holding the block's locks until it ends: the next test would wait for it. This waits
         (up to 5 s) until that process is gone; needs PostgreSQL 14 or later.
         """
-        connection = await self.database.pool_backend.acquire()
+        connection = await self._pool.acquire()
         try:
             async with connection.cursor() as cursor:
                 await cursor.execute(
@@ -273,8 +275,8 @@ class TransactionTestCase:
                     (pid,),
                 )
         finally:
-            await self.database.pool_backend.release(connection)
+            await self._pool.release(connection)
 
     async def _give_back(self) -> None:
         connection, self.connection, self._shared = self.connection, None, None
-        await self.database.pool_backend.release(connection)
+        await self._pool.release(connection)

@@ -10,7 +10,7 @@ import peewee_async_testing
 
 
 def test_all_is_sorted_and_importable() -> None:
-    assert peewee_async_testing.__all__ == sorted(peewee_async_testing.__all__)
+    assert peewee_async_testing.__all__ == sorted(peewee_async_testing._EXPORTS)
     for name in peewee_async_testing.__all__:
         assert getattr(peewee_async_testing, name) is not None
 

@@ -1,4 +1,8 @@
-"""The pytest plugin, driven end to end: real inner pytest sessions (pytester) on the real server."""
+"""The pytest plugin, driven end to end: real inner pytest sessions (pytester) on the real server.
+
+The inner project is a small app whose database object points at a real database, ``app``, holding
+a sentinel row: the plugin must make ``test_app`` next to it and never touch ``app`` itself.
+"""
 
 from __future__ import annotations
 
@@ -13,22 +17,30 @@ from peewee_async_testing import PostgresServer
 
 INI = """
 [pytest]
-asyncio_mode = strict
-asyncio_default_fixture_loop_scope = session
-asyncio_default_test_loop_scope = session
+asyncio_mode = {mode}
+asyncio_default_fixture_loop_scope = {loop}
+asyncio_default_test_loop_scope = {loop}
 filterwarnings = error
 addopts = --strict-markers -p no:cacheprovider
+pythonpath = .
+{extra}
 """
 
-MODELS = """
+APP_DB = """
 import os
 
-import peewee
 import peewee_async
 
 database = peewee_async.PostgresqlDatabase(
-    os.environ["INNER_DATABASE"], host=os.environ["INNER_HOST"], port=int(os.environ["INNER_PORT"]), user="postgres"
+    "app", host=os.environ["INNER_HOST"], port=int(os.environ["INNER_PORT"]), user="postgres"
 )
+"""
+
+APP_MODELS = """
+import peewee
+import peewee_async
+
+from app.db import database
 
 
 class Note(peewee_async.AioModel):
@@ -36,59 +48,100 @@ class Note(peewee_async.AioModel):
 
     class Meta:
         database = database
+
+
+class Comment(peewee_async.AioModel):
+    note = peewee.ForeignKeyField(Note, backref="comments")
+
+    class Meta:
+        database = database
 """
 
-CONFTEST = """
-import pytest
-import pytest_asyncio
-
-from models import Note, database
-
-
-@pytest_asyncio.fixture(scope="session")
-async def peewee_database():
-    await database.aio_create_tables([Note])
-    yield database
-    await database.aio_close()
-"""
-
-AUTOUSE = """
-
-@pytest.fixture(autouse=True)
-def _isolate(in_transaction):
-    pass
+CONFIGURED = """
+peewee_async_database = app.db:database
+peewee_async_models = app.models
 """
 
 
-def notes(server: PostgresServer, database: str) -> list[str]:
-    """The rows of the inner sessions' table, read from outside them."""
+def admin(server: PostgresServer, sql: str, params: tuple[Any, ...] = (), database: str = "postgres") -> list[Any]:
     connection = psycopg2.connect(**server.connect_params(database))
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT text FROM note ORDER BY text")
-            return [text for (text,) in cursor.fetchall()]
-    finally:
-        connection.close()
-
-
-@pytest.fixture
-def inner(pytester: pytest.Pytester, pg_server: PostgresServer, pg_database: str) -> Iterator[pytest.Pytester]:
-    """A pytester project whose models live in this run's database; the table is dropped afterwards."""
-    pytester.makeini(INI)
-    pytester.makepyfile(models=MODELS)
-    pytester.syspathinsert()
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("INNER_DATABASE", pg_database)
-        patch.setenv("INNER_HOST", pg_server.host)
-        patch.setenv("INNER_PORT", str(pg_server.port))
-        yield pytester
-    connection = psycopg2.connect(**pg_server.connect_params(pg_database))
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
-            cursor.execute("DROP TABLE IF EXISTS note")
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
     finally:
         connection.close()
+
+
+def databases(server: PostgresServer) -> set[str]:
+    return {name for (name,) in admin(server, "SELECT datname FROM pg_database")}
+
+
+@pytest.fixture
+def app_database(pg_server: PostgresServer) -> Iterator[str]:
+    """The inner app's configured database: real, with a sentinel row the plugin must leave alone."""
+    admin(pg_server, "CREATE DATABASE app")
+    admin(pg_server, "CREATE TABLE note (id serial PRIMARY KEY, text varchar(255) UNIQUE)", database="app")
+    admin(pg_server, "INSERT INTO note (text) VALUES ('sentinel')", database="app")
+    yield "app"
+    assert admin(pg_server, "SELECT text FROM note", database="app") == [("sentinel",)], "the app database was touched"
+    left = {name for name in databases(pg_server) if name.startswith("test_app")}
+    for name in left | {"app"}:
+        admin(pg_server, f'DROP DATABASE "{name}" WITH (FORCE)')
+    assert not left, f"the inner run left test databases behind: {left}"
+
+
+@pytest.fixture
+def inner(
+    pytester: pytest.Pytester, pg_server: PostgresServer, app_database: str, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    """A pytester project holding the app; inner runs make their test databases on this run's server."""
+    pytester.mkpydir("app")
+    pytester.path.joinpath("app", "db.py").write_text(APP_DB)
+    pytester.path.joinpath("app", "models.py").write_text(APP_MODELS)
+    pytester.syspathinsert()
+    make_ini(pytester)
+    monkeypatch.setenv("INNER_HOST", pg_server.host)
+    monkeypatch.setenv("INNER_PORT", str(pg_server.port))
+    monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DSN", pg_server.dsn)
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DB_SUFFIX", raising=False)
+    return pytester
+
+
+@pytest.fixture(autouse=True)
+def _not_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Inner sessions are not workers of this run, even when this run uses pytest-xdist."""
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def make_ini(pytester: pytest.Pytester, extra: str = CONFIGURED, *, loop: str = "session", mode: str = "auto") -> None:
+    pytester.makeini(INI.format(extra=extra, loop=loop, mode=mode))
+
+
+ISOLATED_TESTS = """
+import pytest
+from app.models import Note
+
+async def test_one():
+    await Note.aio_create(text="same")
+    assert await Note.select().aio_count() == 1
+
+async def test_two_sees_nothing_of_one():
+    assert await Note.select().aio_count() == 0
+    await Note.aio_create(text="same")  # unique: fails if test_one's row survived
+
+async def test_a_crash():
+    await Note.aio_create(text="crash")
+    raise RuntimeError("boom")
+
+async def test_the_crash_left_nothing():
+    assert await Note.select().aio_count() == 0
+"""
+
+
+# -- registration and the inert default ----------------------------------------------------------------------------
 
 
 def test_the_plugin_is_registered_under_its_entry_point() -> None:
@@ -97,76 +150,464 @@ def test_the_plugin_is_registered_under_its_entry_point() -> None:
 
 
 def test_the_fixtures_are_documented(pytester: pytest.Pytester) -> None:
-    pytester.makeini(INI)
+    make_ini(pytester, extra="")
     result = pytester.runpytest("--fixtures")
     for fixture, doc in [
         ("in_transaction", "*Run the test inside a*TransactionTestCase*"),
         ("clear_tables", "*Empty every table*"),
-        ("peewee_database", "*The peewee-async database that ``in_transaction`` and ``clear_tables`` isolate.*"),
+        ("peewee_database", "*The app's peewee-async database object, pointed at the session's test database.*"),
+        ("peewee_server", "*The PostgreSQL server that test databases are made on.*"),
     ]:
-        result.stdout.fnmatch_lines([f"{fixture} -- *peewee_async_testing/plugin.py*", doc])
+        result.stdout.fnmatch_lines([f"{fixture}* -- *peewee_async_testing/plugin.py*", doc])
+
+
+def test_unconfigured_the_plugin_changes_nothing(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_ini(pytester, extra="")
+    monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DSN", "postgresql://nobody@127.0.0.1:1/none")  # a server would fail
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_sync(request):
+            assert not {"in_transaction", "clear_tables", "peewee_database"} & set(request.fixturenames)
+
+        async def test_async(request):
+            assert not {"in_transaction", "clear_tables", "peewee_database"} & set(request.fixturenames)
+            assert "peewee_async_testing.server" not in sys.modules
+        """
+    )
+    result = pytester.runpytest_subprocess()  # a fresh interpreter: nothing of the library imported yet
+    result.assert_outcomes(passed=2)
+    assert "peewee-async-testing:" not in result.stdout.str()  # no header, no test database
 
 
 def test_without_a_database_the_error_says_what_to_add(inner: pytest.Pytester) -> None:
-    inner.makepyfile(
-        test_it="""
-        async def test_needs_db(in_transaction):
-            pass
-        """
-    )
+    make_ini(inner, extra="")
+    inner.makepyfile("async def test_needs_db(in_transaction):\n    pass\n")
     result = inner.runpytest()
     result.assert_outcomes(errors=1)
     result.stdout.fnmatch_lines(
         [
             "The in_transaction fixture needs a peewee-async database, but none is configured. "
-            "Override the `peewee_database` fixture in your conftest.py *",
+            'Set `peewee_async_database = "myapp.db:database"` *',
             "    def peewee_database():",
         ]
     )
 
 
-def test_in_transaction_keeps_each_test_to_itself(inner: pytest.Pytester, pg_server: Any, pg_database: str) -> None:
-    inner.makeconftest(CONFTEST + AUTOUSE)
-    inner.makepyfile(
-        test_it="""
-        import pytest
-        from models import Note
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("peewee_async_database = app.db.database", "*is not of the form package.module:attribute*"),
+        ("peewee_async_allow_transactions = true", "*peewee_async_allow_transactions = true is not supported*"),
+    ],
+)
+def test_configuration_mistakes_are_usage_errors(pytester: pytest.Pytester, extra: str, message: str) -> None:
+    make_ini(pytester, extra=extra)
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
 
-        @pytest.mark.asyncio
-        async def test_one(in_transaction):
-            assert in_transaction.connection is not None
-            await Note.aio_create(text="same")
+
+def test_a_database_that_cannot_be_imported_is_named(inner: pytest.Pytester) -> None:
+    make_ini(inner, extra="peewee_async_database = app.nowhere:database")
+    inner.makepyfile("async def test_x(in_transaction):\n    pass\n")
+    result = inner.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*peewee-async-testing cannot import 'app.nowhere', named in the ini file*"])
+
+
+# -- configuration by ini: the test database's lifecycle -----------------------------------------------------------
+
+
+def test_autouse_isolates_every_test_on_a_test_database(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        test_names="""
+        from app.db import database
+
+        def test_the_database_object_points_at_the_test_database():
+            assert database.database == "test_app"
+        """,
+        test_isolated=ISOLATED_TESTS,
+    )
+    result = inner.runpytest()
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "peewee-async-testing: database app.db:database, autouse on",
+            "*RuntimeError: boom*",
+            f"peewee-async-testing: test database test_app on 127.0.0.1:{pg_server.port} (created, dropped)",
+        ]
+    )
+    assert "test_app" not in databases(pg_server)
+
+
+def test_without_autouse_only_marked_tests_are_isolated(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+        from app.models import Note
+
+        async def test_unisolated_write(peewee_database):
+            await Note.aio_create(text="kept")
+
+        async def test_so_the_next_test_sees_it(peewee_database):
             assert await Note.select().aio_count() == 1
 
-        @pytest.mark.asyncio
-        async def test_two_sees_nothing_of_one():
-            assert await Note.select().aio_count() == 0
-            await Note.aio_create(text="same")  # unique: fails if test_one's row survived
+        @pytest.mark.peewee_db
+        async def test_marked_writes():
+            await Note.aio_create(text="rolled back")
 
-        @pytest.mark.asyncio
-        async def test_a_crash_in_one_test():
-            await Note.aio_create(text="crash")
-            raise RuntimeError("boom")
+        async def test_the_marked_write_is_gone(peewee_database):
+            assert [n.text for n in await Note.select().aio_execute()] == ["kept"]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=4)
 
-        @pytest.mark.asyncio
-        async def test_does_not_reach_the_next():
-            assert await Note.select().aio_count() == 0
+
+def test_the_database_object_is_restored_after_the_session(inner: pytest.Pytester) -> None:
+    inner.makeconftest(
+        """
+        from app.db import database
+
+        BEFORE = (database.database, dict(database.connect_params), database.pool_backend)
+
+        def pytest_sessionfinish(session):  # after every fixture is torn down
+            after = (database.database, dict(database.connect_params), database.pool_backend)
+            restored = after[:2] == BEFORE[:2] and after[2] is BEFORE[2]
+            session.config.rootpath.joinpath("restored").write_text(str(restored))
+        """
+    )
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+
+        @pytest.mark.peewee_db
+        async def test_pointed():
+            assert database.database == "test_app"
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=1)
+    assert inner.path.joinpath("restored").read_text() == "True"
+
+
+@pytest.mark.parametrize("loop", ["function", "session"])
+def test_marker_choices_per_test_class_and_module(inner: pytest.Pytester, loop: str) -> None:
+    make_ini(inner, loop=loop)
+    inner.makepyfile(
+        test_clear="""
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        pytestmark = pytest.mark.peewee_db(isolation="clear")
+
+        def sync_texts():
+            with database.allow_sync():
+                return [note.text for note in Note.select()]
+
+        async def test_committed_rows_are_visible_to_sync_code(in_transaction):
+            assert in_transaction is None
+            await Note.aio_create(text="committed")
+            assert sync_texts() == ["committed"]
+
+        def test_sync_tests_are_cleared_too():
+            assert sync_texts() == []
+            with database.allow_sync():
+                Note.create(text="sync")
+
+        def test_and_cleared_after():
+            assert sync_texts() == []
+        """,
+        test_transaction="""
+        import pytest
+        from app.models import Note
+
+        @pytest.mark.peewee_db(isolation="transaction")
+        class TestInTransactions:
+            async def test_one(self, in_transaction):
+                assert in_transaction.connection is not None
+                await Note.aio_create(text="x")
+
+            async def test_two(self):
+                assert await Note.select().aio_count() == 0
+                await Note.aio_create(text="x")
+        """,
+    )
+    inner.runpytest().assert_outcomes(passed=5)
+
+
+def test_marker_mistakes_name_the_valid_choices(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.peewee_db(isolation="truncate")
+        async def test_wrong_isolation():
+            pass
+
+        @pytest.mark.peewee_db(isolaton="clear")
+        async def test_misspelt_option():
+            pass
+
+        @pytest.mark.peewee_db(isolation="transaction")
+        def test_sync_in_a_transaction():
+            pass
         """
     )
     result = inner.runpytest()
-    result.assert_outcomes(passed=3, failed=1)
-    result.stdout.fnmatch_lines(["*RuntimeError: boom*"])
-    assert notes(pg_server, pg_database) == []
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*isolation='truncate' is not one of: 'transaction', 'clear'*",
+            "*unknown option(s) isolaton; valid: isolation*",
+            "*needs an async test*Use isolation='clear'*",
+        ]
+    )
 
 
-def test_clear_tables_cleans_up_after_sync_and_async_tests(
-    inner: pytest.Pytester, pg_server: Any, pg_database: str
-) -> None:
-    inner.makeconftest(CONFTEST + AUTOUSE)
+def test_loop_scopes_can_be_mixed_in_one_run(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true", loop="function")
     inner.makepyfile(
-        test_it="""
+        test_function_loops=ISOLATED_TESTS.replace("raise RuntimeError", "pass  #"),
+        test_module_loop="""
         import pytest
-        from models import Note, database
+        from app.models import Note
+
+        pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+        async def test_module_loop_one():
+            await Note.aio_create(text="m")
+
+        async def test_module_loop_two():
+            assert await Note.select().aio_count() == 0
+        """,
+        test_session_loop="""
+        import pytest
+        from app.models import Note
+
+        @pytest.mark.asyncio(loop_scope="session")
+        async def test_session_loop():
+            assert await Note.select().aio_count() == 0
+            await Note.aio_create(text="s")
+        """,
+    )
+    inner.runpytest().assert_outcomes(passed=7)
+
+
+def test_strict_mode_works_too(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true", mode="strict", loop="function")
+    inner.makepyfile(
+        """
+        import pytest
+        from app.models import Note
+
+        @pytest.mark.asyncio
+        async def test_one():
+            await Note.aio_create(text="x")
+
+        @pytest.mark.asyncio
+        async def test_two():
+            assert await Note.select().aio_count() == 0
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
+
+def test_reuse_db_keeps_the_database_for_the_next_run(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+        from app.models import Note
+
+        @pytest.mark.peewee_db
+        async def test_it():
+            await Note.aio_create(text="x")
+        """
+    )
+    first = inner.runpytest("--peewee-reuse-db")
+    first.assert_outcomes(passed=1)
+    first.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (created)"])
+    oid = admin(pg_server, "SELECT oid FROM pg_database WHERE datname = 'test_app'")
+    assert oid, "--peewee-reuse-db dropped the database"
+
+    second = inner.runpytest("--peewee-reuse-db")
+    second.assert_outcomes(passed=1)
+    second.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (reused)"])
+    assert admin(pg_server, "SELECT oid FROM pg_database WHERE datname = 'test_app'") == oid
+
+    inner.path.joinpath("app", "models.py").write_text(APP_MODELS.replace("unique=True", "unique=True, null=True"))
+    changed = inner.runpytest("--peewee-reuse-db")
+    changed.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (created)"])
+
+    fresh = inner.runpytest("--peewee-reuse-db", "--peewee-create-db")
+    fresh.assert_outcomes(passed=1)
+    fresh.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (created, dropped)"])
+    assert "test_app" not in databases(pg_server)
+
+
+def test_a_suffix_keeps_runs_that_share_a_server_apart(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    inner.makepyfile("import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n")
+    inner.runpytest("--peewee-db-suffix", "shard-1").stdout.fnmatch_lines(["*test database test_app_shard_1 on *"])
+    monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DB_SUFFIX", "ci7")
+    inner.runpytest().stdout.fnmatch_lines(["*test database test_app_ci7 on *"])
+
+
+def test_drop_stale_removes_what_crashed_runs_left(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
+    admin(pg_server, "CREATE DATABASE test_app_crashed")
+    admin(pg_server, "CREATE DATABASE test_apple")  # another project's: not ours to drop
+    inner.makepyfile("import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n")
+    result = inner.runpytest("--peewee-drop-stale")
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*(created, dropped); dropped stale: test_app_crashed"])
+    assert "test_app_crashed" not in databases(pg_server)
+    assert "test_apple" in databases(pg_server)
+    admin(pg_server, "DROP DATABASE test_apple")
+
+
+def test_a_name_in_use_by_a_live_session_is_refused(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
+    admin(pg_server, "CREATE DATABASE test_app")
+    holder = psycopg2.connect(**pg_server.connect_params("test_app"))
+    try:
+        inner.makepyfile("import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n")
+        result = inner.runpytest()
+        result.assert_outcomes(errors=1)
+        result.stdout.fnmatch_lines(["*'test_app' is in use by another session*--peewee-db-suffix*"])
+    finally:
+        holder.close()
+        admin(pg_server, "DROP DATABASE test_app")
+
+
+def test_xdist_workers_each_get_a_clone(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        **{
+            f"test_worker_{i}": f"""
+            import os
+            from app.db import database
+            from app.models import Note
+
+            async def test_records_its_database():
+                await Note.aio_create(text="x")  # unique: clones must not share rows
+                with open(os.path.join({str(inner.path)!r}, "seen_{i}"), "w") as out:
+                    out.write(database.database)
+            """
+            for i in range(4)
+        }
+    )
+    result = inner.runpytest("-n", "2", "-p", "no:benchmark")
+    result.assert_outcomes(passed=4)
+    seen = {inner.path.joinpath(f"seen_{i}").read_text() for i in range(4)}
+    assert seen == {"test_app_gw0", "test_app_gw1"}
+    assert not {name for name in databases(pg_server) if name.startswith("test_app")}
+
+
+def test_a_throwaway_server_when_none_is_given(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+
+        @pytest.mark.peewee_db
+        async def test_elsewhere(peewee_server):
+            assert not peewee_server.attached
+            assert database.connect_params["port"] == peewee_server.port
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=1)
+
+
+def test_sqlite_gets_a_temporary_file(
+    pytester: pytest.Pytester, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    original = tmp_path / "app.db"
+    pytester.makepyfile(
+        lite=f"""
+        import peewee
+        import peewee_async
+
+        database = peewee_async.SqliteDatabase({str(original)!r})
+
+        class Item(peewee_async.AioModel):
+            name = peewee.CharField()
+
+            class Meta:
+                database = database
+        """
+    )
+    make_ini(pytester, "peewee_async_database = lite:database\npeewee_async_autouse = true")
+    pytester.syspathinsert()
+    pytester.makepyfile(
+        test_lite="""
+        from lite import Item, database
+
+        async def test_one():
+            assert database.database.endswith("test_app.db")
+            await Item.aio_create(name="x")
+
+        async def test_two():
+            assert await Item.select().aio_count() == 0
+        """
+    )
+    result = pytester.runpytest()
+    result.assert_outcomes(passed=2)
+    result.stdout.fnmatch_lines(["*test database */test_app.db (SQLite) (created, removed)"])
+    assert not original.exists(), "the configured SQLite file was created or touched"
+
+
+# -- overriding peewee_database: the plugin only isolates ----------------------------------------------------------
+
+OVERRIDE = """
+import pytest
+import pytest_asyncio
+
+from app.db import database
+from app.models import Comment, Note
+
+
+@pytest_asyncio.fixture(scope="session")
+async def peewee_database():
+    database.init("custom", **database.connect_params)
+    await database.aio_create_tables([Note, Comment])
+    yield database
+    await database.aio_close()
+"""
+
+
+@pytest.fixture
+def custom(inner: pytest.Pytester, pg_server: PostgresServer) -> Iterator[pytest.Pytester]:
+    admin(pg_server, "CREATE DATABASE custom")
+    inner.makeconftest(OVERRIDE + "\n\n@pytest.fixture(autouse=True)\ndef _isolate(in_transaction):\n    pass\n")
+    yield inner
+    admin(pg_server, "DROP DATABASE custom WITH (FORCE)")
+
+
+def test_an_overriding_fixture_is_in_charge(custom: pytest.Pytester, pg_server: PostgresServer) -> None:
+    custom.makepyfile(
+        test_it=ISOLATED_TESTS
+        + """
+from app.db import database
+
+def test_on_the_users_database():
+    assert database.database == "custom"
+"""
+    )
+    result = custom.runpytest()
+    result.assert_outcomes(passed=4, failed=1)
+    assert "test database" not in result.stdout.str()
+    assert admin(pg_server, "SELECT count(*) FROM note", database="custom") == [(0,)]
+
+
+def test_clear_tables_with_an_override(custom: pytest.Pytester, pg_server: PostgresServer) -> None:
+    custom.makepyfile(
+        test_it="""
+        from app.db import database
+        from app.models import Note
 
         def sync_texts():
             with database.allow_sync():
@@ -177,7 +618,6 @@ def test_clear_tables_cleans_up_after_sync_and_async_tests(
                 Note.create(text="sync")
             assert sync_texts() == ["sync"]
 
-        @pytest.mark.asyncio
         async def test_async_code_that_sync_queries_must_see(in_transaction, clear_tables):
             assert in_transaction is None  # stepped aside: the row below is committed
             await Note.aio_create(text="committed")
@@ -187,45 +627,22 @@ def test_clear_tables_cleans_up_after_sync_and_async_tests(
             assert sync_texts() == []
         """
     )
-    result = inner.runpytest()
-    result.assert_outcomes(passed=3)
-    assert notes(pg_server, pg_database) == []
+    custom.runpytest().assert_outcomes(passed=3)
+    assert admin(pg_server, "SELECT count(*) FROM note", database="custom") == [(0,)]
 
 
-def test_without_clear_tables_sync_writes_would_survive(
-    inner: pytest.Pytester, pg_server: Any, pg_database: str
-) -> None:
-    """The control for the test above: it is clear_tables that empties the table."""
-    inner.makeconftest(CONFTEST)
-    inner.makepyfile(
+def test_decorated_tests_get_a_fresh_transaction(custom: pytest.Pytester) -> None:
+    custom.makepyfile(
         test_it="""
-        from models import Note, database
-
-        def test_sync_code(peewee_database):
-            with database.allow_sync():
-                Note.create(text="sync")
-        """
-    )
-    inner.runpytest().assert_outcomes(passed=1)
-    assert notes(pg_server, pg_database) == ["sync"]
-
-
-def test_in_transaction_works_in_a_decorated_unittest_style_function(inner: pytest.Pytester) -> None:
-    inner.makeconftest(CONFTEST)
-    inner.makepyfile(
-        test_it="""
-        import pytest
-        from models import Note, database
+        from app.db import database
+        from app.models import Note
         from peewee_async_testing import TransactionTestCase
 
-        @pytest.mark.asyncio
         @TransactionTestCase(database)
         async def test_decorated(peewee_database):
             await Note.aio_create(text="x")
-
-        @pytest.mark.asyncio
-        async def test_after(peewee_database):
-            assert await Note.select().aio_count() == 0
+            assert await Note.select().aio_count() == 1
         """
     )
-    inner.runpytest().assert_outcomes(passed=2)
+    custom.makeconftest(OVERRIDE)
+    custom.runpytest().assert_outcomes(passed=1)

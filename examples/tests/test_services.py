@@ -1,5 +1,6 @@
 import pytest
 
+from shop.db import database
 from shop.models import Customer, Order
 from shop.services import EmailTaken, nightly_report, place_order, register, revenue_by_customer
 
@@ -45,3 +46,7 @@ async def test_the_sync_report_sees_committed_rows(clear_tables):
 
 def test_the_report_starts_empty_too(clear_tables):
     assert nightly_report() == []
+
+
+def test_the_app_runs_on_the_test_database():
+    assert database.database == "test_shop"  # not the production "shop": the plugin pointed it here

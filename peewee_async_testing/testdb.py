@@ -1,0 +1,276 @@
+"""The session's test database: made on the server, the app's database object pointed at it, dropped at the end.
+
+PostgreSQL: ``test_<name>`` (plus a suffix, for runs that share a server) is created and its tables
+made once; pytest-xdist workers each get a clone, ``test_<name>_gw0`` ..., made with
+``CREATE DATABASE ... TEMPLATE`` so the schema is built once. SQLite: a file in a temporary folder.
+Set-up is synchronous (psycopg2 and peewee's sync API): no event loop is involved.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import shutil
+import tempfile
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import peewee
+import psycopg2
+import psycopg2.extensions
+from peewee_async.databases import AioDatabase
+from peewee_async.utils import sort_models
+
+from ._database import is_postgres
+from .exceptions import ConfigurationError
+from .server import PostgresServer
+
+#: The attributes of a peewee-async database that ``init()`` replaces: saved before, put back after.
+_SETTINGS = ("database", "connect_params", "pool_params", "pool_backend", "deferred")
+_COMMENT = "peewee-async-testing schema {}"
+_HOLDER = "peewee-async-testing"
+_MAX_NAME = 63
+
+
+def schema_fingerprint(models: Sequence[type[peewee.Model]]) -> str:
+    """A hash of the SQL that creates the tables and indexes of ``models``: it changes when the schema does."""
+    statements = []
+    for model in sort_models(models):
+        statements.append(model._schema._create_table(safe=False).query()[0])
+        statements += [index.query()[0] for index in model._schema._create_indexes(safe=False)]
+    return hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
+
+
+def database_name(original: str | None, *, suffix: str = "", worker: str | None = None) -> str:
+    """``test_<name>[_<suffix>][_<worker>]`` in lower-case letters, digits and ``_``, at most 63 bytes."""
+    base = Path(original or "peewee").stem  # an SQLite path names its file
+    parts = ["test", base, suffix, worker or ""]
+    name = "_".join(re.sub(r"[^a-z0-9_]+", "_", part.lower()) for part in parts if part)
+    if len(name) > _MAX_NAME:
+        name = name[: _MAX_NAME - 9] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
+    return name
+
+
+def point(database: AioDatabase, name: str, **overrides: Any) -> dict[str, Any]:
+    """Re-initialise ``database`` on database ``name`` (keeping its other settings); return what to restore."""
+    saved = {key: vars(database)[key] for key in _SETTINGS if key in vars(database)}
+    saved = {key: dict(value) if isinstance(value, dict) else value for key, value in saved.items()}  # init() mutates
+    connect = {**database.connect_params, **overrides}
+    pool_params = {key: value for key, value in database.pool_params.items() if key not in database.connect_params}
+    database.pool_params = {}
+    database.init(name, pool_params=pool_params, **connect)
+    return saved
+
+
+def restore(database: AioDatabase, saved: dict[str, Any]) -> None:
+    """Undo :func:`point`: the database object is as it was, settings and pool object alike."""
+    database.close()
+    vars(database).update(saved)
+
+
+@contextmanager
+def sync_queries(database: AioDatabase) -> Iterator[None]:
+    """Allow peewee's synchronous API on ``database`` for the block, and close its sync connection after."""
+    allowed = database._allow_sync
+    database.set_allow_sync(True)
+    try:
+        yield
+    finally:
+        database.set_allow_sync(allowed)
+        database.close()
+
+
+def create_tables(database: AioDatabase, models: Sequence[type[peewee.Model]]) -> None:
+    with sync_queries(database):
+        database.create_tables(list(models), safe=False)
+
+
+class TestDatabase:
+    """The test database of one pytest session (or xdist worker) for one peewee-async database object.
+
+    :param database: the app's database object; pointed at the test database by :meth:`setup`.
+    :param models: the models whose tables the test database gets.
+    :param server: where to make it (PostgreSQL only).
+    :param suffix: added to every name, so that runs sharing a server do not collide.
+    :param worker: the pytest-xdist worker id, or ``None``.
+    :param reuse: keep the database at the end, and reuse it next time when its schema is unchanged.
+    :param create: make it afresh even when ``reuse`` could keep it.
+    :param drop_stale: first drop this project's test databases that no live session holds.
+    """
+
+    __test__ = False  # not a test class, whatever pytest thinks of the name
+
+    def __init__(
+        self,
+        database: AioDatabase,
+        models: Sequence[type[peewee.Model]],
+        *,
+        server: PostgresServer | None = None,
+        suffix: str = "",
+        worker: str | None = None,
+        reuse: bool = False,
+        create: bool = False,
+        drop_stale: bool = False,
+    ) -> None:
+        self.database = database
+        self.models = list(models)
+        self.server = server
+        self.reuse, self.create, self.drop_stale = reuse and not create, create, drop_stale
+        self.family = database_name(database.database, suffix="")
+        self.template = database_name(database.database, suffix=suffix)
+        self.name = database_name(database.database, suffix=suffix, worker=worker)
+        self.worker = worker
+        #: Whether :meth:`setup` found the database ready and kept it (``--peewee-reuse-db``).
+        self.reused = False
+        self.dropped_stale: list[str] = []
+        self._saved: dict[str, Any] | None = None
+        self._holder: Any = None
+        self._folder: str | None = None
+
+    def setup(self) -> None:
+        """Make the test database (or reuse it), point the database object at it, create the tables."""
+        if not is_postgres(self.database):
+            self._folder = tempfile.mkdtemp(prefix="peewee-async-testing-sqlite-")
+            self.name = str(Path(self._folder, f"{self.name}.db"))
+            self._saved = point(self.database, self.name)
+            create_tables(self.database, self.models)
+            return
+        assert self.server is not None
+        fingerprint = schema_fingerprint(self.models)
+        self._saved = point(self.database, self.name, **self._server_params())
+        with self._admin() as admin, self._locked(admin):
+            if self.drop_stale:
+                self.dropped_stale = self._drop_stale(admin)
+            if self.worker is None:
+                self.reused = self._ensure(admin, self.name, fingerprint)
+            else:
+                self._ensure(admin, self.template, fingerprint)
+                self.reused = self._clone(admin, fingerprint)
+        self._use(self.name)
+        self._holder = psycopg2.connect(application_name=_HOLDER, **self._params(self.name))
+
+    def teardown(self) -> None:
+        """Drop the test database (unless reused) and give the database object its own settings back."""
+        if self._saved is not None:
+            restore(self.database, self._saved)
+            self._saved = None
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            return
+        if self._holder is not None:
+            self._holder.close()
+            self._holder = None
+        if self.reuse:
+            return
+        with self._admin() as admin, self._locked(admin):
+            _execute(admin, f"DROP DATABASE IF EXISTS {_quote(self.name)} WITH (FORCE)")
+            if self.worker is not None and not self._siblings(admin):
+                _execute(admin, f"DROP DATABASE IF EXISTS {_quote(self.template)} WITH (FORCE)")
+
+    # -- PostgreSQL ---------------------------------------------------------------------------------------------
+
+    def _use(self, name: str) -> None:
+        """Point the (already re-initialised) database object at database ``name`` of the server."""
+        self.database.init(name, **self.database.connect_params)
+
+    def _server_params(self) -> dict[str, Any]:
+        assert self.server is not None
+        return {key: value for key, value in self.server.connect_params("").items() if key != "database"}
+
+    def _params(self, name: str) -> dict[str, Any]:
+        params = self._server_params()
+        return {"dbname": name, **{key: value for key, value in params.items() if value is not None}}
+
+    @contextmanager
+    def _admin(self) -> Iterator[Any]:
+        assert self.server is not None
+        connection = psycopg2.connect(**self._params(self.server.database))
+        connection.autocommit = True
+        try:
+            yield connection
+        finally:
+            connection.close()
+
+    @contextmanager
+    def _locked(self, admin: Any) -> Iterator[None]:
+        """Serialise set-up and clean-up of this project's databases across sessions and workers."""
+        key = f"peewee-async-testing {self.family}"
+        _execute(admin, "SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        try:
+            yield
+        finally:
+            _execute(admin, "SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+
+    def _ensure(self, admin: Any, name: str, fingerprint: str) -> bool:
+        """Make database ``name`` with the tables, unless reuse may keep it; return whether it was kept."""
+        if self.reuse and _comment(admin, name) == _COMMENT.format(fingerprint):
+            return True
+        self._drop_unless_held(admin, name)
+        _execute(admin, f"CREATE DATABASE {_quote(name)}")
+        self._use(name)
+        create_tables(self.database, self.models)
+        _execute(admin, f"COMMENT ON DATABASE {_quote(name)} IS %s", (_COMMENT.format(fingerprint),))
+        return False
+
+    def _clone(self, admin: Any, fingerprint: str) -> bool:
+        if self.reuse and _comment(admin, self.name) == _COMMENT.format(fingerprint):
+            return True
+        self._drop_unless_held(admin, self.name)
+        _execute(admin, f"CREATE DATABASE {_quote(self.name)} TEMPLATE {_quote(self.template)}")
+        _execute(admin, f"COMMENT ON DATABASE {_quote(self.name)} IS %s", (_COMMENT.format(fingerprint),))
+        return False
+
+    def _drop_unless_held(self, admin: Any, name: str) -> None:
+        pids = _fetch(admin, "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))
+        if pids:
+            raise ConfigurationError(
+                f"The test database {name!r} is in use by another session (server process {pids[0][0]}). "
+                "Runs that share a server need distinct names: give each one --peewee-db-suffix "
+                "(or PEEWEE_ASYNC_TESTING_DB_SUFFIX)."
+            )
+        _execute(admin, f"DROP DATABASE IF EXISTS {_quote(name)}")
+
+    def _drop_stale(self, admin: Any) -> list[str]:
+        """Drop this project's test databases that no session is connected to (left by crashed runs)."""
+        stale = _fetch(
+            admin,
+            "SELECT datname FROM pg_database AS d WHERE (datname = %s OR datname LIKE %s) "
+            "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.datname = d.datname) ORDER BY datname",
+            (self.family, _like_prefix(self.family + "_")),
+        )
+        names = [name for (name,) in stale if name not in (self.name, self.template)]  # those are remade anyway
+        for name in names:
+            _execute(admin, f"DROP DATABASE IF EXISTS {_quote(name)}")
+        return names
+
+    def _siblings(self, admin: Any) -> bool:
+        """Whether other workers' clones of the template still exist."""
+        return bool(
+            _fetch(admin, "SELECT 1 FROM pg_database WHERE datname LIKE %s", (_like_prefix(self.template + "_gw"),))
+        )
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _like_prefix(prefix: str) -> str:
+    return re.sub(r"([\\%_])", r"\\\1", prefix) + "%"
+
+
+def _execute(connection: Any, sql: str, params: Sequence[Any] = ()) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+
+
+def _fetch(connection: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return list(cursor.fetchall())
+
+
+def _comment(admin: Any, name: str) -> str | None:
+    rows = _fetch(admin, "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (name,))
+    return rows[0][0] if rows else None
