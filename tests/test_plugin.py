@@ -505,6 +505,26 @@ def test_xdist_workers_each_get_a_clone(inner: pytest.Pytester, pg_server: Postg
     assert not {name for name in databases(pg_server) if name.startswith("test_app")}
 
 
+def test_a_proxy_to_a_psycopg3_database_is_configured_the_same(inner: pytest.Pytester) -> None:
+    inner.path.joinpath("app", "db.py").write_text(
+        APP_DB.replace("database = peewee_async.PostgresqlDatabase(", "real = peewee_async.Psycopg3Database(")
+        + "\nimport peewee\n\ndatabase = peewee.DatabaseProxy()\ndatabase.initialize(real)\n"
+    )
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        test_proxy=ISOLATED_TESTS
+        + """
+from app.db import real
+
+def test_the_proxied_database_was_pointed():
+    assert real.database == "test_app"
+"""
+    )
+    result = inner.runpytest()
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(["*test database test_app on * (created, dropped)"])
+
+
 def test_a_throwaway_server_when_none_is_given(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
     inner.makepyfile(
