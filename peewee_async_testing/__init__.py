@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 #: Every public name, and the module that defines it.
 _EXPORTS = {
+    "AioDatabaseTestCase": "testcase",
     "ConfigurationError": "exceptions",
     "PeeweeAsyncTestingError": "exceptions",
     "PostgresServer": "server",
@@ -32,6 +33,7 @@ _EXPORTS = {
 }
 
 __all__ = [
+    "AioDatabaseTestCase",
     "ConfigurationError",
     "PeeweeAsyncTestingError",
     "PostgresServer",
@@ -47,6 +49,7 @@ if TYPE_CHECKING:
     from .cleanup import aio_clear_tables, bound_models, clear_tables
     from .exceptions import ConfigurationError, PeeweeAsyncTestingError, ServerError, TransactionError
     from .server import PostgresServer
+    from .testcase import AioDatabaseTestCase
     from .transaction import TransactionTestCase
 
 

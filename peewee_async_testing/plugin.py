@@ -22,9 +22,12 @@ if TYPE_CHECKING:
     from .testdb import TestDatabase
 
 ISOLATIONS = ("transaction", "clear")
-MARKER_OPTIONS = ("isolation",)
+CASE_OPTIONS = ("allow_transactions", "autosavepoint", "reset_sequences")
+MARKER_OPTIONS = ("isolation", *CASE_OPTIONS)
 LoopScope = Literal["function", "class", "module", "package", "session"]
 LOOP_SCOPES: tuple[LoopScope, ...] = ("function", "class", "module", "package", "session")
+#: The scopes that data can be shared across: a ``peewee_<scope>_transaction`` fixture each.
+SHARED_SCOPES: tuple[LoopScope, ...] = ("class", "module", "session")
 SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
 
 TEST_DATABASE: pytest.StashKey[TestDatabase] = pytest.StashKey()
@@ -76,7 +79,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "peewee_async_allow_transactions",
-        "let the code under test open transactions inside the test transaction (not available yet)",
+        "let the code under test open transactions (as savepoints) inside the test transaction",
         type="bool",
         default=False,
     )
@@ -85,19 +88,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "peewee_db(isolation='transaction'|'clear'): the test uses the peewee-async database, isolated by a "
-        "rolled-back transaction (the default for async tests) or by clearing the tables after it.",
+        "peewee_db(isolation='transaction'|'clear', allow_transactions=False, autosavepoint=False, "
+        "reset_sequences=False): the test uses the peewee-async database, isolated by a rolled-back transaction "
+        "(the default for async tests; the other options are TransactionTestCase's) or by clearing the tables.",
     )
     spec = config.getini("peewee_async_database")
     if spec and (spec.count(":") != 1 or not all(spec.split(":"))):
         raise pytest.UsageError(
             f"peewee_async_database = {spec!r} is not of the form package.module:attribute "
             '(for example "myapp.db:database").'
-        )
-    if config.getini("peewee_async_allow_transactions"):
-        raise pytest.UsageError(
-            "peewee_async_allow_transactions = true is not supported by this version of peewee-async-testing: "
-            "remove it, and use the clear_tables fixture for tests of code that opens transactions."
         )
 
 
@@ -118,7 +117,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             continue
         names = item.fixturenames
         if "in_transaction" not in names and (autouse or item.get_closest_marker("peewee_db") is not None):
-            names.insert(0, "in_transaction")
+            names.insert(_first_function_scoped(item), "in_transaction")
         elif "peewee_database" in names and _is_async(item):
             pool = f"_peewee_pool_{_loop_scope(item)}"
             if pool not in names:
@@ -237,10 +236,10 @@ def _loop_fixtures(scope: LoopScope) -> tuple[Any, Any]:
             yield
 
     @pytest_asyncio.fixture(loop_scope=scope, name=f"_peewee_transaction_{scope}")
-    async def transaction(peewee_database: Any) -> AsyncIterator[Any]:
+    async def transaction(request: pytest.FixtureRequest, peewee_database: Any) -> AsyncIterator[Any]:
         from .transaction import TransactionTestCase
 
-        async with TransactionTestCase(peewee_database) as case:
+        async with TransactionTestCase(peewee_database, **_case_options(request)) as case:
             yield case
 
     return pool, transaction
@@ -248,6 +247,48 @@ def _loop_fixtures(scope: LoopScope) -> tuple[Any, Any]:
 
 for _scope in LOOP_SCOPES:
     globals()[f"_peewee_pool_{_scope}"], globals()[f"_peewee_transaction_{_scope}"] = _loop_fixtures(_scope)
+
+
+def _shared_fixtures(scope: LoopScope) -> Any:
+    """``peewee_<scope>_transaction``, and its async variants for each loop scope that outlives ``scope``."""
+
+    def shared(request: pytest.FixtureRequest, peewee_database: Any) -> Any:
+        loop = _loop_scope(request.node)
+        if LOOP_SCOPES.index(loop) < LOOP_SCOPES.index(scope):
+            pytest.fail(
+                f"peewee_{scope}_transaction keeps one transaction open for the whole {scope}, but the tests get "
+                f"a new event loop per {loop}, and a connection belongs to one loop. Give the tests a loop_scope "
+                f"of {scope} or wider: `asyncio_default_test_loop_scope = session` in the ini file, or "
+                f'@pytest.mark.asyncio(loop_scope="{scope}").',
+                pytrace=False,
+            )
+        request.getfixturevalue(f"_peewee_pool_{loop}")
+        return request.getfixturevalue(f"_peewee_shared_{scope}_{loop}")
+
+    shared.__doc__ = f"""A transaction around the whole {scope}, for data its tests share (Django's setUpTestData).
+
+    Data that a {scope}-scoped fixture creates while it holds this transaction is seen by every test of
+    the {scope}; each test runs on a savepoint inside it (``in_transaction``), so its changes are undone,
+    and the {scope}'s data is rolled back at its end. The tests' loop_scope must be {scope} or wider.
+    """
+    return pytest.fixture(scope=scope, name=f"peewee_{scope}_transaction")(shared)
+
+
+def _shared_loop_fixture(scope: LoopScope, loop: LoopScope) -> Any:
+    @pytest_asyncio.fixture(scope=scope, loop_scope=loop, name=f"_peewee_shared_{scope}_{loop}")
+    async def shared(request: pytest.FixtureRequest, peewee_database: Any) -> AsyncIterator[Any]:
+        from .transaction import TransactionTestCase
+
+        async with TransactionTestCase(peewee_database, **_case_options(request)) as case:
+            yield case
+
+    return shared
+
+
+for _scope in SHARED_SCOPES:
+    globals()[f"peewee_{_scope}_transaction"] = _shared_fixtures(_scope)
+    for _loop in LOOP_SCOPES[LOOP_SCOPES.index(_scope) :]:
+        globals()[f"_peewee_shared_{_scope}_{_loop}"] = _shared_loop_fixture(_scope, _loop)
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
@@ -283,12 +324,38 @@ def _loop_scope(item: pytest.Item) -> str:
     return str(scope or item.config.getini("asyncio_default_test_loop_scope") or "function")
 
 
-def _isolation(request: pytest.FixtureRequest) -> str:
-    marker = request.node.get_closest_marker("peewee_db")
+def _first_function_scoped(item: pytest.Function) -> int:
+    """Where function-scoped fixtures start in ``item.fixturenames`` (pytest orders them by scope)."""
+    definitions = item._fixtureinfo.name2fixturedefs
+    for index, name in enumerate(item.fixturenames):
+        fixturedefs = definitions.get(name)
+        if fixturedefs and fixturedefs[-1].scope == "function":
+            return index
+    return len(item.fixturenames)
+
+
+def _marker_options(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
+    marker = node.get_closest_marker("peewee_db")
     options = dict(marker.kwargs) if marker else {}
     unknown = sorted(set(options) - set(MARKER_OPTIONS))
     if unknown:
         pytest.fail(f"peewee_db marker: unknown option(s) {', '.join(unknown)}; valid: {', '.join(MARKER_OPTIONS)}.")
+    wrong = [name for name in CASE_OPTIONS if name in options and not isinstance(options[name], bool)]
+    if wrong:
+        pytest.fail(f"peewee_db marker: {', '.join(wrong)} must be True or False.")
+    return options
+
+
+def _case_options(request: pytest.FixtureRequest) -> dict[str, bool]:
+    """TransactionTestCase's options for this node: the ini default, then the closest marker's."""
+    options = {"allow_transactions": bool(request.config.getini("peewee_async_allow_transactions"))}
+    marker = _marker_options(request.node)
+    options.update({name: marker[name] for name in CASE_OPTIONS if name in marker})
+    return options
+
+
+def _isolation(request: pytest.FixtureRequest) -> str:
+    options = _marker_options(request.node)
     isolation = options.get("isolation", "transaction")
     if isolation not in ISOLATIONS:
         pytest.fail(f"peewee_db marker: isolation={isolation!r} is not one of: {', '.join(map(repr, ISOLATIONS))}.")

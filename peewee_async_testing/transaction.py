@@ -5,8 +5,9 @@ The steps, in order (each undone in reverse on exit, whatever happened in the bl
 1. take one connection from the database's pool (connecting the pool first if needed);
 2. patch ``database.aio_connection`` so that every query of the block runs on that connection,
    one statement at a time (several tasks may query at once);
-3. make ``aio_atomic()``, ``aio_transaction()``, ``aio_begin()`` and ``aio_savepoint()`` raise ``ValueError``;
-4. ``BEGIN``;
+3. make ``aio_atomic()``, ``aio_transaction()``, ``aio_begin()`` and ``aio_savepoint()`` raise ``ValueError``
+   (or, with ``allow_transactions``, open savepoints);
+4. ``BEGIN`` (or, nested in another case on the same database, ``SAVEPOINT``);
 5. ``ROLLBACK``, restore every patch, and give the connection back (or close it when it is broken).
 """
 
@@ -15,77 +16,55 @@ from __future__ import annotations
 import asyncio
 import functools
 import inspect
+import uuid
 import weakref
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
 from peewee_async.databases import AioDatabase
 
-from ._database import resolve_database
+from ._database import is_postgres, resolve_database
+from .connection import (
+    Borrowed,
+    SharedConnection,
+    in_transaction,
+    is_closed,
+    refusing,
+    savepoint_transactions,
+)
 from .exceptions import TransactionError
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: Databases that have a TransactionTestCase open right now.
-_active: weakref.WeakSet[AioDatabase] = weakref.WeakSet()
+#: The innermost TransactionTestCase open on each database.
+_active: weakref.WeakKeyDictionary[AioDatabase, TransactionTestCase] = weakref.WeakKeyDictionary()
 
-#: The database's own transaction API, each refused inside the block.
+#: The database's own transaction API: refused inside the block, or turned into savepoints.
 _TRANSACTION_METHODS = ("aio_atomic", "aio_transaction", "aio_begin", "aio_savepoint", "_aio_atomic", "_aio_begin")
 
 _MISSING = object()
 
+_SEQUENCES = (
+    "SELECT schemaname, sequencename, last_value FROM pg_catalog.pg_sequences "
+    "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+)
+_RESET_SEQUENCES = (
+    "SELECT pg_catalog.setval(format('%%I.%%I', s.schemaname, s.sequencename), "
+    "coalesce(v.last_value, s.start_value), v.last_value IS NOT NULL) "
+    "FROM pg_catalog.pg_sequences AS s "
+    "JOIN unnest(%s::text[], %s::text[], %s::bigint[]) AS v (schemaname, sequencename, last_value) "
+    "USING (schemaname, sequencename) WHERE s.last_value IS DISTINCT FROM v.last_value"
+)
 
-class SharedConnection:
-    """The block's dedicated connection as every query sees it: one statement (and its fetch) at a time.
-
-    A driver connection runs one statement at once; aiopg even fails when two tasks send at the same time.
-    The lock spans a cursor's whole life, from ``execute`` to the last ``fetch``. Anything else is read
-    from the real connection.
-    """
-
-    def __init__(self, connection: Any) -> None:
-        self.raw = connection
-        self._lock = asyncio.Lock()
-
-    @asynccontextmanager
-    async def cursor(self, **kwargs: Any) -> AsyncIterator[Any]:
-        async with self._lock, self.raw.cursor(**kwargs) as cursor:
-            yield cursor
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.raw, name)
-
-
-class _Borrowed:
-    """Stands in for ``database.aio_connection``: every ``async with`` yields the shared connection."""
-
-    def __init__(self, connection: SharedConnection) -> None:
-        self._connection = connection
-
-    def __call__(self) -> _Borrowed:
-        return self
-
-    async def __aenter__(self) -> SharedConnection:
-        return self._connection
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        return None
-
-
-def _refuse(name: str) -> Callable[..., Any]:
-    public = name.lstrip("_")
-
-    def refuse(*args: Any, **kwargs: Any) -> Any:
-        raise ValueError(
-            f"{public}() is disabled inside TransactionTestCase: every query of the test runs in one transaction "
-            "that is rolled back at the end, and a transaction of the code under test would commit or end it. "
-            "Test code that opens transactions with the `clear_tables` fixture (or `aio_clear_tables`) instead."
-        )
-
-    return refuse
+OTHER_LOOP = (
+    "This TransactionTestCase is nested in one opened on another event loop, and its connection belongs to "
+    "that loop. Run the tests on the loop of the shared data: with pytest-asyncio, give the tests a loop_scope "
+    "at least as wide as the shared fixture's scope, e.g. `asyncio_default_test_loop_scope = session` in the ini "
+    'file or @pytest.mark.asyncio(loop_scope="module").'
+)
 
 
 def _patch(stack: AsyncExitStack, obj: object, name: str, value: object) -> None:
@@ -100,18 +79,6 @@ def _patch(stack: AsyncExitStack, obj: object, name: str, value: object) -> None
             setattr(obj, name, original)
 
     stack.callback(restore)
-
-
-def _is_closed(connection: Any) -> bool:
-    return bool(getattr(connection, "closed", False))
-
-
-def _in_transaction(connection: Any) -> bool:
-    if hasattr(connection, "in_transaction"):  # aiosqlite
-        return bool(connection.in_transaction)
-    if hasattr(connection, "raw"):  # aiopg: its psycopg2 connection knows
-        return bool(connection.raw.get_transaction_status() != 0)  # 0 is IDLE
-    return bool(connection.info.transaction_status != 0)  # psycopg 3
 
 
 def _backend_pid(connection: Any) -> int | None:
@@ -134,10 +101,21 @@ class TransactionTestCase:
     Every query of the block, from any task, runs on the same connection inside the same transaction,
     so the block sees its own writes and nothing it writes survives. Patches are undone and the
     connection goes back to the pool however the block ends (return, exception, cancellation, a dead
-    connection). Transactions of the code under test (``aio_atomic()`` and friends) raise ``ValueError``.
+    connection). Opened while another is active on the same database, it shares that one's connection
+    and runs on a savepoint: data made in the outer block is seen by the inner one, whose own changes
+    are undone.
 
     :param database: a peewee-async database (``PostgresqlDatabase``, ``Psycopg3Database``,
         ``SqliteDatabase``) or a :class:`peewee.DatabaseProxy` initialised with one.
+    :param allow_transactions: let the code under test open transactions: ``aio_atomic()`` and
+        ``aio_transaction()`` run on savepoints, released on success and rolled back to on an exception,
+        and ``aio_begin()``/``aio_savepoint()`` return savepoints whose ``commit()`` releases them. By
+        default they raise ``ValueError``.
+    :param autosavepoint: run every statement under its own savepoint (PostgreSQL), so that after a
+        database error (say ``peewee.IntegrityError``) the block can go on querying. One more round trip
+        per statement.
+    :param reset_sequences: on exit, set every sequence that moved back to where it was on entry
+        (PostgreSQL), so that ids are the same on every run.
 
     Example::
 
@@ -148,16 +126,29 @@ class TransactionTestCase:
 
     It also decorates async functions; each call gets a fresh transaction::
 
-        @TransactionTestCase(database)
+        @TransactionTestCase(database, allow_transactions=True)
         async def test_signup():
             ...
     """
 
-    def __init__(self, database: Any) -> None:
+    def __init__(
+        self,
+        database: Any,
+        *,
+        allow_transactions: bool = False,
+        autosavepoint: bool = False,
+        reset_sequences: bool = False,
+    ) -> None:
         self.database: AioDatabase = resolve_database(database, purpose="TransactionTestCase")
+        self.allow_transactions = allow_transactions
+        self.autosavepoint = autosavepoint
+        self.reset_sequences = reset_sequences
         #: The dedicated driver connection while the block runs, else ``None``.
         self.connection: Any = None
         self._shared: SharedConnection | None = None
+        self._outer: TransactionTestCase | None = None
+        self._savepoint: str | None = None
+        self._sequences: list[tuple[str, str, int | None]] | None = None
         self._pid: int | None = None
         self._pool: Any = None
         self._stack: AsyncExitStack | None = None
@@ -166,31 +157,41 @@ class TransactionTestCase:
         state = "active" if self._stack is not None else "inactive"
         return f"<TransactionTestCase {state} on {self.database.database!r}>"
 
+    @property
+    def nested(self) -> bool:
+        """Whether this case runs on a savepoint inside another case on the same database."""
+        return self._outer is not None
+
     async def __aenter__(self) -> TransactionTestCase:
-        database = self.database
         if self._stack is not None:
             raise TransactionError("This TransactionTestCase is already active; create one per block.")
-        if database in _active:
-            raise TransactionError(
-                f"A TransactionTestCase is already active on database {database.database!r}; nesting them is "
-                "not supported. Use one per test: the in_transaction fixture already wraps the whole test."
-            )
+        database = self.database
         stack = AsyncExitStack()
         try:
-            _active.add(database)
-            stack.callback(_active.discard, database)
-            if not database.is_connected:
-                await database.aio_connect()
-            self._pool = database.pool_backend
-            self.connection = await self._pool.acquire()
-            stack.push_async_callback(self._give_back)
-            self._shared = SharedConnection(self.connection)
-            _patch(stack, database, "aio_connection", _Borrowed(self._shared))
-            for name in _TRANSACTION_METHODS:
-                _patch(stack, database, name, _refuse(name))
-            await self._execute("BEGIN")
-            self._pid = _backend_pid(self.connection)
+            self._outer = _active.get(database)
+            stack.callback(self._deactivate, self._outer)
+            _active[database] = self
+            shared = await self._connect(stack)
+            _patch(stack, database, "aio_connection", Borrowed(shared))
+            if self.allow_transactions:  # the class's public methods delegate to the two private ones
+                replacements = savepoint_transactions(shared)
+                for name in _TRANSACTION_METHODS:
+                    method = replacements.get(name) or getattr(type(database), name).__get__(database)
+                    _patch(stack, database, name, method)
+            else:
+                for name in _TRANSACTION_METHODS:
+                    _patch(stack, database, name, refusing(name))
+            if self.reset_sequences and shared.postgres:
+                self._sequences = [(s, n, v) for s, n, v in await shared.fetch(_SEQUENCES)]
+                stack.push_async_callback(self._restore_sequences)
+            if self._outer is None:
+                await shared.control("BEGIN")
+            else:
+                self._savepoint = f"pwat_case_{uuid.uuid4().hex}"
+                await shared.control(f"SAVEPOINT {self._savepoint}")
             stack.push_async_exit(self._roll_back)
+            autosavepoint, shared.autosavepoint = shared.autosavepoint, self.autosavepoint
+            stack.callback(setattr, shared, "autosavepoint", autosavepoint)
         except BaseException:
             await stack.aclose()
             raise
@@ -218,38 +219,72 @@ class TransactionTestCase:
 
         @functools.wraps(function)
         async def run_in_transaction(*args: P.args, **kwargs: P.kwargs) -> R:
-            async with TransactionTestCase(self.database):
+            async with self._copy():
                 return await function(*args, **kwargs)
 
         return run_in_transaction
 
-    async def _execute(self, sql: str) -> None:
-        assert self._shared is not None
-        async with self._shared.cursor() as cursor:
-            await cursor.execute(sql)
+    def _copy(self) -> TransactionTestCase:
+        return TransactionTestCase(
+            self.database,
+            allow_transactions=self.allow_transactions,
+            autosavepoint=self.autosavepoint,
+            reset_sequences=self.reset_sequences,
+        )
+
+    def _deactivate(self, outer: TransactionTestCase | None) -> None:
+        if outer is None:
+            _active.pop(self.database, None)
+        else:
+            _active[self.database] = outer
+        self._outer, self._savepoint, self.connection, self._shared = None, None, None, None
+
+    async def _connect(self, stack: AsyncExitStack) -> SharedConnection:
+        """The connection of the block: the outer case's, or a new one from the pool."""
+        if self._outer is not None:
+            shared = self._outer._shared
+            assert shared is not None
+            if shared.loop is not asyncio.get_running_loop():
+                raise TransactionError(OTHER_LOOP)
+            self.connection, self._shared = self._outer.connection, shared
+            return shared
+        database = self.database
+        if not database.is_connected:
+            await database.aio_connect()
+        self._pool = database.pool_backend
+        self.connection = await self._pool.acquire()
+        stack.push_async_callback(self._give_back)
+        self._pid = _backend_pid(self.connection)
+        self._shared = SharedConnection(self.connection, postgres=is_postgres(database))
+        return self._shared
 
     async def _roll_back(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> bool:
-        """Roll back; a failure never hides the block's own exception."""
+        """Roll back (to the savepoint, when nested); a failure never hides the block's own exception."""
+        assert self._shared is not None
         problem = ""
         try:
-            if not _is_closed(self.connection):
-                if not _in_transaction(self.connection):
+            if not is_closed(self.connection):
+                if not in_transaction(self.connection):
                     problem = (
                         "the test transaction was ended inside the block (the code under test ran COMMIT or "
                         "ROLLBACK itself), so rows written before that may remain in the database"
                     )
-                await self._execute("ROLLBACK")
+                if self._savepoint is None:
+                    await self._shared.control("ROLLBACK")
+                elif not problem:
+                    await self._shared.control(f"ROLLBACK TO SAVEPOINT {self._savepoint}")
         except Exception as error:
             # A connection that died took its transaction with it: the server keeps nothing of it.
-            if not _is_closed(self.connection):
+            if not is_closed(self.connection):
                 problem = problem or f"ROLLBACK failed ({type(error).__name__}: {error}); rows may remain"
-                await _close(self.connection)
+                if not self.nested:
+                    await _close(self.connection)
         except BaseException:  # cancelled while rolling back: never hand an open transaction to the pool
             await _close(self.connection)
             raise
-        if _is_closed(self.connection) and self._pid is not None:
+        if is_closed(self.connection) and self._pid is not None:
             await self._end_session(self._pid)
         if not problem:
             return False
@@ -259,6 +294,13 @@ class TransactionTestCase:
         if hasattr(exc, "add_note"):  # Python 3.11+
             exc.add_note(message)
         return False
+
+    async def _restore_sequences(self) -> None:
+        """Set the sequences that moved in the block back (rolling back leaves them where they went)."""
+        if self._shared is None or is_closed(self.connection) or not self._sequences:
+            return
+        schemas, names, values = (list(column) for column in zip(*self._sequences, strict=True))
+        await self._shared.fetch(_RESET_SEQUENCES, (schemas, names, values))
 
     async def _end_session(self, pid: int) -> None:
         """End the server side of a dropped connection now, with its transaction and locks.

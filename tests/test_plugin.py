@@ -157,6 +157,7 @@ def test_the_fixtures_are_documented(pytester: pytest.Pytester) -> None:
         ("clear_tables", "*Empty every table*"),
         ("peewee_database", "*The app's peewee-async database object, pointed at the session's test database.*"),
         ("peewee_server", "*The PostgreSQL server that test databases are made on.*"),
+        ("peewee_module_transaction", "*A transaction around the whole module, for data its tests share*"),
     ]:
         result.stdout.fnmatch_lines([f"{fixture}* -- *peewee_async_testing/plugin.py*", doc])
 
@@ -199,7 +200,6 @@ def test_without_a_database_the_error_says_what_to_add(inner: pytest.Pytester) -
     ("extra", "message"),
     [
         ("peewee_async_database = app.db.database", "*is not of the form package.module:attribute*"),
-        ("peewee_async_allow_transactions = true", "*peewee_async_allow_transactions = true is not supported*"),
     ],
 )
 def test_configuration_mistakes_are_usage_errors(pytester: pytest.Pytester, extra: str, message: str) -> None:
@@ -340,6 +340,119 @@ def test_marker_choices_per_test_class_and_module(inner: pytest.Pytester, loop: 
     inner.runpytest().assert_outcomes(passed=5)
 
 
+def test_marker_options_reach_the_transaction(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import peewee
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        @pytest.mark.peewee_db(autosavepoint=True, reset_sequences=True)
+        async def test_goes_on_after_an_integrity_error():
+            note = await Note.aio_create(text="x")
+            assert note.id == 1
+            with pytest.raises(peewee.IntegrityError):
+                await Note.aio_create(text="x")
+            assert await Note.select().aio_count() == 1
+
+        @pytest.mark.peewee_db(reset_sequences=True)
+        async def test_the_sequence_was_reset():
+            assert (await Note.aio_create(text="y")).id == 1
+
+        @pytest.mark.peewee_db(allow_transactions=True)
+        async def test_app_transactions():
+            async with database.aio_transaction():
+                await Note.aio_create(text="z")
+
+        @pytest.mark.peewee_db
+        async def test_refused_by_default():
+            with pytest.raises(ValueError, match="allow_transactions=True"):
+                async with database.aio_transaction():
+                    pass
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=4)
+
+
+def test_the_ini_lets_app_code_open_transactions(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true\npeewee_async_allow_transactions = true")
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        async def test_get_or_create():
+            assert (await Note.aio_get_or_create(text="x"))[1]
+            assert not (await Note.aio_get_or_create(text="x"))[1]
+
+        async def test_undone():
+            assert await Note.select().aio_count() == 0
+
+        @pytest.mark.peewee_db(allow_transactions=False)
+        async def test_the_marker_overrides_the_ini():
+            with pytest.raises(ValueError):
+                async with database.aio_atomic():
+                    pass
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=3)
+
+
+SHARED = """
+import pytest
+from app.models import Comment, Note
+
+
+@pytest.fixture(scope="module")
+async def note(peewee_module_transaction):
+    return await Note.aio_create(text="shared")
+
+
+async def test_sees_the_shared_note(note):
+    assert [n.text for n in await Note.select().aio_execute()] == ["shared"]
+    await Comment.aio_create(note=note)
+    await Note.update(text="changed").aio_execute()
+
+
+async def test_changes_of_the_test_before_are_undone(note):
+    assert [n.text for n in await Note.select().aio_execute()] == ["shared"]
+    assert await Comment.select().aio_count() == 0
+
+
+class TestAClass:
+    @pytest.fixture(scope="class")
+    async def second(self, peewee_class_transaction, note):
+        return await Note.aio_create(text="class")
+
+    async def test_sees_both(self, second):
+        assert await Note.select().aio_count() == 2
+"""
+
+
+def test_data_shared_by_a_module_and_a_class(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        test_shared=SHARED,
+        test_z_after="""
+        from app.models import Note
+
+        async def test_the_module_data_is_gone():
+            assert await Note.select().aio_count() == 0
+        """,
+    )
+    inner.runpytest().assert_outcomes(passed=4)
+
+
+def test_shared_data_on_function_loops_names_the_setting(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true", loop="function")
+    inner.makepyfile(test_shared=SHARED)
+    result = inner.runpytest()
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines(["*the tests get a new event loop per function*asyncio_default_test_loop_scope*"])
+
+
 def test_marker_mistakes_name_the_valid_choices(inner: pytest.Pytester) -> None:
     inner.makepyfile(
         """
@@ -356,15 +469,20 @@ def test_marker_mistakes_name_the_valid_choices(inner: pytest.Pytester) -> None:
         @pytest.mark.peewee_db(isolation="transaction")
         def test_sync_in_a_transaction():
             pass
+
+        @pytest.mark.peewee_db(autosavepoint="yes")
+        async def test_not_a_bool():
+            pass
         """
     )
     result = inner.runpytest()
-    result.assert_outcomes(errors=3)
+    result.assert_outcomes(errors=4)
     result.stdout.fnmatch_lines_random(
         [
             "*isolation='truncate' is not one of: 'transaction', 'clear'*",
             "*unknown option(s) isolaton; valid: isolation*",
             "*needs an async test*Use isolation='clear'*",
+            "*autosavepoint must be True or False*",
         ]
     )
 

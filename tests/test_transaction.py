@@ -214,16 +214,6 @@ async def test_after_the_block_app_transactions_work_again(database: Any) -> Non
     await Author.delete().aio_execute()
 
 
-async def test_nesting_is_a_clear_error(database: Any) -> None:
-    async with TransactionTestCase(database):
-        await Author.aio_create(name="outer")
-        with pytest.raises(TransactionError, match="already active on database"):
-            async with TransactionTestCase(database):
-                pass
-        assert await names() == ["outer"]
-    assert await names() == []
-
-
 async def test_the_same_case_can_be_entered_again_after_exit(database: Any) -> None:
     case = TransactionTestCase(database)
     for name in ("one", "two"):

@@ -1,0 +1,212 @@
+"""The test's one connection as the code under test sees it, and the transactions it may open on it.
+
+:class:`SharedConnection` stands in for every connection the code asks for inside a test transaction:
+one statement (with its fetch) at a time, optionally each under its own savepoint. Statements of the
+transaction machinery itself (``SAVEPOINT``, ``RELEASE``, ``ROLLBACK``) go through :meth:`control`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import peewee
+from peewee_async import Transaction
+
+from .exceptions import TransactionError
+
+_AUTO = "pwat_auto"
+_IN_ERROR = 3  # TRANSACTION_STATUS_INERROR (psycopg2) and TransactionStatus.INERROR (psycopg 3)
+
+#: The app transactions the current context is inside, outermost first. Tasks started inside one inherit it,
+#: and share it, as they share its connection in peewee-async.
+_transaction_path: contextvars.ContextVar[tuple[object, ...]] = contextvars.ContextVar("transaction_path", default=())
+
+ABORTED = (
+    "An earlier statement of this test failed, and PostgreSQL aborted the test transaction: it refuses every "
+    "statement until the transaction is rolled back. To go on after a database error, catch it around an "
+    "`async with database.aio_atomic():` block with TransactionTestCase(allow_transactions=True), or use "
+    "TransactionTestCase(autosavepoint=True) (marker: @pytest.mark.peewee_db(autosavepoint=True))."
+)
+
+
+def is_closed(connection: Any) -> bool:
+    return bool(getattr(connection, "closed", False))
+
+
+def transaction_status(connection: Any) -> int | None:
+    """libpq's transaction status of a PostgreSQL connection (read locally), or ``None`` for SQLite."""
+    if hasattr(connection, "raw"):  # aiopg, over psycopg2
+        return int(connection.raw.get_transaction_status())
+    info = getattr(connection, "info", None)  # psycopg 3
+    return None if info is None else int(info.transaction_status)
+
+
+def in_transaction(connection: Any) -> bool:
+    status = transaction_status(connection)
+    return bool(connection.in_transaction) if status is None else status != 0  # 0 is IDLE
+
+
+class SharedConnection:
+    """The test's dedicated connection, handed to every query of the block.
+
+    A driver connection runs one statement at a time (aiopg even fails when two tasks send at once),
+    so a lock spans each cursor's life, from ``execute`` to the last ``fetch``. With ``autosavepoint``
+    (PostgreSQL), every statement runs under a savepoint that is rolled back to when it fails, so a
+    database error does not abort the test transaction. Anything else is read from the real connection.
+    """
+
+    def __init__(self, connection: Any, *, postgres: bool) -> None:
+        self.raw = connection
+        self.postgres = postgres
+        self.autosavepoint = False
+        #: The event loop the connection belongs to.
+        self.loop = asyncio.get_running_loop()
+        self._lock = asyncio.Lock()
+        self._auto_pending = False  # an autosavepoint is set and not yet released
+        self._owner: object | None = None  # the app transaction that has the connection to itself
+        self._turn = asyncio.Condition()
+
+    async def _wait_turn(self) -> None:
+        """Wait while an app transaction of another task owns the connection.
+
+        With one connection for all, a statement of another task would land inside that transaction
+        and share its fate; so it waits until the transaction ends, and then sees what it committed.
+        """
+        if self._owner is None or self._owner in _transaction_path.get():
+            return
+        async with self._turn:
+            await self._turn.wait_for(lambda: self._owner is None or self._owner in _transaction_path.get())
+
+    @asynccontextmanager
+    async def transaction_block(self) -> AsyncIterator[None]:
+        """Own the connection for an app transaction block (nested blocks of the owner pass through)."""
+        await self._wait_turn()
+        if self._owner is not None:  # nested in our own transaction
+            yield
+            return
+        token = self._owner = object()
+        path = _transaction_path.set((*_transaction_path.get(), token))
+        try:
+            yield
+        finally:
+            _transaction_path.reset(path)
+            async with self._turn:
+                self._owner = None
+                self._turn.notify_all()
+
+    @asynccontextmanager
+    async def cursor(self, **kwargs: Any) -> AsyncIterator[Any]:
+        """A cursor for one statement of the code under test."""
+        await self._wait_turn()
+        async with self._lock:
+            if self.postgres:
+                if transaction_status(self.raw) == _IN_ERROR:
+                    raise TransactionError(ABORTED)
+                if self.autosavepoint:
+                    await self._run(
+                        f"RELEASE SAVEPOINT {_AUTO}; SAVEPOINT {_AUTO}" if self._auto_pending else f"SAVEPOINT {_AUTO}"
+                    )
+                    self._auto_pending = True
+            try:
+                async with self.raw.cursor(**kwargs) as cursor:
+                    yield cursor
+            finally:
+                if self._auto_pending and not is_closed(self.raw) and transaction_status(self.raw) == _IN_ERROR:
+                    await self._run(f"ROLLBACK TO SAVEPOINT {_AUTO}")
+
+    async def control(self, *statements: str) -> None:
+        """Run transaction statements in one round trip (PostgreSQL), releasing a pending autosavepoint first.
+
+        The autosavepoint must go before anything changes the savepoint stack: releasing it later would
+        release every savepoint set after it.
+        """
+        async with self._lock:
+            if self._auto_pending:
+                statements = (f"RELEASE SAVEPOINT {_AUTO}", *statements)
+                self._auto_pending = False
+            if self.postgres:
+                await self._run("; ".join(statements))
+            else:
+                for statement in statements:
+                    await self._run(statement)
+
+    async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        """Run a query of the machinery itself (no autosavepoint) and return its rows."""
+        await self._wait_turn()
+        async with self._lock, self.raw.cursor() as cursor:
+            await cursor.execute(sql, params)
+            return list(await cursor.fetchall())
+
+    async def _run(self, sql: str) -> None:
+        async with self.raw.cursor() as cursor:
+            await cursor.execute(sql)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.raw, name)
+
+
+class Borrowed:
+    """Stands in for ``database.aio_connection``: every ``async with`` yields the shared connection."""
+
+    def __init__(self, connection: SharedConnection) -> None:
+        self._connection = connection
+
+    def __call__(self) -> Borrowed:
+        return self
+
+    async def __aenter__(self) -> SharedConnection:
+        return self._connection
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+class Savepoint(Transaction):  # type: ignore[misc]
+    """A transaction of the code under test, inside the test's: ``commit()`` releases, ``rollback()`` rolls back.
+
+    What ``aio_begin()`` and ``aio_savepoint()`` return, and what ``aio_atomic()`` and ``aio_transaction()``
+    use, when the test allows transactions.
+    """
+
+    def __init__(self, connection: SharedConnection) -> None:
+        super().__init__(connection, is_savepoint=True)
+
+    async def execute(self, sql: str) -> None:
+        await self.connection.control(sql)
+
+
+def refusing(name: str) -> Callable[..., Any]:
+    """A stand-in for the database method ``name`` that raises ``ValueError`` saying why."""
+    public = name.lstrip("_")
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise ValueError(
+            f"{public}() is disabled inside TransactionTestCase: every query of the test runs in one transaction "
+            "that is rolled back at the end, and a transaction of the code under test would commit or end it. "
+            "Let it run on savepoints instead with TransactionTestCase(allow_transactions=True) "
+            "(pytest: @pytest.mark.peewee_db(allow_transactions=True)), or use the `clear_tables` fixture."
+        )
+
+    return refuse
+
+
+def savepoint_transactions(connection: SharedConnection) -> dict[str, Callable[..., Any]]:
+    """Stand-ins for ``_aio_atomic`` and ``_aio_begin`` that open savepoints, with peewee-async's rules."""
+
+    @asynccontextmanager
+    async def aio_atomic(use_savepoint: bool = False) -> AsyncIterator[None]:
+        if _transaction_path.get() and not use_savepoint:
+            raise peewee.OperationalError("Transaction already opened")
+        async with connection.transaction_block(), Savepoint(connection):
+            yield
+
+    async def aio_begin(use_savepoint: bool = False) -> Savepoint:
+        savepoint = Savepoint(connection)
+        await savepoint.begin()
+        return savepoint
+
+    return {"_aio_atomic": aio_atomic, "_aio_begin": aio_begin}

@@ -1,0 +1,114 @@
+"""AioDatabaseTestCase: Django's TestCase for unittest users of peewee-async."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import unittest
+from contextlib import AsyncExitStack
+from typing import Any, ClassVar
+
+from ._database import resolve_database
+from .exceptions import ConfigurationError
+from .pools import pool_on_running_loop
+from .transaction import TransactionTestCase
+
+
+class AioDatabaseTestCase(unittest.IsolatedAsyncioTestCase):
+    """An ``IsolatedAsyncioTestCase`` whose every test runs in a rolled-back transaction.
+
+    Set ``database`` on the class (and, if wanted, the :class:`TransactionTestCase` options
+    ``allow_transactions``, ``autosavepoint``, ``reset_sequences``). ``asyncSetUpTestData`` runs once
+    per class, inside a transaction that the class's tests share through savepoints: its rows are seen
+    by every test, and each test's changes are undone. The whole class is rolled back at its end.
+
+    ``IsolatedAsyncioTestCase`` gives every test a new event loop, but the class's transaction holds a
+    connection, and a connection belongs to one loop: so this class runs all its tests on one loop,
+    made in ``setUpClass`` and closed in ``tearDownClass``, with a connection pool of its own, opened
+    on that loop and closed with it. Needs Python 3.11 or later.
+
+    Example::
+
+        class TestLibrary(AioDatabaseTestCase):
+            database = database
+
+            @classmethod
+            async def asyncSetUpTestData(cls):
+                cls.author = await Author.aio_create(name="ada")
+
+            async def test_books(self):
+                await Book.aio_create(title="notes", author=self.author)
+                assert await Book.select().aio_count() == 1
+    """
+
+    database: ClassVar[Any] = None
+    allow_transactions: ClassVar[bool] = False
+    autosavepoint: ClassVar[bool] = False
+    reset_sequences: ClassVar[bool] = False
+
+    _class_runner: ClassVar[asyncio.Runner | None] = None
+    _class_stack: ClassVar[AsyncExitStack | None] = None
+
+    @classmethod
+    async def asyncSetUpTestData(cls) -> None:
+        """Make the data every test of the class sees; runs once, inside the class's transaction."""
+
+    @classmethod
+    def setUpClass(cls) -> None:
+        super().setUpClass()
+        if sys.version_info < (3, 11):  # pragma: no cover - the CI runs 3.11
+            raise ConfigurationError("AioDatabaseTestCase needs Python 3.11 or later (asyncio.Runner).")
+        if cls.database is None:
+            raise ConfigurationError(f"{cls.__name__} needs a database: set `database = ...` on the class.")
+        cls._class_runner = asyncio.Runner(loop_factory=getattr(cls, "loop_factory", None))
+        try:
+            cls._class_runner.run(cls._open_class_transaction())
+        except BaseException:
+            cls._class_runner.close()
+            cls._class_runner = None
+            raise
+
+    @classmethod
+    def tearDownClass(cls) -> None:
+        runner, cls._class_runner = cls._class_runner, None
+        stack, cls._class_stack = cls._class_stack, None
+        try:
+            if runner is not None:
+                try:
+                    if stack is not None:
+                        runner.run(stack.aclose())
+                finally:
+                    runner.close()
+        finally:
+            super().tearDownClass()
+
+    @classmethod
+    def _transaction(cls) -> TransactionTestCase:
+        return TransactionTestCase(
+            cls.database,
+            allow_transactions=cls.allow_transactions,
+            autosavepoint=cls.autosavepoint,
+            reset_sequences=cls.reset_sequences,
+        )
+
+    @classmethod
+    async def _open_class_transaction(cls) -> None:
+        async with AsyncExitStack() as stack:
+            await stack.enter_async_context(pool_on_running_loop(resolve_database(cls.database, purpose=cls.__name__)))
+            await stack.enter_async_context(cls._transaction())
+            await cls.asyncSetUpTestData()
+            cls._class_stack = stack.pop_all()
+
+    # unittest internals (Python 3.11+): every test of the class runs on the class's event loop.
+
+    def _setupAsyncioRunner(self) -> None:
+        self._asyncioRunner = type(self)._class_runner
+
+    def _tearDownAsyncioRunner(self) -> None:
+        pass  # tearDownClass closes the class's loop
+
+    def _callSetUp(self) -> None:
+        self.transaction = self._transaction()
+        self._callAsync(self.transaction.__aenter__)  # type: ignore[attr-defined]
+        self.addAsyncCleanup(self.transaction.__aexit__, None, None, None)
+        super()._callSetUp()  # type: ignore[misc]

@@ -1,0 +1,319 @@
+"""Isolation beyond upstream, on every driver: app transactions on savepoints, surviving database errors,
+sequences reset, nested cases sharing data, and the unittest class."""
+
+from __future__ import annotations
+
+import asyncio
+import unittest
+from typing import Any
+
+import peewee
+import peewee_async
+import pytest
+
+from peewee_async_testing import AioDatabaseTestCase, TransactionError, TransactionTestCase
+
+from .models import Author, Book
+
+OPTIONS = [
+    {},
+    {"allow_transactions": True},
+    {"autosavepoint": True},
+    {"reset_sequences": True},
+    {"allow_transactions": True, "autosavepoint": True, "reset_sequences": True},
+]
+
+
+def is_sqlite(db: Any) -> bool:
+    return isinstance(db, peewee_async.SqliteDatabase)
+
+
+async def names() -> list[str]:
+    return [author.name for author in await Author.select().order_by(Author.name).aio_execute()]
+
+
+# -- allow_transactions --------------------------------------------------------------------------------------------
+
+
+async def test_app_transactions_commit_into_the_test_transaction(database: Any) -> None:
+    async with TransactionTestCase(database, allow_transactions=True):
+        async with database.aio_transaction():
+            await Author.aio_create(name="committed")
+        async with database.aio_atomic():
+            await Author.aio_create(name="atomic")
+        assert await names() == ["atomic", "committed"]
+    assert await names() == []
+
+
+async def test_a_failing_app_transaction_rolls_back_only_itself(database: Any) -> None:
+    async with TransactionTestCase(database, allow_transactions=True):
+        await Author.aio_create(name="before")
+        with pytest.raises(RuntimeError):
+            async with database.aio_transaction():
+                await Author.aio_create(name="inside")
+                raise RuntimeError("the app's error")
+        assert await names() == ["before"]
+    assert await names() == []
+
+
+async def test_nested_atomic_with_an_inner_failure_keeps_the_outer_rows(database: Any) -> None:
+    async with TransactionTestCase(database, allow_transactions=True):
+        async with database.aio_atomic():
+            await Author.aio_create(name="outer")
+            with pytest.raises(peewee.IntegrityError):
+                async with database.aio_atomic():
+                    await Author.aio_create(name="inner")
+                    await Author.aio_create(name="outer")  # unique violation
+            assert await names() == ["outer"]
+            await Author.aio_create(name="after")  # the transaction is usable: no 'current transaction is aborted'
+        assert await names() == ["after", "outer"]
+    assert await names() == []
+
+
+async def test_transaction_inside_transaction_keeps_peewee_async_rules(database: Any) -> None:
+    async with TransactionTestCase(database, allow_transactions=True):
+        async with database.aio_transaction():
+            with pytest.raises(peewee.OperationalError, match="Transaction already opened"):
+                async with database.aio_transaction():
+                    pass
+        async with database.aio_atomic():
+            with pytest.raises(peewee.OperationalError, match="Transaction already opened"):
+                async with database.aio_transaction():
+                    pass
+
+
+@pytest.mark.parametrize(("end", "kept"), [("commit", ["begun"]), ("rollback", [])])
+async def test_begin_and_savepoint_objects(database: Any, end: str, kept: list[str]) -> None:
+    async with TransactionTestCase(database, allow_transactions=True):
+        for method in ("aio_begin", "aio_savepoint"):
+            async with database.aio_connection():
+                transaction = await getattr(database, method)()
+                assert transaction.is_savepoint
+                await Author.aio_create(name="begun")
+                await getattr(transaction, end)()
+            assert await names() == kept
+            await Author.delete().aio_execute()
+    assert await names() == []
+
+
+async def test_get_or_create_creates_then_finds(database: Any) -> None:
+    async with TransactionTestCase(database, allow_transactions=True):
+        ada, created = await Author.aio_get_or_create(name="ada")
+        assert created
+        again, created = await Author.aio_get_or_create(name="ada")
+        assert not created
+        assert again.id == ada.id
+    assert await names() == []
+
+
+async def test_other_tasks_wait_for_an_app_transaction_and_its_children_join_it(database: Any) -> None:
+    async with TransactionTestCase(database, allow_transactions=True):
+        inside, release = asyncio.Event(), asyncio.Event()
+        seen: list[int] = []
+
+        async def app_code() -> None:
+            async with database.aio_atomic():
+                await Author.aio_create(name="in the block")
+                await asyncio.gather(Author.aio_create(name="child 1"), Author.aio_create(name="child 2"))
+                assert await Author.select().aio_count() == 3  # the children ran inside the block
+                inside.set()
+                await release.wait()
+                raise RuntimeError("roll the block back")
+
+        async def other_task() -> None:
+            await inside.wait()
+            seen.append(await Author.select().aio_count())  # waits for the block to end
+
+        app, other = asyncio.create_task(app_code()), asyncio.create_task(other_task())
+        await inside.wait()
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert seen == []
+        release.set()
+        with pytest.raises(RuntimeError, match="roll the block back"):
+            await app
+        await other
+        assert seen == [0], "another task's query ran inside the app transaction"
+    assert await names() == []
+
+
+# -- autosavepoint -------------------------------------------------------------------------------------------------
+
+
+async def test_after_an_integrity_error_the_test_goes_on(database: Any) -> None:
+    async with TransactionTestCase(database, autosavepoint=True):
+        await Author.aio_create(name="ada")
+        with pytest.raises(peewee.IntegrityError):
+            await Author.aio_create(name="ada")
+        await Author.aio_create(name="grace")
+        assert await names() == ["ada", "grace"]
+    assert await names() == []
+
+
+async def test_without_autosavepoint_the_error_says_what_to_do(database: Any) -> None:
+    async with TransactionTestCase(database):
+        await Author.aio_create(name="ada")
+        with pytest.raises(peewee.IntegrityError):
+            await Author.aio_create(name="ada")
+        if is_sqlite(database):  # SQLite does not abort a transaction on an error
+            assert await names() == ["ada"]
+        else:
+            with pytest.raises(TransactionError, match=r"aborted the test transaction.*autosavepoint=True"):
+                await names()
+    assert await names() == []
+
+
+async def test_autosavepoints_respect_app_savepoints(database: Any) -> None:
+    async with TransactionTestCase(database, autosavepoint=True, allow_transactions=True):
+        async with database.aio_atomic():
+            await Author.aio_create(name="outer")
+            with pytest.raises(RuntimeError):
+                async with database.aio_atomic():
+                    await Author.aio_create(name="inner")
+                    with pytest.raises(peewee.IntegrityError):
+                        await Author.aio_create(name="outer")
+                    raise RuntimeError("give up")
+            await Author.aio_create(name="after")
+        assert await names() == ["after", "outer"]
+    assert await names() == []
+
+
+# -- reset_sequences -----------------------------------------------------------------------------------------------
+
+
+async def first_id(database: Any, **options: bool) -> int:
+    async with TransactionTestCase(database, **options):
+        return int((await Author.aio_create(name="ada")).id)
+
+
+async def test_reset_sequences_gives_the_same_ids_every_run(database: Any) -> None:
+    ids = [await first_id(database, reset_sequences=True) for _ in range(3)]
+    assert len(set(ids)) == 1
+
+
+async def test_without_reset_sequences_postgres_ids_keep_growing(database: Any) -> None:
+    ids = [await first_id(database) for _ in range(2)]
+    assert ids[1] == (ids[0] if is_sqlite(database) else ids[0] + 1)  # the control for the test above
+
+
+async def test_sequences_are_reset_to_their_state_on_entry(database: Any) -> None:
+    await Author.aio_create(name="committed before")  # moves the sequence outside any test transaction
+    expected = await first_id(database)
+    await first_id(database, reset_sequences=True)
+    after = await first_id(database, reset_sequences=True)
+    assert after == (expected if is_sqlite(database) else expected + 1)
+    await Author.delete().aio_execute()
+
+
+# -- every option with concurrent queries --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda options: "+".join(options) or "default")
+async def test_fifty_gathered_queries_with_each_option(database: Any, options: dict[str, bool]) -> None:
+    async with TransactionTestCase(database, **options):
+        authors = await asyncio.gather(*(Author.aio_create(name=f"a{i}") for i in range(50)))
+        counts = await asyncio.gather(*(Author.select().where(Author.id == a.id).aio_count() for a in authors))
+        assert counts == [1] * 50
+        if options.get("allow_transactions"):
+
+            async def in_atomic(i: int) -> None:
+                async with database.aio_atomic():
+                    await Book.aio_create(title=f"t{i}", author=authors[i])
+
+            await asyncio.gather(*(in_atomic(i) for i in range(50)))
+            assert await Book.select().aio_count() == 50
+    assert await names() == []
+
+
+# -- nesting: shared test data -------------------------------------------------------------------------------------
+
+
+async def test_a_nested_case_sees_the_outer_data_and_undoes_its_own(database: Any) -> None:
+    async with TransactionTestCase(database) as outer:
+        await Author.aio_create(name="shared")
+        for name in ("one", "two"):
+            async with TransactionTestCase(database) as inner:
+                assert inner.nested
+                assert inner.connection is outer.connection
+                assert await names() == ["shared"]
+                await Author.aio_create(name=name)
+                await Author.update(name="changed").where(Author.name == "shared").aio_execute()
+        assert await names() == ["shared"]
+        assert not outer.nested
+    assert await names() == []
+    assert "aio_connection" not in vars(database)
+
+
+async def test_a_nested_case_applies_its_own_options(database: Any) -> None:
+    async with TransactionTestCase(database):
+        async with TransactionTestCase(database, allow_transactions=True), database.aio_atomic():
+            await Author.aio_create(name="inner")
+        with pytest.raises(ValueError, match="disabled inside TransactionTestCase"):
+            async with database.aio_atomic():
+                pass
+        assert await names() == []
+
+
+async def test_a_nested_case_on_another_loop_names_the_loop_scope(database: Any) -> None:
+    async def enter_elsewhere() -> None:
+        async with TransactionTestCase(database):
+            pass  # pragma: no cover - never entered
+
+    async with TransactionTestCase(database):
+        await Author.aio_create(name="outer")
+        with pytest.raises(TransactionError, match="asyncio_default_test_loop_scope = session"):
+            await asyncio.to_thread(asyncio.run, enter_elsewhere())
+        assert await names() == ["outer"]
+    assert await names() == []
+
+
+# -- unittest ------------------------------------------------------------------------------------------------------
+
+
+def run_unittest(case: type[unittest.TestCase]) -> unittest.TestResult:
+    suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
+    result = unittest.TestResult()
+    suite.run(result)
+    return result
+
+
+def test_the_unittest_class_shares_class_data_and_undoes_each_test(database: Any) -> None:
+    session_database = database
+    seen: list[tuple[str, list[str]]] = []
+
+    class TestAuthors(AioDatabaseTestCase):
+        database = session_database
+        reset_sequences = True
+
+        @classmethod
+        async def asyncSetUpTestData(cls) -> None:
+            cls.ada = await Author.aio_create(name="ada")
+
+        async def test_a_adds_a_book(self) -> None:
+            await Book.aio_create(title="notes", author=self.ada)
+            seen.append(("a", await names()))
+            assert await Book.select().aio_count() == 1
+
+        async def test_b_sees_no_book(self) -> None:
+            seen.append(("b", await names()))
+            assert await Book.select().aio_count() == 0
+
+        async def test_c_uses_app_transactions(self) -> None:
+            with self.assertRaises(ValueError):  # noqa: PT027 - a unittest class, run by unittest
+                async with session_database.aio_atomic():
+                    pass
+
+    result = run_unittest(TestAuthors)
+    assert result.wasSuccessful(), result.errors + result.failures
+    assert result.testsRun == 3
+    assert seen == [("a", ["ada"]), ("b", ["ada"])]  # the database fixture then checks that nothing is left
+
+
+def test_the_unittest_class_needs_a_database() -> None:
+    class TestNothing(AioDatabaseTestCase):
+        async def test_x(self) -> None:  # pragma: no cover - never run
+            pass
+
+    result = run_unittest(TestNothing)
+    assert len(result.errors) == 1
+    assert "needs a database: set `database = ...` on the class" in result.errors[0][1]
