@@ -11,7 +11,7 @@ from typing import Any, ClassVar
 from ._database import resolve_database
 from .exceptions import ConfigurationError
 from .pools import pool_on_running_loop
-from .transaction import TransactionTestCase
+from .transaction import OPTIONS, TransactionTestCase
 
 
 class AioDatabaseTestCase(unittest.IsolatedAsyncioTestCase):
@@ -84,12 +84,7 @@ class AioDatabaseTestCase(unittest.IsolatedAsyncioTestCase):
 
     @classmethod
     def _transaction(cls) -> TransactionTestCase:
-        return TransactionTestCase(
-            cls.database,
-            allow_transactions=cls.allow_transactions,
-            autosavepoint=cls.autosavepoint,
-            reset_sequences=cls.reset_sequences,
-        )
+        return TransactionTestCase(cls.database, **{name: getattr(cls, name) for name in OPTIONS})
 
     @classmethod
     async def _open_class_transaction(cls) -> None:

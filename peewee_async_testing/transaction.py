@@ -47,6 +47,9 @@ _TRANSACTION_METHODS = ("aio_atomic", "aio_transaction", "aio_begin", "aio_savep
 
 _MISSING = object()
 
+#: The keyword options of TransactionTestCase.
+OPTIONS = ("allow_transactions", "autosavepoint", "reset_sequences")
+
 _SEQUENCES = (
     "SELECT schemaname, sequencename, last_value FROM pg_catalog.pg_sequences "
     "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
@@ -225,12 +228,7 @@ class TransactionTestCase:
         return run_in_transaction
 
     def _copy(self) -> TransactionTestCase:
-        return TransactionTestCase(
-            self.database,
-            allow_transactions=self.allow_transactions,
-            autosavepoint=self.autosavepoint,
-            reset_sequences=self.reset_sequences,
-        )
+        return TransactionTestCase(self.database, **{name: getattr(self, name) for name in OPTIONS})
 
     def _deactivate(self, outer: TransactionTestCase | None) -> None:
         if outer is None:
