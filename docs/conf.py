@@ -9,7 +9,7 @@ author = "the peewee-async-testing developers"
 copyright = "2026, the peewee-async-testing developers"
 release = version = peewee_async_testing.__version__
 
-extensions = ["sphinx.ext.autodoc", "sphinx.ext.viewcode"]
+extensions = ["sphinx.ext.autodoc", "sphinx.ext.doctest", "sphinx.ext.viewcode"]
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 nitpicky = False

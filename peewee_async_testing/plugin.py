@@ -31,6 +31,8 @@ SHARED_SCOPES: tuple[LoopScope, ...] = ("class", "module", "session")
 SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
 
 TEST_DATABASE: pytest.StashKey[TestDatabase] = pytest.StashKey()
+SHARED_SERVER: pytest.StashKey[PostgresServer] = pytest.StashKey()
+WORKER_DSN = "peewee_async_testing_dsn"  # how an xdist controller hands its server to the workers
 
 NOT_CONFIGURED = (
     "The {fixture} fixture needs a peewee-async database, but none is configured. "
@@ -124,6 +126,31 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 names.insert(names.index("peewee_database") + 1, pool)
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist controller: let every worker make its database on one throwaway server, started here.
+
+    So the workers clone one template, and start no server of their own.
+    """
+    config = node.config
+    if not config.getini("peewee_async_database") or config.getoption("peewee_dsn"):
+        return
+    from .server import DSN_ENV, PostgresServer
+
+    if os.environ.get(DSN_ENV):
+        return
+    if SHARED_SERVER not in config.stash:
+        server = config.stash[SHARED_SERVER] = PostgresServer()
+        server.start()
+    node.workerinput[WORKER_DSN] = config.stash[SHARED_SERVER].dsn
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    server = config.stash.get(SHARED_SERVER, None)
+    if server is not None:
+        server.stop()
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     test_database = config.stash.get(TEST_DATABASE, None)
     if test_database is None:
@@ -146,11 +173,12 @@ def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     """The PostgreSQL server that test databases are made on.
 
     ``--peewee-dsn`` or ``$PEEWEE_ASYNC_TESTING_DSN`` when given (left running), else a throwaway
-    server started for the session and removed at its end.
+    server started for the session and removed at its end (under pytest-xdist, one for all workers).
     """
     from .server import PostgresServer
 
-    with PostgresServer(dsn=request.config.getoption("peewee_dsn")) as server:
+    workerinput = getattr(request.config, "workerinput", {})
+    with PostgresServer(dsn=request.config.getoption("peewee_dsn") or workerinput.get(WORKER_DSN)) as server:
         yield server
 
 

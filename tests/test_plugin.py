@@ -643,6 +643,29 @@ def test_the_proxied_database_was_pointed():
     result.stdout.fnmatch_lines(["*test database test_app on * (created, dropped)"])
 
 
+def test_xdist_workers_share_one_throwaway_server(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        **{
+            f"test_worker_{i}": f"""
+            import os
+            from app.db import database
+
+            async def test_records_its_server(peewee_server):
+                assert not peewee_server.attached or peewee_server.host == "127.0.0.1"
+                with open(os.path.join({str(inner.path)!r}, "seen_{i}"), "w") as out:
+                    out.write(f"{{database.database}} {{database.connect_params['port']}}")
+            """
+            for i in range(4)
+        }
+    )
+    inner.runpytest("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=4)
+    seen = [inner.path.joinpath(f"seen_{i}").read_text().split() for i in range(4)]
+    assert {name for name, _ in seen} == {"test_app_gw0", "test_app_gw1"}
+    assert len({port for _, port in seen}) == 1, f"the workers used different servers: {seen}"
+
+
 def test_a_throwaway_server_when_none_is_given(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
     inner.makepyfile(

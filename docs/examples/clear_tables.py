@@ -18,14 +18,18 @@ async def main(database: peewee_async.PostgresqlDatabase) -> None:
     database.bind([Customer, Order])
     await database.aio_create_tables([Customer, Order])
 
-    ada = await Customer.aio_create(email="ada@example.com")  # committed: no test transaction here
+    ada = await Customer.aio_create(
+        email="ada@example.com"
+    )  # committed: no test transaction here
     await Order.aio_create(customer=ada)
     with database.allow_sync():  # synchronous code sees committed rows
         assert Order.select().count() == 1
 
     await aio_clear_tables(database)  # one TRUNCATE ... RESTART IDENTITY CASCADE
     assert await Customer.select().aio_count() == 0
-    assert (await Customer.aio_create(email="grace@example.com")).id == 1  # ids start again
+    assert (
+        await Customer.aio_create(email="grace@example.com")
+    ).id == 1  # ids start again
 
     clear_tables(database, strategy="delete")  # the synchronous twin
     assert await Customer.select().aio_count() == 0
@@ -35,4 +39,6 @@ async def main(database: peewee_async.PostgresqlDatabase) -> None:
 
 
 with PostgresServer() as server:
-    asyncio.run(main(peewee_async.PostgresqlDatabase(**server.connect_params("postgres"))))
+    asyncio.run(
+        main(peewee_async.PostgresqlDatabase(**server.connect_params("postgres")))
+    )

@@ -11,8 +11,10 @@ class Account(peewee_async.AioModel):
     email = peewee.CharField(unique=True)
 
 
-async def sign_up(database: peewee_async.PostgresqlDatabase, email: str) -> Account | None:
-    """App code: opens its own transaction, and treats a taken email as a normal outcome."""
+async def sign_up(
+    database: peewee_async.PostgresqlDatabase, email: str
+) -> Account | None:
+    """App code: opens its own transaction; a taken email is a normal outcome."""
     try:
         async with database.aio_transaction():
             return await Account.aio_create(email=email)
@@ -27,7 +29,9 @@ async def main(database: peewee_async.PostgresqlDatabase) -> None:
     # allow_transactions: the app's transactions run on savepoints inside the test's.
     async with TransactionTestCase(database, allow_transactions=True):
         assert await sign_up(database, "ada@example.com") is not None
-        assert await sign_up(database, "ada@example.com") is None  # rolled back to its savepoint
+        assert (
+            await sign_up(database, "ada@example.com") is None
+        )  # rolled back to its savepoint
         assert await Account.select().aio_count() == 1  # and the test goes on
     assert await Account.select().aio_count() == 0
 
@@ -45,11 +49,14 @@ async def main(database: peewee_async.PostgresqlDatabase) -> None:
             ids.append((await Account.aio_create(email="linus@example.com")).id)
     assert ids[0] == ids[1]
 
-    # Nesting: data made once in the outer block, seen by each inner block, whose changes are undone.
+    # Nesting: data made once in the outer block is seen by each inner block,
+    # whose own changes are undone.
     async with TransactionTestCase(database):
         await Account.aio_create(email="shared@example.com")
         for email in ("one@example.com", "two@example.com"):
-            async with TransactionTestCase(database):  # a SAVEPOINT on the outer block's connection
+            async with TransactionTestCase(
+                database
+            ):  # a SAVEPOINT on the outer block's connection
                 await Account.aio_create(email=email)
                 assert await Account.select().aio_count() == 2
         assert await Account.select().aio_count() == 1
@@ -59,4 +66,6 @@ async def main(database: peewee_async.PostgresqlDatabase) -> None:
 
 
 with PostgresServer() as server:
-    asyncio.run(main(peewee_async.PostgresqlDatabase(**server.connect_params("postgres"))))
+    asyncio.run(
+        main(peewee_async.PostgresqlDatabase(**server.connect_params("postgres")))
+    )

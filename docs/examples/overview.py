@@ -25,4 +25,6 @@ async def main(database: peewee_async.PostgresqlDatabase) -> None:
 
 
 with PostgresServer() as server:  # a private PostgreSQL, removed on exit
-    asyncio.run(main(peewee_async.PostgresqlDatabase(**server.connect_params("postgres"))))
+    asyncio.run(
+        main(peewee_async.PostgresqlDatabase(**server.connect_params("postgres")))
+    )

@@ -19,7 +19,9 @@ with PostgresServer() as server:
     database = peewee_async.PostgresqlDatabase(**server.connect_params("test_app"))
 
     async def main() -> None:
-        (answer,) = await database.aio_execute_sql("SELECT 6 * 7", fetch_results=peewee_async.databases.fetchone)
+        (answer,) = await database.aio_execute_sql(
+            "SELECT 6 * 7", fetch_results=peewee_async.databases.fetchone
+        )
         assert answer == 42
         await database.aio_close()
 
@@ -30,4 +32,5 @@ with PostgresServer() as server:
     with connection.cursor() as cursor:
         cursor.execute("DROP DATABASE test_app")
     connection.close()
-# Here the server is stopped and its folder removed (unless PEEWEE_ASYNC_TESTING_DSN named a server of yours).
+# Here the server is stopped and its folder removed
+# (unless PEEWEE_ASYNC_TESTING_DSN named a server of yours).

@@ -25,7 +25,9 @@ async def main(database: peewee_async.PostgresqlDatabase) -> None:
 
     # Queries from many tasks at once share the one connection, one statement at a time.
     async with TransactionTestCase(database) as case:
-        await asyncio.gather(*(Author.aio_create(name=f"author {i}") for i in range(50)))
+        await asyncio.gather(
+            *(Author.aio_create(name=f"author {i}") for i in range(50))
+        )
         assert await Author.select().aio_count() == 50
         assert case.connection is not None
 
@@ -45,11 +47,15 @@ async def main(database: peewee_async.PostgresqlDatabase) -> None:
         return await Author.select().aio_count()
 
     assert await create("grace") == 1
-    assert await create("grace") == 1  # no unique violation: the first row was rolled back
+    assert (
+        await create("grace") == 1
+    )  # no unique violation: the first row was rolled back
 
     await database.aio_drop_tables([Author])
     await database.aio_close()
 
 
 with PostgresServer() as server:
-    asyncio.run(main(peewee_async.PostgresqlDatabase(**server.connect_params("postgres"))))
+    asyncio.run(
+        main(peewee_async.PostgresqlDatabase(**server.connect_params("postgres")))
+    )

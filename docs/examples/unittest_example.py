@@ -29,7 +29,8 @@ class TestLibrary(AioDatabaseTestCase):
 
     @classmethod
     async def asyncSetUpTestData(cls):
-        # Runs once for the class, in a transaction that its tests share through savepoints.
+        # Runs once for the class, in a transaction that its tests share
+        # through savepoints.
         cls.ada = await Author.aio_create(name="ada")
 
     async def test_add_a_book(self):

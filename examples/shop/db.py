@@ -1,7 +1,8 @@
-"""The shop's database object, configured the way the app runs in production.
+"""The shop's database object, configured as the app runs in production.
 
-The tests never touch this database: the pytest plugin makes ``test_shop`` on a throwaway server
-(or the server named by PEEWEE_ASYNC_TESTING_DSN) and points this object at it for the session.
+The tests never touch this database: the pytest plugin makes
+``test_shop`` on a throwaway server (or PEEWEE_ASYNC_TESTING_DSN's)
+and points this object at it for the session.
 """
 
 import os

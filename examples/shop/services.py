@@ -1,4 +1,4 @@
-"""What the shop's web handlers call: async service functions, plus one synchronous report."""
+"""What the shop's web handlers call: async services, and one synchronous report."""
 
 from peewee import fn
 
@@ -36,4 +36,7 @@ async def revenue_by_customer() -> dict[str, int]:
 def nightly_report() -> list[str]:
     """A synchronous job (think: a cron script) that reads with plain peewee."""
     with database.allow_sync():
-        return [f"{c.email}: {c.orders.count()} order(s)" for c in Customer.select().order_by(Customer.email)]
+        return [
+            f"{c.email}: {c.orders.count()} order(s)"
+            for c in Customer.select().order_by(Customer.email)
+        ]

@@ -2,7 +2,13 @@ import pytest
 
 from shop.db import database
 from shop.models import Customer, Order
-from shop.services import EmailTaken, nightly_report, place_order, register, revenue_by_customer
+from shop.services import (
+    EmailTaken,
+    nightly_report,
+    place_order,
+    register,
+    revenue_by_customer,
+)
 
 
 async def test_register_normalises_the_email():
@@ -26,7 +32,10 @@ async def test_revenue_adds_up_per_customer():
     grace = await register("grace@example.com", "Grace")
     for customer, cents in [(ada, 500), (ada, 250), (grace, 100)]:
         await place_order(customer, cents)
-    assert await revenue_by_customer() == {"ada@example.com": 750, "grace@example.com": 100}
+    assert await revenue_by_customer() == {
+        "ada@example.com": 750,
+        "grace@example.com": 100,
+    }
 
 
 async def test_free_orders_are_refused():
@@ -38,7 +47,8 @@ async def test_free_orders_are_refused():
 
 async def test_the_sync_report_sees_committed_rows(clear_tables):
     # Sync queries use their own connection and cannot see a test transaction:
-    # asking for clear_tables turns the transaction off for this test and empties the tables after it.
+    # asking for clear_tables turns the transaction off for this test, and empties
+    # the tables after it.
     ada = await register("ada@example.com", "Ada")
     await place_order(ada, 500)
     assert nightly_report() == ["ada@example.com: 1 order(s)"]
@@ -49,4 +59,6 @@ def test_the_report_starts_empty_too(clear_tables):
 
 
 def test_the_app_runs_on_the_test_database():
-    assert database.database == "test_shop"  # not the production "shop": the plugin pointed it here
+    assert (
+        database.database == "test_shop"
+    )  # not the production "shop": the plugin pointed it here

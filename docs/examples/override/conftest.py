@@ -1,4 +1,4 @@
-"""Handing over a database you manage yourself: override `peewee_database`, and the plugin only isolates."""
+"""A database you manage yourself: override `peewee_database`; the plugin isolates."""
 
 import peewee
 import peewee_async
@@ -17,7 +17,8 @@ class Event(peewee_async.AioModel):
 
 
 @pytest_asyncio.fixture(scope="session")
-async def peewee_database(peewee_server):  # the plugin's server: throwaway, or $PEEWEE_ASYNC_TESTING_DSN
+async def peewee_database(peewee_server):
+    # peewee_server: the plugin's server (throwaway, or $PEEWEE_ASYNC_TESTING_DSN)
     admin = connect(peewee_server.dsn)
     admin.autocommit = True
     admin.cursor().execute("CREATE DATABASE my_tests")

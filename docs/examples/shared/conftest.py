@@ -1,4 +1,4 @@
-"""The database of the shared-data example: made on the plugin's server, with two tables."""
+"""The shared-data example's database: made on the plugin's server, two tables."""
 
 import peewee
 import peewee_async
@@ -25,7 +25,8 @@ class Book(peewee_async.AioModel):
 
 
 @pytest_asyncio.fixture(scope="session")
-async def peewee_database(peewee_server):  # the plugin's server: throwaway, or $PEEWEE_ASYNC_TESTING_DSN
+async def peewee_database(peewee_server):
+    # peewee_server: the plugin's server (throwaway, or $PEEWEE_ASYNC_TESTING_DSN)
     admin = connect(peewee_server.dsn)
     admin.autocommit = True
     admin.cursor().execute("CREATE DATABASE shared_tests")
