@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -150,16 +150,19 @@ class SharedConnection:
 
 
 class Borrowed:
-    """Stands in for ``database.aio_connection``: every ``async with`` yields the shared connection."""
+    """Stands in for ``database.aio_connection``: every ``async with`` yields the shared connection.
 
-    def __init__(self, connection: SharedConnection) -> None:
+    :param connection: returns the shared connection, opening it on first use.
+    """
+
+    def __init__(self, connection: Callable[[], Awaitable[SharedConnection]]) -> None:
         self._connection = connection
 
     def __call__(self) -> Borrowed:
         return self
 
     async def __aenter__(self) -> SharedConnection:
-        return self._connection
+        return await self._connection()
 
     async def __aexit__(self, *exc_info: object) -> None:
         return None
@@ -194,18 +197,21 @@ def refusing(name: str) -> Callable[..., Any]:
     return refuse
 
 
-def savepoint_transactions(connection: SharedConnection) -> dict[str, Callable[..., Any]]:
+def savepoint_transactions(
+    get_connection: Callable[[], Awaitable[SharedConnection]],
+) -> dict[str, Callable[..., Any]]:
     """Stand-ins for ``_aio_atomic`` and ``_aio_begin`` that open savepoints, with peewee-async's rules."""
 
     @asynccontextmanager
     async def aio_atomic(use_savepoint: bool = False) -> AsyncIterator[None]:
         if _transaction_path.get() and not use_savepoint:
             raise peewee.OperationalError("Transaction already opened")
+        connection = await get_connection()
         async with connection.transaction_block(), Savepoint(connection):
             yield
 
     async def aio_begin(use_savepoint: bool = False) -> Savepoint:
-        savepoint = Savepoint(connection)
+        savepoint = Savepoint(await get_connection())
         await savepoint.begin()
         return savepoint
 

@@ -8,6 +8,7 @@ having the plugin installed costs pytest's start-up almost nothing.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import os
@@ -18,6 +19,7 @@ import pytest
 import pytest_asyncio
 
 if TYPE_CHECKING:
+    from .pools import LoopPool
     from .server import PostgresServer
     from .testdb import TestDatabase
 
@@ -112,7 +114,7 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Isolate the tests that carry the marker (every test with ``peewee_async_autouse = true``), and give
-    async tests that use the database a pool on their own event loop."""
+    the tests and fixtures that use the database a pool on their event loop, closed with it."""
     autouse = config.getini("peewee_async_autouse")
     for item in items:
         if not isinstance(item, pytest.Function):
@@ -120,10 +122,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         names = item.fixturenames
         if "in_transaction" not in names and (autouse or item.get_closest_marker("peewee_db") is not None):
             names.insert(_first_function_scoped(item), "in_transaction")
-        elif "peewee_database" in names and _is_async(item):
-            pool = f"_peewee_pool_{_loop_scope(item)}"
-            if pool not in names:
-                names.insert(names.index("peewee_database") + 1, pool)
+        if "peewee_database" in names:
+            # Session-scoped first: fixtures of wider scope that use the database run on the session's loop.
+            pools = ["_peewee_pool_session", f"_peewee_pool_{_loop_scope(item)}"] if _is_async(item) else []
+            position = names.index("peewee_database") + 1
+            for pool in dict.fromkeys(pools or ["_peewee_pool_session"]):
+                if pool not in names:
+                    names.insert(position, pool)
+                    position += 1
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -221,60 +227,112 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
 
 
 @pytest.fixture
-def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Any:
+def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iterator[Any]:
     """Run the test inside a :class:`~peewee_async_testing.TransactionTestCase`, rolled back afterwards.
 
-    Returns the active case (``case.connection`` is the test's connection). Tests that cannot run in
-    a transaction get ``clear_tables`` instead, and ``None``: synchronous tests, tests that ask for
-    ``clear_tables``, and tests marked ``@pytest.mark.peewee_db(isolation="clear")``. It runs on the
-    test's own event loop, whatever its loop scope. ``peewee_async_autouse = true`` applies it to every test.
+    Yields the case; it opens its connection (``case.connection``) and transaction at the test's
+    first query, on the test's own event loop, whatever its loop scope. Tests that cannot run in a
+    transaction get ``clear_tables`` instead, and ``None``: synchronous tests, tests that ask for
+    ``clear_tables``, and tests marked ``@pytest.mark.peewee_db(isolation="clear")``.
+    ``peewee_async_autouse = true`` applies it to every test.
     """
     if _isolation(request) == "clear":
         request.getfixturevalue("clear_tables")
-        return None
-    scope = _loop_scope(request.node)
-    request.getfixturevalue(f"_peewee_pool_{scope}")
-    return request.getfixturevalue(f"_peewee_transaction_{scope}")
+        yield None
+        return
+    from .transaction import TransactionTestCase
+
+    pool = request.getfixturevalue(f"_peewee_pool_{_loop_scope(request.node)}")
+    # Where it costs least: an async fixture would cost each test more than its BEGIN and ROLLBACK.
+    # So the patches go on here, the transaction opens at the first query, and it is rolled back at the
+    # end of the test's own coroutine. A query of a later fixture tear-down opens a new transaction,
+    # which this fixture's tear-down rolls back on the test's loop.
+    case = TransactionTestCase(peewee_database, **_case_options(request))
+    case._lender = pool.reserved
+    item, test = request.node, request.node.obj
+    case._start()
+
+    @functools.wraps(test)
+    async def run_in_transaction(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await test(*args, **kwargs)
+        except BaseException as error:
+            await case._finish(type(error), error, error.__traceback__)
+            raise
+        await case._finish(None, None, None)
+        return result
+
+    item.obj = run_in_transaction
+    try:
+        yield case
+    finally:
+        item.obj = test
+        case._stop_on_own_loop()
 
 
 @pytest.fixture
 def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterator[None]:
-    """Empty every table of the database's models after the test (one ``TRUNCATE`` on PostgreSQL).
+    """Empty the tables the test wrote to, after the test.
 
-    For tests whose queries cannot run inside the test transaction: synchronous peewee queries,
-    other processes, code that commits. Works for sync and async tests alike.
+    For tests whose queries cannot run inside the test transaction: synchronous peewee queries, code
+    that commits. Works for sync and async tests alike. The test's statements, async and sync, are
+    watched, and only the tables they wrote to are emptied (all of them after a statement that cannot
+    be read, such as DDL): on PostgreSQL, one statement that deletes their rows, children first, and
+    restarts their sequences. Writes made outside the database object (another process, another
+    connection) are not seen: clear those with ``aio_clear_tables(database)``.
     """
-    if _is_async(request.node):
-        request.getfixturevalue(f"_peewee_pool_{_loop_scope(request.node)}")
+    from .cleanup import WriteTracker, aio_clear_tables, clear_tables
+
+    pool = request.getfixturevalue(f"_peewee_pool_{_loop_scope(request.node)}") if _is_async(request.node) else None
+    if pool is None:
+        request.getfixturevalue("_peewee_sync_connection")
+    models = request.getfixturevalue("_peewee_models")
+    with WriteTracker(peewee_database) as tracker:
+        yield
+    written = tracker.written(models)
+    if not written:
+        return
+    if pool is None:
+        clear_tables(peewee_database, written, strategy="delete")
+    else:
+        pool.loop.run_until_complete(aio_clear_tables(peewee_database, written, strategy="delete"))
+
+
+@pytest.fixture(scope="session")
+def _peewee_models(peewee_database: Any) -> list[Any]:
+    """The models bound to the database, found once for the session's ``clear_tables``."""
+    from .cleanup import bound_models
+
+    return bound_models(peewee_database)
+
+
+@pytest.fixture(scope="session")
+def _peewee_sync_connection(peewee_database: Any) -> Iterator[None]:
+    """peewee's synchronous connection, kept open for the session's ``clear_tables`` of sync tests."""
+    from ._database import resolve_database
+
+    database = resolve_database(peewee_database, purpose="clear_tables")
+    database.connect(reuse_if_open=True)
     yield
-    from .cleanup import clear_tables
-
-    clear_tables(peewee_database)
+    database.close()
 
 
-def _loop_fixtures(scope: LoopScope) -> tuple[Any, Any]:
-    """The pool and transaction fixtures for tests whose event loop has loop scope ``scope``."""
+def _pool_fixture(scope: LoopScope) -> Any:
+    """A pool for the event loop of loop scope ``scope``, closed before that loop ends."""
 
     @pytest_asyncio.fixture(scope=scope, loop_scope=scope, name=f"_peewee_pool_{scope}")
-    async def pool(peewee_database: Any) -> AsyncIterator[None]:
+    async def pool(peewee_database: Any) -> AsyncIterator[LoopPool]:
         from ._database import resolve_database
         from .pools import pool_on_running_loop
 
-        async with pool_on_running_loop(resolve_database(peewee_database, purpose="peewee_database")):
-            yield
+        async with pool_on_running_loop(resolve_database(peewee_database, purpose="peewee_database")) as pool:
+            yield pool
 
-    @pytest_asyncio.fixture(loop_scope=scope, name=f"_peewee_transaction_{scope}")
-    async def transaction(request: pytest.FixtureRequest, peewee_database: Any) -> AsyncIterator[Any]:
-        from .transaction import TransactionTestCase
-
-        async with TransactionTestCase(peewee_database, **_case_options(request)) as case:
-            yield case
-
-    return pool, transaction
+    return pool
 
 
 for _scope in LOOP_SCOPES:
-    globals()[f"_peewee_pool_{_scope}"], globals()[f"_peewee_transaction_{_scope}"] = _loop_fixtures(_scope)
+    globals()[f"_peewee_pool_{_scope}"] = _pool_fixture(_scope)
 
 
 def _shared_fixtures(scope: LoopScope) -> Any:

@@ -2,27 +2,61 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from peewee_async.databases import AioDatabase
 from peewee_async.pool import PoolBackend
 
+from .connection import is_closed
+
+
+class LoopPool:
+    """The pool of one event loop, and the connection its test transactions reuse, one test after another.
+
+    Taking a connection from the pool and giving it back for every test costs more than the test's
+    ``BEGIN`` and ``ROLLBACK``; after a rollback the connection is as good as new, so it stays out of
+    the pool until the loop's end (or until it breaks, when the next test gets a fresh one).
+    """
+
+    def __init__(self, backend: PoolBackend) -> None:
+        self.backend = backend
+        self.loop = asyncio.get_running_loop()
+        self._reserved: Any = None
+
+    async def reserved(self) -> Any:
+        connection = self._reserved
+        if connection is None or is_closed(connection):
+            if connection is not None:
+                await self.backend.release(connection)
+            connection = self._reserved = await self.backend.acquire()
+        return connection
+
+    async def close(self) -> None:
+        connection, self._reserved = self._reserved, None
+        try:
+            if connection is not None:
+                await self.backend.release(connection)
+        finally:
+            await self.backend.close()
+
 
 @asynccontextmanager
-async def pool_on_running_loop(database: AioDatabase) -> AsyncIterator[PoolBackend]:
+async def pool_on_running_loop(database: AioDatabase) -> AsyncIterator[LoopPool]:
     """Give ``database`` a pool of its own for the block, then close it and put the previous one back.
 
     The pool connects lazily, on the loop of the first query. Nest these for nested loop scopes
     (a session loop, then a function loop): each level gets its own pool, closed before its loop ends.
     """
     previous = database.pool_backend
-    backend = database.pool_backend_cls(database=database.database, **database.pool_params)
-    database.pool_backend = backend
+    pool = LoopPool(database.pool_backend_cls(database=database.database, **database.pool_params))
+    database.pool_backend = pool.backend
     try:
-        yield backend
+        yield pool
     finally:
         try:
-            await backend.close()
+            await pool.close()
         finally:
             database.pool_backend = previous

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
@@ -151,6 +152,39 @@ def _temp_parent() -> str | None:
     return "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK) else None
 
 
+FOLDER_PREFIX = "peewee-async-testing-"
+_OWNER = "owner.pid"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _reap_orphans(parent: str | None) -> None:
+    """Stop and remove the servers whose Python process died without stopping them (SIGKILL, a crash).
+
+    Each server's folder names its owner's process id; a live owner's server is left alone.
+    """
+    for folder in pathlib.Path(parent or tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
+        try:
+            owner = int((folder / _OWNER).read_text())
+        except (OSError, ValueError):
+            continue  # not ours, or still being made
+        if _alive(owner):
+            continue
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            postmaster = int((folder / "data" / "postmaster.pid").read_text().splitlines()[0])
+            if str(folder) in pathlib.Path(f"/proc/{postmaster}/cmdline").read_text(errors="replace"):
+                os.kill(postmaster, signal.SIGQUIT)  # immediate shutdown: the data is thrown away anyway
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -170,23 +204,33 @@ def _template_dir(bindir: pathlib.Path, version: str, user: pwd.struct_passwd | 
     return _cache_root() / f"template-{version}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
-def _make_data(bindir: pathlib.Path, version: str, folder: pathlib.Path, user: pwd.struct_passwd | None) -> bool:
-    """Fill ``folder/data`` from the template cache, else by initdb; return True if the cache was used."""
+def _make_data(
+    bindir: pathlib.Path, version: str, folder: pathlib.Path, user: pwd.struct_passwd | None
+) -> threading.Thread | None:
+    """Fill ``folder/data`` from the template cache, else by initdb.
+
+    Returns ``None`` when the cache was used; else the thread that is copying the fresh cluster into
+    the cache, from a snapshot in ``folder`` (on tmpfs, that snapshot is quick; the copy to the disk
+    cache then goes on while postgres starts).
+    """
     data, template = folder / "data", _template_dir(bindir, version, user)
     if (template / "data").is_dir():
         try:
             _copy_tree(template / "data", data)
-            if user is not None:
+            if user is not None and data.stat().st_uid != user.pw_uid:  # cp -a kept the owner otherwise
                 _chown_tree(data, user)
-            return True
+            return None
         except (OSError, subprocess.CalledProcessError):
             shutil.rmtree(data, ignore_errors=True)  # a damaged template: fall back to initdb
     command = [str(bindir / "initdb"), "-D", str(data), *INITDB_OPTIONS]
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True, **_as_user(user))
     if result.returncode != 0:
         raise ServerError(f"initdb failed with exit code {result.returncode}:\n{result.stdout}{result.stderr}")
-    _publish_template(data, template)
-    return False
+    snapshot = folder / "template"
+    _copy_tree(data, snapshot)
+    publisher = threading.Thread(target=_publish_template, args=(snapshot, template), daemon=True)
+    publisher.start()
+    return publisher
 
 
 def _copy_tree(source: pathlib.Path, target: pathlib.Path) -> None:
@@ -287,6 +331,7 @@ class PostgresServer:
         self._bindir_setting = bindir
         self._attached_dsn = dsn or os.environ.get(DSN_ENV) or None
         self._process: subprocess.Popen[bytes] | None = None
+        self._publisher: threading.Thread | None = None
         if self._attached_dsn:
             self._parse_dsn(self._attached_dsn)
 
@@ -340,11 +385,14 @@ class PostgresServer:
         bindir = self.bindir = find_bindir(self._bindir_setting)
         version = self.version = _postgres_version(bindir)
         user = _os_user()
-        folder = self.socket_dir = pathlib.Path(tempfile.mkdtemp(prefix="peewee-async-testing-", dir=_temp_parent()))
+        _reap_orphans(_temp_parent())
+        folder = self.socket_dir = pathlib.Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=_temp_parent()))
         try:
+            (folder / _OWNER).write_text(str(os.getpid()))
             if user is not None:
                 os.chown(folder, user.pw_uid, user.pw_gid)
-            self.from_template = _make_data(bindir, version, folder, user)
+            self._publisher = _make_data(bindir, version, folder, user)
+            self.from_template = self._publisher is None
             self._spawn(bindir, folder, user)
         except BaseException:
             self.stop()
@@ -358,6 +406,9 @@ class PostgresServer:
         process, self._process = self._process, None
         if process is not None:
             _terminate(process)
+        publisher, self._publisher = self._publisher, None
+        if publisher is not None:
+            publisher.join()  # it reads from the folder
         if self.socket_dir is not None:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
             self.socket_dir = None

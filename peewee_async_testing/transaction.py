@@ -19,7 +19,7 @@ import inspect
 import uuid
 import weakref
 from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, ExitStack
 from types import TracebackType
 from typing import Any, ParamSpec, TypeVar
 
@@ -70,7 +70,7 @@ OTHER_LOOP = (
 )
 
 
-def _patch(stack: AsyncExitStack, obj: object, name: str, value: object) -> None:
+def _patch(stack: ExitStack, obj: object, name: str, value: object) -> None:
     """Set ``obj.name`` on the instance and register the exact undo on ``stack``."""
     original = vars(obj).get(name, _MISSING)
     setattr(obj, name, value)
@@ -154,7 +154,12 @@ class TransactionTestCase:
         self._sequences: list[tuple[str, str, int | None]] | None = None
         self._pid: int | None = None
         self._pool: Any = None
-        self._stack: AsyncExitStack | None = None
+        self._stack: ExitStack | None = None  # patches and registration, undone last
+        self._async_stack = AsyncExitStack()  # connection and transaction, opened at first use
+        self._begin_lock: asyncio.Lock | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the connection was opened
+        #: Lends the connection instead of the pool (the pytest plugin reuses one per event loop).
+        self._lender: Callable[[], Awaitable[Any]] | None = None
 
     def __repr__(self) -> str:
         state = "active" if self._stack is not None else "inactive"
@@ -166,39 +171,12 @@ class TransactionTestCase:
         return self._outer is not None
 
     async def __aenter__(self) -> TransactionTestCase:
-        if self._stack is not None:
-            raise TransactionError("This TransactionTestCase is already active; create one per block.")
-        database = self.database
-        stack = AsyncExitStack()
+        self._start()
         try:
-            self._outer = _active.get(database)
-            stack.callback(self._deactivate, self._outer)
-            _active[database] = self
-            shared = await self._connect(stack)
-            _patch(stack, database, "aio_connection", Borrowed(shared))
-            if self.allow_transactions:  # the class's public methods delegate to the two private ones
-                replacements = savepoint_transactions(shared)
-                for name in _TRANSACTION_METHODS:
-                    method = replacements.get(name) or getattr(type(database), name).__get__(database)
-                    _patch(stack, database, name, method)
-            else:
-                for name in _TRANSACTION_METHODS:
-                    _patch(stack, database, name, refusing(name))
-            if self.reset_sequences and shared.postgres:
-                self._sequences = [(s, n, v) for s, n, v in await shared.fetch(_SEQUENCES)]
-                stack.push_async_callback(self._restore_sequences)
-            if self._outer is None:
-                await shared.control("BEGIN")
-            else:
-                self._savepoint = f"pwat_case_{uuid.uuid4().hex}"
-                await shared.control(f"SAVEPOINT {self._savepoint}")
-            stack.push_async_exit(self._roll_back)
-            autosavepoint, shared.autosavepoint = shared.autosavepoint, self.autosavepoint
-            stack.callback(setattr, shared, "autosavepoint", autosavepoint)
-        except BaseException:
-            await stack.aclose()
+            await self._connection()
+        except BaseException as error:
+            await self._stop(type(error), error, error.__traceback__)
             raise
-        self._stack = stack
         return self
 
     async def __aexit__(
@@ -207,10 +185,94 @@ class TransactionTestCase:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        stack, self._stack = self._stack, None
-        if stack is None:
+        if self._stack is None:
             raise TransactionError("TransactionTestCase.__aexit__ called without a matching __aenter__.")
-        await stack.__aexit__(exc_type, exc, traceback)
+        await self._stop(exc_type, exc, traceback)
+
+    def _start(self) -> None:
+        """Register the case and patch the database: synchronous, no query yet (see :meth:`_connection`)."""
+        if self._stack is not None:
+            raise TransactionError("This TransactionTestCase is already active; create one per block.")
+        database = self.database
+        stack = ExitStack()
+        try:
+            self._outer = _active.get(database)
+            stack.callback(self._deactivate, self._outer)
+            _active[database] = self
+            _patch(stack, database, "aio_connection", Borrowed(self._connection))
+            if self.allow_transactions:  # the class's public methods delegate to the two private ones
+                replacements = savepoint_transactions(self._connection)
+                for name in _TRANSACTION_METHODS:
+                    method = replacements.get(name) or getattr(type(database), name).__get__(database)
+                    _patch(stack, database, name, method)
+            else:
+                for name in _TRANSACTION_METHODS:
+                    _patch(stack, database, name, refusing(name))
+        except BaseException:
+            stack.close()
+            raise
+        self._stack, self._begin_lock = stack, asyncio.Lock()
+
+    async def _stop(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Roll back and give the connection back (if it was opened), then undo the patches."""
+        try:
+            await self._finish(exc_type, exc, traceback)
+        finally:
+            self._unpatch()
+
+    async def _finish(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Roll back and give the connection back, keeping the patches: a later query opens a new transaction."""
+        await self._async_stack.__aexit__(exc_type, exc, traceback)
+
+    def _unpatch(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            stack.close()
+
+    def _stop_on_own_loop(self) -> None:
+        """:meth:`_stop` from synchronous code (a pytest fixture's tear-down), on the loop the block ran on.
+
+        That loop is idle between a test and its fixtures' tear-down. A case with no transaction open
+        has only its patches to undo.
+        """
+        try:
+            if self._loop is not None:
+                self._loop.run_until_complete(self._finish(None, None, None))
+        finally:
+            self._unpatch()
+
+    async def _connection(self) -> SharedConnection:
+        """The block's connection; the first call opens it: acquire (or share the outer's), BEGIN (or SAVEPOINT)."""
+        shared = self._shared
+        if shared is not None:
+            return shared
+        assert self._begin_lock is not None, "the case is not active"
+        async with self._begin_lock:
+            if self._shared is None:
+                await self._begin(self._async_stack)
+        assert self._shared is not None
+        return self._shared
+
+    async def _begin(self, stack: AsyncExitStack) -> None:
+        stack.callback(self._forget)
+        self._loop = asyncio.get_running_loop()
+        shared = await self._connect(stack)
+        if self.reset_sequences and shared.postgres:
+            self._sequences = [(s, n, v) for s, n, v in await shared.fetch(_SEQUENCES)]
+            stack.push_async_callback(self._restore_sequences)
+        if self._outer is None:
+            await shared.control("BEGIN")
+        else:
+            self._savepoint = f"pwat_case_{uuid.uuid4().hex}"
+            await shared.control(f"SAVEPOINT {self._savepoint}")
+        stack.push_async_exit(self._roll_back)
+        autosavepoint, shared.autosavepoint = shared.autosavepoint, self.autosavepoint
+        stack.callback(setattr, shared, "autosavepoint", autosavepoint)
+        self._shared = shared
 
     def __call__(self, function: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
         """Decorate an async function so that each call runs in a fresh TransactionTestCase."""
@@ -235,26 +297,32 @@ class TransactionTestCase:
             _active.pop(self.database, None)
         else:
             _active[self.database] = outer
-        self._outer, self._savepoint, self.connection, self._shared = None, None, None, None
+        self._outer = None
+
+    def _forget(self) -> None:
+        """The transaction is over: the next query (if any) opens a new one."""
+        self._shared, self._loop, self._savepoint, self.connection, self._sequences = None, None, None, None, None
 
     async def _connect(self, stack: AsyncExitStack) -> SharedConnection:
         """The connection of the block: the outer case's, or a new one from the pool."""
         if self._outer is not None:
-            shared = self._outer._shared
-            assert shared is not None
-            if shared.loop is not asyncio.get_running_loop():
+            if self._outer._shared is not None and self._outer._shared.loop is not asyncio.get_running_loop():
                 raise TransactionError(OTHER_LOOP)
-            self.connection, self._shared = self._outer.connection, shared
+            shared = await self._outer._connection()
+            self.connection = self._outer.connection
             return shared
         database = self.database
-        if not database.is_connected:
-            await database.aio_connect()
         self._pool = database.pool_backend
-        self.connection = await self._pool.acquire()
-        stack.push_async_callback(self._give_back)
+        if self._lender is not None:
+            self.connection = await self._lender()
+        else:
+            if not database.is_connected:
+                await database.aio_connect()
+                self._pool = database.pool_backend
+            self.connection = await self._pool.acquire()
+            stack.push_async_callback(self._give_back)
         self._pid = _backend_pid(self.connection)
-        self._shared = SharedConnection(self.connection, postgres=is_postgres(database))
-        return self._shared
+        return SharedConnection(self.connection, postgres=is_postgres(database))
 
     async def _roll_back(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
@@ -318,5 +386,4 @@ class TransactionTestCase:
             await self._pool.release(connection)
 
     async def _give_back(self) -> None:
-        connection, self.connection, self._shared = self.connection, None, None
-        await self._pool.release(connection)
+        await self._pool.release(self.connection)

@@ -11,6 +11,7 @@ import peewee_async
 import pytest
 
 from peewee_async_testing import aio_clear_tables, bound_models, clear_tables
+from peewee_async_testing.cleanup import WriteTracker
 
 from .models import MODELS, Author, BaseModel, Book, Ghost, Review
 
@@ -68,6 +69,17 @@ async def test_truncate_is_one_statement_for_all_tables(database: Any, statement
     assert truncates == ['TRUNCATE "author", "book", "review" RESTART IDENTITY CASCADE']
 
 
+async def test_delete_is_one_statement_on_postgres(database: Any, statements: list[str]) -> None:
+    if is_sqlite(database):
+        pytest.skip("SQLite deletes table by table")
+    await fill()
+    statements.clear()
+    await aio_clear_tables(database, strategy="delete")
+    assert len(statements) == 1
+    assert statements[0].startswith("DO $pwat$")
+    assert await counts() == [0, 0, 0]
+
+
 async def test_delete_goes_children_first(database: Any, statements: list[str]) -> None:
     await fill()
     statements.clear()
@@ -89,11 +101,12 @@ async def test_only_the_given_models_are_cleared(database: Any) -> None:
     assert await counts() == [0, 0, 0]
 
 
-async def test_tables_that_do_not_exist_are_skipped(database: Any) -> None:
+@pytest.mark.parametrize("strategy", ["truncate", "delete"])
+async def test_tables_that_do_not_exist_are_skipped(database: Any, strategy: str) -> None:
     assert not await database.aio_table_exists(Ghost)
     await fill()
-    await aio_clear_tables(database, [Ghost, Author, Book, Review])
-    await aio_clear_tables(database, [Ghost])
+    await aio_clear_tables(database, [Ghost, Author, Book, Review], strategy=strategy)  # type: ignore[arg-type]
+    await aio_clear_tables(database, [Ghost], strategy=strategy)  # type: ignore[arg-type]
     assert await counts() == [0, 0, 0]
 
 
@@ -149,3 +162,22 @@ def test_an_unknown_strategy_names_the_valid_ones(database: Any) -> None:
 async def test_models_must_be_model_classes(database: Any) -> None:
     with pytest.raises(TypeError, match="takes peewee model classes"):
         await aio_clear_tables(database, ["author"])  # type: ignore[list-item]
+
+
+async def test_the_write_tracker_sees_async_and_sync_writes(database: Any) -> None:
+    with WriteTracker(database) as tracker:
+        ada = await Author.aio_create(name="ada")
+        with database.allow_sync():
+            Book.create(title="notes", author=ada)
+        assert await Review.select().aio_count() == 0  # a read is not a write
+    assert tracker.written(MODELS) == [Author, Book]
+    assert "aio_execute_sql" not in vars(database)
+    assert "execute_sql" not in vars(database)
+    await aio_clear_tables(database, tracker.written(MODELS), strategy="delete")
+    assert await counts() == [0, 0, 0]
+
+
+async def test_a_statement_the_tracker_cannot_read_counts_as_writing_everywhere(database: Any) -> None:
+    with WriteTracker(database) as tracker:
+        await database.aio_execute_sql("WITH numbers AS (SELECT 1 AS n) SELECT n FROM numbers")
+    assert tracker.written(MODELS) == MODELS

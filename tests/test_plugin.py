@@ -154,7 +154,7 @@ def test_the_fixtures_are_documented(pytester: pytest.Pytester) -> None:
     result = pytester.runpytest("--fixtures")
     for fixture, doc in [
         ("in_transaction", "*Run the test inside a*TransactionTestCase*"),
-        ("clear_tables", "*Empty every table*"),
+        ("clear_tables", "*Empty the tables the test wrote to, after the test.*"),
         ("peewee_database", "*The app's peewee-async database object, pointed at the session's test database.*"),
         ("peewee_server", "*The PostgreSQL server that test databases are made on.*"),
         ("peewee_module_transaction", "*A transaction around the whole module, for data its tests share*"),
@@ -244,6 +244,29 @@ def test_autouse_isolates_every_test_on_a_test_database(inner: pytest.Pytester, 
     assert "test_app" not in databases(pg_server)
 
 
+def test_fixture_data_and_fixture_tear_downs_are_isolated_too(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        """
+        import pytest
+        from app.models import Note
+
+        @pytest.fixture
+        async def note():
+            note = await Note.aio_create(text="from a fixture")  # inside the test's transaction
+            yield note
+            await Note.aio_create(text="from a tear-down")  # after it: in one of its own, rolled back too
+
+        async def test_uses_the_fixture(note):
+            assert [n.text for n in await Note.select().aio_execute()] == ["from a fixture"]
+
+        async def test_nothing_survived():
+            assert await Note.select().aio_count() == 0
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
+
 def test_without_autouse_only_marked_tests_are_isolated(inner: pytest.Pytester) -> None:
     inner.makepyfile(
         """
@@ -329,8 +352,9 @@ def test_marker_choices_per_test_class_and_module(inner: pytest.Pytester, loop: 
         @pytest.mark.peewee_db(isolation="transaction")
         class TestInTransactions:
             async def test_one(self, in_transaction):
-                assert in_transaction.connection is not None
+                assert in_transaction.connection is None  # opened by the first query
                 await Note.aio_create(text="x")
+                assert in_transaction.connection is not None
 
             async def test_two(self):
                 assert await Note.select().aio_count() == 0
@@ -451,6 +475,33 @@ def test_shared_data_on_function_loops_names_the_setting(inner: pytest.Pytester)
     result = inner.runpytest()
     result.assert_outcomes(errors=3)
     result.stdout.fnmatch_lines(["*the tests get a new event loop per function*asyncio_default_test_loop_scope*"])
+
+
+def test_clear_tables_empties_only_the_tables_the_test_wrote_to(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Comment, Note
+
+        @pytest.fixture(scope="module")
+        async def seed(peewee_database):
+            note = await Note.aio_create(text="seed")  # committed: no transaction around it
+            yield note
+            await Note.delete().aio_execute()
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_writes_comments(seed):
+            await Comment.aio_create(note=seed)
+
+        @pytest.mark.peewee_db(isolation="clear")
+        def test_the_comments_are_gone_the_untouched_notes_are_not(seed):
+            with database.allow_sync():
+                assert Comment.select().count() == 0
+                assert [note.text for note in Note.select()] == ["seed"]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
 
 
 def test_marker_mistakes_name_the_valid_choices(inner: pytest.Pytester) -> None:

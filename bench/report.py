@@ -1,0 +1,165 @@
+"""Turn a benchmark run into results.json, results.md, results.rst and chart.png."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from suites import LABELS
+
+
+def _ms(seconds: float) -> str:
+    return f"{seconds * 1000:.3f}"
+
+
+def targets(report: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """(target, what was measured, the bound, met) for every target of the benchmark issue."""
+    extra = {name: value["median"] for name, value in report["strategies"]["extra"].items()}
+    rows: list[tuple[str, str, str, bool | None]] = []
+
+    def ratio(name: str, numerator: str, denominator: str, bound: float, at_most: bool = True) -> None:
+        if numerator in extra and denominator in extra and extra[denominator] > 0:
+            value = extra[numerator] / extra[denominator]
+            met = value <= bound if at_most else value >= bound
+            rows.append((name, f"{value:.2f}x", f"{'≤' if at_most else '≥'} {bound}x", met))
+
+    ratio("1. in_transaction vs upstream TransactionTestCase (extra per test)", "ours", "upstream", 0.5)
+    ratio("1. in_transaction vs hand-written BEGIN/ROLLBACK (extra per test)", "ours", "manual", 2)
+    ratio("2. in_transaction vs the usual set-up (extra per test)", "ours", "usual", 0.1)
+    session = report["session"]["extra"]["median"]
+    rows.append(("2. one-off session cost (warm template)", f"{session:.3f} s", "≤ 0.5 s", session <= 0.5))
+    ratio("3. clear_tables vs DELETE from each table", "ours-clear", "delete5", 0.5)
+    if "ours" in extra:
+        for name, label, per in [
+            ("ours-autosavepoint", "4. autosavepoint, per statement", 2),
+            ("ours-atomic", "4. allow_transactions, per aio_atomic block", 1),
+            ("ours-reset", "4. reset_sequences, per test", 1),
+        ]:
+            if name in extra:
+                rows.append((label, f"{(extra[name] - extra['ours']) / per * 1000:.3f} ms", "reported", None))
+    server = report["server"]
+    warm, cold, plain = (server[key]["median"] for key in ("warm", "cold", "plain"))
+    rows.append(("5. server ready, template cached", f"{warm:.3f} s", "≤ 0.25 s", warm <= 0.25))
+    rows.append(
+        ("5. server ready, cold vs plain initdb + start", f"{cold / plain:.2f}x", "≤ 1.2x", cold / plain <= 1.2)
+    )
+    theirs = report.get("pytest_postgresql", {})
+    if "extra" in theirs and session > 0:
+        ratio_value = theirs["extra"]["median"] / session
+        rows.append(
+            (
+                "5. first test: pytest-postgresql's extra time / ours",
+                f"{ratio_value:.1f}x ({theirs['extra']['median']:.2f} s / {session:.2f} s)",
+                "≥ 10x",
+                ratio_value >= 10,
+            )
+        )
+    elif "error" in theirs:
+        rows.append(("5. first test vs pytest-postgresql", "not measured: " + theirs["error"][:120], "≥ 10x", None))
+    xdist = report["xdist"]
+    speedup = xdist["serial"]["median"] / xdist["parallel"]["median"]
+    rows.append(("6. pytest-xdist -n 2 vs -n 0, whole run", f"{speedup:.2f}x faster", "≥ 1.6x", speedup >= 1.6))
+    startup = report["startup"]["startup"]["median"]
+    rows.append(
+        ("7. unconfigured plugin, import at pytest start-up", f"{startup * 1000:.1f} ms", "≤ 30 ms", startup <= 0.03)
+    )
+    per_test = report["startup"]["per_test"]["median"]
+    rows.append(("7. unconfigured plugin, per test", f"{per_test * 1e6:.1f} µs", "not measurable", None))
+    return rows
+
+
+def write_report(report: dict[str, Any], out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(report, indent=2))
+    machine = report["machine"]
+    facts = [
+        f"{machine['date']}; {machine['machine']}; Python {machine['python']}; {machine['postgres']}",
+        machine["versions"],
+        f"{report['reps']} pytest sessions, each running {report['rounds']} rounds of one test per strategy "
+        "(insert a row, select it) in a rotated order; a strategy's time per test is the median time from its "
+        "tests' start to the next test's start; extra = that minus no isolation's, in the same session.",
+    ]
+    strategy_rows = []
+    for name, extra in report["strategies"]["extra"].items():
+        per = report["strategies"]["per_test"][name]
+        strategy_rows.append(
+            (LABELS[name], _ms(per["median"]), _ms(extra["median"]), _ms(extra["min"]), _ms(extra["max"]))
+        )
+    target_rows = [
+        (name, value, bound, "met" if met else ("—" if met is None else "NOT met"))
+        for name, value, bound, met in targets(report)
+    ]
+    (out / "results.md").write_text(markdown(facts, strategy_rows, target_rows))
+    (out / "results.rst").write_text(restructured(facts, strategy_rows, target_rows))
+    chart(report, out / "chart.png")
+
+
+STRATEGY_HEADER = ("strategy", "ms per test", "extra ms (median)", "extra min", "extra max")
+TARGET_HEADER = ("target", "measured", "bound", "")
+
+
+def markdown(facts: list[str], strategies: list[tuple[str, ...]], targets: list[tuple[str, ...]]) -> str:
+    def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
+
+    return (
+        "\n\n".join(
+            [
+                "# Benchmark results",
+                "\n".join(f"- {fact}" for fact in facts),
+                "## Extra time per test over no isolation",
+                table(STRATEGY_HEADER, strategies),
+                "## Targets",
+                table(TARGET_HEADER, targets),
+                "![extra time per test](chart.png)",
+            ]
+        )
+        + "\n"
+    )
+
+
+def restructured(facts: list[str], strategies: list[tuple[str, ...]], targets: list[tuple[str, ...]]) -> str:
+    def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
+        lines = [".. list-table::", "   :header-rows: 1", ""]
+        for row in [header, *rows]:
+            lines.append("   * - " + (row[0] or " "))
+            lines += ["     - " + (cell or " ") for cell in row[1:]]
+        return "\n".join(lines)
+
+    return (
+        "\n\n".join(
+            [
+                "\n".join(f"- {fact}" for fact in facts),
+                "**Extra time per test over no isolation**",
+                table(STRATEGY_HEADER, strategies),
+                "**Targets**",
+                table(TARGET_HEADER, targets),
+            ]
+        )
+        + "\n"
+    )
+
+
+def chart(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    extra = report["strategies"]["extra"]
+    names = [name for name in extra if name != "none"]
+    medians = [extra[name]["median"] * 1000 for name in names]
+    low = [m - extra[name]["min"] * 1000 for m, name in zip(medians, names, strict=True)]
+    high = [extra[name]["max"] * 1000 - m for m, name in zip(medians, names, strict=True)]
+    colors = ["#2a7ab0" if name.startswith("ours") else "#9aa5b1" for name in names]
+    figure, axes = plt.subplots(figsize=(9, 0.45 * len(names) + 1.2))
+    axes.barh([LABELS[name] for name in names], medians, xerr=[low, high], color=colors, capsize=3)
+    axes.invert_yaxis()
+    axes.set_xlabel("extra time per test over no isolation, ms (median, min-max)")
+    axes.set_title(f"{report['rounds']} tests each, {report['reps']} sessions; blue: peewee-async-testing")
+    axes.grid(axis="x", alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
