@@ -166,12 +166,6 @@ async def usual_tx():
         yield
     await database.aio_close()
 
-
-@pytest_asyncio.fixture
-async def plain():
-    await database.aio_connect()
-    yield
-    await database.aio_close()
 '''
 
 
@@ -202,10 +196,7 @@ STRATEGIES = [
     Strategy("ours-reset", "in_transaction, reset_sequences=True", marker="reset_sequences=True"),
 ]
 BY_NAME = {strategy.name: strategy for strategy in STRATEGIES}
-USUAL = [
-    Strategy("usual-none", "no isolation, a loop and a pool per test", fixture="plain"),
-    Strategy("usual", "usual set-up: a loop and a pool per test, upstream's case", fixture="usual_tx"),
-]
+USUAL = [Strategy("usual", "usual set-up: a loop and a pool per test, upstream's case", fixture="usual_tx")]
 LABELS = {strategy.name: strategy.label for strategy in STRATEGIES + USUAL}
 
 

@@ -10,14 +10,19 @@ import os
 import time
 
 _starts: list[tuple[str, float]] = []
+_phases: list[tuple[str, str, float]] = []
 
 
 def pytest_runtest_logstart(nodeid, location):
     _starts.append((nodeid, time.perf_counter()))
 
 
+def pytest_runtest_logreport(report):
+    _phases.append((report.nodeid, report.when, report.duration))
+
+
 def pytest_sessionfinish(session, exitstatus):
     path = os.environ.get("BENCH_TIMER_OUT")
     if path:
         with open(path, "w") as out:
-            json.dump({"starts": _starts, "exitstatus": int(exitstatus)}, out)
+            json.dump({"starts": _starts, "phases": _phases, "exitstatus": int(exitstatus)}, out)
