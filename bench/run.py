@@ -48,7 +48,7 @@ def run_pytest(folder: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
     out = folder / "timer.json"
     started = time.perf_counter()
     result = subprocess.run(
-        [*PYTEST, *NO_OTHER_PLUGINS, "-p", "timer", *args, str(folder)],
+        [*PYTEST, *NO_OTHER_PLUGINS, "-p", "timer", f"--basetemp={folder / 'basetemp'}", *args, str(folder)],
         cwd=folder,
         env={**env, "BENCH_TIMER_OUT": str(out)},
         capture_output=True,
@@ -199,7 +199,8 @@ def _bench_pytest_postgresql(folder: Path, user: Any, reps: int) -> dict[str, An
     for _ in range(reps):
         for name, times in (("test_theirs.py", theirs), ("test_bare.py", bare)):
             started = time.perf_counter()
-            result = subprocess.run([python, "-m", "pytest", "-q", "-p", "no:cacheprovider", name], env=env, **run_as)
+            pytest = [python, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--basetemp={folder / 'basetemp'}"]
+            result = subprocess.run([*pytest, name], env=env, **run_as)
             times.append(time.perf_counter() - started)
             if result.returncode != 0:
                 raise RuntimeError(f"pytest-postgresql run failed:\n{result.stdout[-2000:]}{result.stderr[-2000:]}")
