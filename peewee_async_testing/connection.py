@@ -69,6 +69,15 @@ class SharedConnection:
         self._auto_pending = False  # an autosavepoint is set and not yet released
         self._owner: object | None = None  # the app transaction that has the connection to itself
         self._turn = asyncio.Condition()
+        #: A statement (``BEGIN``) sent in front of the next one, saving a round trip. Only where the
+        #: driver sends a whole query string as one simple query and answers with the last result:
+        #: aiopg (psycopg2 binds parameters on the client).
+        self.deferred: str | None = None
+        self.can_defer = postgres and hasattr(connection, "raw")
+
+    def _prefix(self) -> str:
+        deferred, self.deferred = self.deferred, None
+        return f"{deferred}; " if deferred else ""
 
     async def _wait_turn(self) -> None:
         """Wait while an app transaction of another task owns the connection.
@@ -113,7 +122,8 @@ class SharedConnection:
                     self._auto_pending = True
             try:
                 async with self.raw.cursor(**kwargs) as cursor:
-                    yield cursor
+                    prefix = self._prefix()
+                    yield _Prefixed(cursor, prefix) if prefix else cursor
             finally:
                 if self._auto_pending and not is_closed(self.raw) and transaction_status(self.raw) == _IN_ERROR:
                     await self._run(f"ROLLBACK TO SAVEPOINT {_AUTO}")
@@ -138,15 +148,29 @@ class SharedConnection:
         """Run a query of the machinery itself (no autosavepoint) and return its rows."""
         await self._wait_turn()
         async with self._lock, self.raw.cursor() as cursor:
-            await cursor.execute(sql, params)
+            await cursor.execute(self._prefix() + sql, params)
             return list(await cursor.fetchall())
 
     async def _run(self, sql: str) -> None:
         async with self.raw.cursor() as cursor:
-            await cursor.execute(sql)
+            await cursor.execute(self._prefix() + sql)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
+
+
+class _Prefixed:
+    """A cursor whose first ``execute`` sends a deferred statement in front, in the same round trip."""
+
+    def __init__(self, cursor: Any, prefix: str) -> None:
+        self._cursor, self._prefix = cursor, prefix
+
+    async def execute(self, sql: str, *args: Any, **kwargs: Any) -> Any:
+        prefix, self._prefix = self._prefix, ""
+        return await self._cursor.execute(prefix + sql, *args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cursor, name)
 
 
 class Borrowed:
@@ -182,11 +206,19 @@ class Savepoint(Transaction):  # type: ignore[misc]
         await self.connection.control(sql)
 
 
-def refusing(name: str) -> Callable[..., Any]:
-    """A stand-in for the database method ``name`` that raises ``ValueError`` saying why."""
-    public = name.lstrip("_")
+_PUBLIC = {
+    ("_aio_atomic", True): "aio_atomic",
+    ("_aio_atomic", False): "aio_transaction",
+    ("_aio_begin", False): "aio_begin",
+    ("_aio_begin", True): "aio_savepoint",
+}
 
-    def refuse(*args: Any, **kwargs: Any) -> Any:
+
+def refusing(name: str) -> Callable[..., Any]:
+    """A stand-in for ``_aio_atomic`` or ``_aio_begin`` that raises ``ValueError`` naming the public method."""
+
+    def refuse(use_savepoint: bool = False) -> Any:
+        public = _PUBLIC[name, use_savepoint]
         raise ValueError(
             f"{public}() is disabled inside TransactionTestCase: every query of the test runs in one transaction "
             "that is rolled back at the end, and a transaction of the code under test would commit or end it. "

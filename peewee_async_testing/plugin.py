@@ -236,7 +236,8 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
     ``clear_tables``, and tests marked ``@pytest.mark.peewee_db(isolation="clear")``.
     ``peewee_async_autouse = true`` applies it to every test.
     """
-    if _isolation(request) == "clear":
+    isolation, options = _isolation(request)
+    if isolation == "clear":
         request.getfixturevalue("clear_tables")
         yield None
         return
@@ -247,7 +248,7 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
     # So the patches go on here, the transaction opens at the first query, and it is rolled back at the
     # end of the test's own coroutine. A query of a later fixture tear-down opens a new transaction,
     # which this fixture's tear-down rolls back on the test's loop.
-    case = TransactionTestCase(peewee_database, **_case_options(request))
+    case = TransactionTestCase(peewee_database, **_case_options(request.config, options))
     case._lender = pool.reserved
     item, test = request.node, request.node.obj
     case._start()
@@ -365,7 +366,8 @@ def _shared_loop_fixture(scope: LoopScope, loop: LoopScope) -> Any:
     async def shared(request: pytest.FixtureRequest, peewee_database: Any) -> AsyncIterator[Any]:
         from .transaction import TransactionTestCase
 
-        async with TransactionTestCase(peewee_database, **_case_options(request)) as case:
+        options = _case_options(request.config, _marker_options(request.node))
+        async with TransactionTestCase(peewee_database, **options) as case:
             yield case
 
     return shared
@@ -432,26 +434,26 @@ def _marker_options(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
     return options
 
 
-def _case_options(request: pytest.FixtureRequest) -> dict[str, bool]:
-    """TransactionTestCase's options for this node: the ini default, then the closest marker's."""
-    options = {"allow_transactions": bool(request.config.getini("peewee_async_allow_transactions"))}
-    marker = _marker_options(request.node)
+def _case_options(config: pytest.Config, marker: dict[str, Any]) -> dict[str, bool]:
+    """TransactionTestCase's options: the ini default, then the closest marker's."""
+    options = {"allow_transactions": bool(config.getini("peewee_async_allow_transactions"))}
     options.update({name: marker[name] for name in CASE_OPTIONS if name in marker})
     return options
 
 
-def _isolation(request: pytest.FixtureRequest) -> str:
+def _isolation(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """How to isolate this test ("transaction" or "clear"), and the closest ``peewee_db`` marker's options."""
     options = _marker_options(request.node)
     isolation = options.get("isolation", "transaction")
     if isolation not in ISOLATIONS:
         pytest.fail(f"peewee_db marker: isolation={isolation!r} is not one of: {', '.join(map(repr, ISOLATIONS))}.")
     if "clear_tables" in request.fixturenames:
-        return "clear"
+        return "clear", options
     if not _is_async(request.node):
         if "isolation" in options and isolation == "transaction":
             pytest.fail(
                 "peewee_db(isolation='transaction') needs an async test: a synchronous test's queries use "
                 "their own connection and cannot see a test transaction. Use isolation='clear'."
             )
-        return "clear"
-    return str(isolation)
+        return "clear", options
+    return str(isolation), options

@@ -42,8 +42,9 @@ R = TypeVar("R")
 #: The innermost TransactionTestCase open on each database.
 _active: weakref.WeakKeyDictionary[AioDatabase, TransactionTestCase] = weakref.WeakKeyDictionary()
 
-#: The database's own transaction API: refused inside the block, or turned into savepoints.
-_TRANSACTION_METHODS = ("aio_atomic", "aio_transaction", "aio_begin", "aio_savepoint", "_aio_atomic", "_aio_begin")
+#: What the database's transaction API comes down to (aio_atomic, aio_transaction, aio_begin and
+#: aio_savepoint call these): refused inside the block, or turned into savepoints.
+_TRANSACTION_METHODS = ("_aio_atomic", "_aio_begin")
 
 _MISSING = object()
 
@@ -200,14 +201,9 @@ class TransactionTestCase:
             stack.callback(self._deactivate, self._outer)
             _active[database] = self
             _patch(stack, database, "aio_connection", Borrowed(self._connection))
-            if self.allow_transactions:  # the class's public methods delegate to the two private ones
-                replacements = savepoint_transactions(self._connection)
-                for name in _TRANSACTION_METHODS:
-                    method = replacements.get(name) or getattr(type(database), name).__get__(database)
-                    _patch(stack, database, name, method)
-            else:
-                for name in _TRANSACTION_METHODS:
-                    _patch(stack, database, name, refusing(name))
+            replacements = savepoint_transactions(self._connection) if self.allow_transactions else {}
+            for name in _TRANSACTION_METHODS:
+                _patch(stack, database, name, replacements.get(name) or refusing(name))
         except BaseException:
             stack.close()
             raise
@@ -264,7 +260,9 @@ class TransactionTestCase:
         if self.reset_sequences and shared.postgres:
             self._sequences = [(s, n, v) for s, n, v in await shared.fetch(_SEQUENCES)]
             stack.push_async_callback(self._restore_sequences)
-        if self._outer is None:
+        if self._outer is None and shared.can_defer:
+            shared.deferred = "BEGIN"  # goes with the block's first statement
+        elif self._outer is None:
             await shared.control("BEGIN")
         else:
             self._savepoint = f"pwat_case_{uuid.uuid4().hex}"
@@ -331,7 +329,9 @@ class TransactionTestCase:
         assert self._shared is not None
         problem = ""
         try:
-            if not is_closed(self.connection):
+            if self._savepoint is None and self._shared.deferred:  # no statement ran: nothing began
+                self._shared.deferred = None
+            elif not is_closed(self.connection):
                 if not in_transaction(self.connection):
                     problem = (
                         "the test transaction was ended inside the block (the code under test ran COMMIT or "
