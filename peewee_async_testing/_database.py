@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import peewee
@@ -39,3 +41,16 @@ def resolve_database(database: Any, *, purpose: str) -> AioDatabase:
 def is_postgres(database: AioDatabase) -> bool:
     """Whether ``database`` talks to PostgreSQL (aiopg or psycopg 3)."""
     return isinstance(database, peewee.PostgresqlDatabase)
+
+
+@contextmanager
+def sync_queries(database: AioDatabase) -> Iterator[None]:
+    """Allow peewee's synchronous API on ``database`` for the block; a sync connection it opens, it closes."""
+    was_closed, allowed = database.is_closed(), database._allow_sync
+    database.set_allow_sync(True)
+    try:
+        yield
+    finally:
+        database.set_allow_sync(allowed)
+        if was_closed:
+            database.close()

@@ -16,7 +16,7 @@ import peewee
 from peewee_async.databases import AioDatabase, fetchall
 from peewee_async.utils import sort_models
 
-from ._database import is_postgres, resolve_database
+from ._database import is_postgres, resolve_database, sync_queries
 
 Strategy = Literal["truncate", "delete"]
 STRATEGIES: tuple[Strategy, ...] = ("truncate", "delete")
@@ -168,20 +168,15 @@ def clear_tables(
     """
     db = resolve_database(database, purpose="clear_tables")
     plan = _plan(db, _check(models, strategy), strategy)
-    was_closed, allowed = db.is_closed(), db._allow_sync
-    db.set_allow_sync(True)
-    try:
+    with sync_queries(db):
         rows: list[tuple[Any, ...]] | None = None
-        while True:
-            sql, params, returns_rows = plan.send(rows)
-            cursor = db.execute_sql(sql, params)
-            rows = cursor.fetchall() if returns_rows else None
-    except StopIteration:
-        pass
-    finally:
-        db.set_allow_sync(allowed)
-        if was_closed:
-            db.close()
+        try:
+            while True:
+                sql, params, returns_rows = plan.send(rows)
+                cursor = db.execute_sql(sql, params)
+                rows = cursor.fetchall() if returns_rows else None
+        except StopIteration:
+            pass
 
 
 _WRITE = re.compile(

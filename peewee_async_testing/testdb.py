@@ -23,7 +23,7 @@ import psycopg2.extensions
 from peewee_async.databases import AioDatabase
 from peewee_async.utils import sort_models
 
-from ._database import is_postgres
+from ._database import is_postgres, sync_queries
 from .exceptions import ConfigurationError
 from .server import PostgresServer
 
@@ -68,18 +68,6 @@ def restore(database: AioDatabase, saved: dict[str, Any]) -> None:
     """Undo :func:`point`: the database object is as it was, settings and pool object alike."""
     database.close()
     vars(database).update(saved)
-
-
-@contextmanager
-def sync_queries(database: AioDatabase) -> Iterator[None]:
-    """Allow peewee's synchronous API on ``database`` for the block, and close its sync connection after."""
-    allowed = database._allow_sync
-    database.set_allow_sync(True)
-    try:
-        yield
-    finally:
-        database.set_allow_sync(allowed)
-        database.close()
 
 
 def create_tables(database: AioDatabase, models: Sequence[type[peewee.Model]]) -> None:
@@ -147,7 +135,7 @@ class TestDatabase:
                 self.reused = self._ensure(admin, self.name, fingerprint)
             else:
                 self._ensure(admin, self.template, fingerprint)
-                self.reused = self._clone(admin, fingerprint)
+                self.reused = self._ensure(admin, self.name, fingerprint, template=self.template)
         self._use(self.name)
         self._holder = psycopg2.connect(application_name=_HOLDER, **self._params(self.name))
 
@@ -203,23 +191,18 @@ class TestDatabase:
         finally:
             _execute(admin, "SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
-    def _ensure(self, admin: Any, name: str, fingerprint: str) -> bool:
-        """Make database ``name`` with the tables, unless reuse may keep it; return whether it was kept."""
+    def _ensure(self, admin: Any, name: str, fingerprint: str, *, template: str | None = None) -> bool:
+        """Make database ``name`` (a copy of ``template``, or with the tables made here), unless reuse may keep
+        it; return whether it was kept."""
         if self.reuse and _comment(admin, name) == _COMMENT.format(fingerprint):
             return True
         self._drop_unless_held(admin, name)
-        _execute(admin, f"CREATE DATABASE {_quote(name)}")
-        self._use(name)
-        create_tables(self.database, self.models)
+        copy = f" TEMPLATE {_quote(template)}" if template else ""
+        _execute(admin, f"CREATE DATABASE {_quote(name)}{copy}")
+        if template is None:
+            self._use(name)
+            create_tables(self.database, self.models)
         _execute(admin, f"COMMENT ON DATABASE {_quote(name)} IS %s", (_COMMENT.format(fingerprint),))
-        return False
-
-    def _clone(self, admin: Any, fingerprint: str) -> bool:
-        if self.reuse and _comment(admin, self.name) == _COMMENT.format(fingerprint):
-            return True
-        self._drop_unless_held(admin, self.name)
-        _execute(admin, f"CREATE DATABASE {_quote(self.name)} TEMPLATE {_quote(self.template)}")
-        _execute(admin, f"COMMENT ON DATABASE {_quote(self.name)} IS %s", (_COMMENT.format(fingerprint),))
         return False
 
     def _drop_unless_held(self, admin: Any, name: str) -> None:
