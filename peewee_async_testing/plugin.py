@@ -120,8 +120,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not isinstance(item, pytest.Function):
             continue
         names = item.fixturenames
-        if "in_transaction" not in names and (autouse or item.get_closest_marker("peewee_db") is not None):
-            names.insert(_first_function_scoped(item), "in_transaction")
+        marker = item.get_closest_marker("peewee_db")
+        if not {"in_transaction", "clear_tables"} & set(names) and (autouse or marker is not None):
+            # clear_tables straight away where in_transaction would only hand over to it: one fixture less.
+            isolation = marker.kwargs.get("isolation") if marker else None
+            clears = isolation == "clear" or (isolation is None and not _is_async(item))
+            names.insert(_first_function_scoped(item), "clear_tables" if clears else "in_transaction")
         if "peewee_database" in names:
             # Session-scoped first: fixtures of wider scope that use the database run on the session's loop.
             pools = ["_peewee_pool_session", f"_peewee_pool_{_loop_scope(item)}"] if _is_async(item) else []
@@ -278,25 +282,25 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     For tests whose queries cannot run inside the test transaction: synchronous peewee queries, code
     that commits. Works for sync and async tests alike. The test's statements, async and sync, are
     watched, and only the tables they wrote to are emptied (all of them after a statement that cannot
-    be read, such as DDL): on PostgreSQL, one statement that deletes their rows, children first, and
-    restarts their sequences. Writes made outside the database object (another process, another
+    be read, such as DDL): on PostgreSQL in one round trip, children first. As with ``in_transaction``,
+    ids keep growing from test to test; ``@pytest.mark.peewee_db(reset_sequences=True)`` restarts the
+    emptied tables' sequences too. Writes made outside the database object (another process, another
     connection) are not seen: clear those with ``aio_clear_tables(database)``.
     """
-    from .cleanup import WriteTracker, aio_clear_tables, clear_tables
+    from .cleanup import WriteTracker
 
+    _, options = _isolation(request)  # the marker's mistakes fail the test, as with in_transaction
+    sequences = bool(options.get("reset_sequences", False))
     pool = request.getfixturevalue(f"_peewee_pool_{_loop_scope(request.node)}") if _is_async(request.node) else None
     if pool is None:
         request.getfixturevalue("_peewee_sync_connection")
     models = request.getfixturevalue("_peewee_models")
     with WriteTracker(peewee_database) as tracker:
         yield
-    written = tracker.written(models)
-    if not written:
-        return
     if pool is None:
-        clear_tables(peewee_database, written, strategy="delete")
-    else:
-        pool.loop.run_until_complete(aio_clear_tables(peewee_database, written, strategy="delete"))
+        tracker.clear(models, sequences=sequences)
+    elif tracker.written(models):
+        pool.loop.run_until_complete(tracker.aio_clear(models, sequences=sequences))
 
 
 @pytest.fixture(scope="session")

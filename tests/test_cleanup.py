@@ -177,6 +177,51 @@ async def test_the_write_tracker_sees_async_and_sync_writes(database: Any) -> No
     assert await counts() == [0, 0, 0]
 
 
+async def test_a_write_that_failed_is_not_a_write(database: Any) -> None:
+    with WriteTracker(database) as tracker, pytest.raises(peewee.DatabaseError):
+        await Ghost.aio_create(note="boo")  # its table does not exist
+    assert tracker.written([*MODELS, Ghost]) == []
+
+
+@pytest.mark.parametrize("sequences", [True, False])
+async def test_the_tracker_empties_what_was_written_in_one_statement(
+    database: Any, statements: list[str], sequences: bool
+) -> None:
+    ada = await Author.aio_create(name="ada")  # before the tracker: left alone
+    with WriteTracker(database) as tracker:
+        await Book.aio_create(title="notes", author=ada)
+        await Review.aio_create(book=await Book.aio_create(title="more", author=ada), stars=1)
+    statements.clear()
+    await tracker.aio_clear(MODELS, sequences=sequences)
+    if not is_sqlite(database):
+        assert len(statements) == 1, statements
+        assert statements[0].startswith('DELETE FROM "review"; DELETE FROM "book"')
+    assert await counts() == [1, 0, 0]
+    assert tracker.written(MODELS) == [], "what was cleared is forgotten"
+    book = await Book.aio_create(title="again", author=ada)
+    assert (book.id == 1) is sequences or is_sqlite(database)  # SQLite's plain AutoField reuses rowids
+    await Book.delete().aio_execute()
+    await Author.delete().aio_execute()
+
+
+async def test_after_a_statement_it_cannot_read_the_tracker_checks_every_table(
+    database: Any, statements: list[str]
+) -> None:
+    with WriteTracker(database) as tracker:
+        await fill()
+        await database.aio_execute_sql("SELECT 1 FROM author WHERE 1 = 0 UNION SELECT 1 FROM author WHERE 1 = 0")
+        await database.aio_execute_sql("WITH numbers AS (SELECT 1 AS n) SELECT n FROM numbers")
+    statements.clear()
+    with WriteTracker(database) as nothing:
+        pass
+    await nothing.aio_clear([*MODELS, Ghost])
+    assert statements == [], "a test that wrote nothing costs no statement"
+    await tracker.aio_clear([*MODELS, Ghost])  # Ghost's table is missing: skipped
+    assert await counts() == [0, 0, 0]
+    if not is_sqlite(database):
+        assert statements[0].startswith("DO $pwat$")
+
+
 async def test_a_statement_the_tracker_cannot_read_counts_as_writing_everywhere(database: Any) -> None:
     with WriteTracker(database) as tracker:
         await database.aio_execute_sql("WITH numbers AS (SELECT 1 AS n) SELECT n FROM numbers")

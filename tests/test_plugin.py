@@ -504,6 +504,33 @@ def test_clear_tables_empties_only_the_tables_the_test_wrote_to(inner: pytest.Py
     inner.runpytest().assert_outcomes(passed=2)
 
 
+def test_cleared_ids_go_on_growing_unless_sequences_are_reset(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        pytestmark = pytest.mark.peewee_db(isolation="clear")
+
+        async def test_first():
+            assert (await Note.aio_create(text="a")).id == 1
+
+        async def test_ids_go_on_as_in_a_transaction():
+            assert (await Note.aio_create(text="b")).id == 2
+
+        @pytest.mark.peewee_db(isolation="clear", reset_sequences=True)
+        def test_restarts_after_itself():
+            with database.allow_sync():
+                assert Note.create(text="c").id == 3
+
+        async def test_restarted():
+            assert (await Note.aio_create(text="d")).id == 1
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
+
+
 def test_marker_mistakes_name_the_valid_choices(inner: pytest.Pytester) -> None:
     inner.makepyfile(
         """
@@ -524,14 +551,19 @@ def test_marker_mistakes_name_the_valid_choices(inner: pytest.Pytester) -> None:
         @pytest.mark.peewee_db(autosavepoint="yes")
         async def test_not_a_bool():
             pass
+
+        @pytest.mark.peewee_db(isolation="clear", reset_sequence=True)
+        async def test_misspelt_option_of_clear():
+            pass
         """
     )
     result = inner.runpytest()
-    result.assert_outcomes(errors=4)
+    result.assert_outcomes(errors=5)
     result.stdout.fnmatch_lines_random(
         [
             "*isolation='truncate' is not one of: 'transaction', 'clear'*",
             "*unknown option(s) isolaton; valid: isolation*",
+            "*unknown option(s) reset_sequence; valid: isolation*",
             "*needs an async test*Use isolation='clear'*",
             "*autosavepoint must be True or False*",
         ]
