@@ -11,6 +11,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tarfile
 import tempfile
 import threading
 import time
@@ -205,13 +206,28 @@ def test_concurrent_cold_starts_leave_one_template(tmp_path: pathlib.Path, monke
 
 def test_publishing_a_template_twice_keeps_the_first(tmp_path: pathlib.Path) -> None:
     for name in ("first", "second"):
-        (tmp_path / name).mkdir()
-        (tmp_path / name / name).touch()
+        (tmp_path / name / "data").mkdir(parents=True)
+        (tmp_path / name / "data" / name).touch()
     target = tmp_path / "cache" / "template"
-    server_module._publish_template(tmp_path / "first", target)
-    server_module._publish_template(tmp_path / "second", target)
-    assert sorted(path.name for path in (target / "data").iterdir()) == ["first"]
+    server_module._publish_template(tmp_path / "first", "1.0", target)
+    server_module._publish_template(tmp_path / "second", "2.0", target)
+    with tarfile.open(target / server_module.ARCHIVE) as archive:
+        assert sorted(archive.getnames()) == ["data", "data/first"]
+    assert (target / "version").read_text() == "1.0"
     assert [path.name for path in target.parent.iterdir()] == ["template"]
+
+
+def test_a_damaged_template_falls_back_to_initdb(tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    with PostgresServer():
+        pass
+    (template,) = (tmp_path / "cache").iterdir()
+    (template / server_module.ARCHIVE).write_bytes(b"not a tar archive")
+    with PostgresServer() as server:
+        assert server.from_template is False
+        assert _fetch("SELECT 1", dsn=server.dsn) == 1
+    with PostgresServer() as server:
+        assert server.from_template is True, "the damaged template was not replaced"
 
 
 @as_root
