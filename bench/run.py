@@ -13,6 +13,7 @@ import itertools
 import json
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -26,7 +27,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from suites import BY_NAME, USUAL, write_suite  # noqa: E402
+from suites import BY_NAME, INI, USUAL, write_suite  # noqa: E402
 
 from peewee_async_testing import PostgresServer  # noqa: E402
 from peewee_async_testing.server import _as_user, _free_port, _os_user, find_bindir  # noqa: E402
@@ -46,6 +47,7 @@ def summary(values: list[float]) -> dict[str, float]:
 def run_pytest(folder: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
     """Run pytest on ``folder``; return the test start times from bench/timer.py, and the wall time."""
     out = folder / "timer.json"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     result = subprocess.run(
         [*PYTEST, *NO_OTHER_PLUGINS, "-p", "timer", f"--basetemp={folder / 'basetemp'}", *args, str(folder)],
@@ -55,10 +57,12 @@ def run_pytest(folder: Path, env: dict[str, str], *args: str) -> dict[str, Any]:
         text=True,
     )
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime  # pytest and its workers
     if result.returncode != 0:
         raise RuntimeError(f"pytest failed in {folder}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
     timer = json.loads(out.read_text()) if out.exists() else {"starts": [], "phases": []}
-    return {"wall": wall, "starts": timer["starts"], "phases": timer["phases"]}
+    return {"wall": wall, "cpu": cpu, "starts": timer["starts"], "phases": timer["phases"]}
 
 
 def per_strategy(starts: list[list[Any]]) -> dict[str, float]:
@@ -149,16 +153,26 @@ def plain_initdb_and_start() -> float:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+BARE_TEST = "from app import Item, database\n\n\nasync def test_nothing():\n    pass\n"
+
+
 def bench_session_cost(env: dict[str, str], work: Path, reps: int) -> dict[str, Any]:
-    """The one-off cost of the plugin's session in a one-test run on a throwaway server (warm template):
-    the set-up and tear-down of that test, where the server starts, the test database and its tables
-    are made, and all of it is dropped and stopped."""
+    """The one-off cost of the plugin's session on a throwaway server (warm template): what it adds to a
+    one-test run, measured as pytest-postgresql's is below, as the whole run's time minus that of the
+    same project's run of an async test that uses no database, the plugin unconfigured. It holds the
+    server's start and stop, the test database and its tables."""
     env = {key: value for key, value in env.items() if key != "PEEWEE_ASYNC_TESTING_DSN"}
-    write_suite(work / "session-ours", [BY_NAME["ours"]], 1)
+    ours, bare = work / "session-ours", work / "session-bare"
+    write_suite(ours, [BY_NAME["ours"]], 1)
+    write_suite(bare, [BY_NAME["ours"]], 1)
+    (bare / "pytest.ini").write_text(INI.format(loop="session", extra=""))
+    (bare / "test_suite.py").write_text(BARE_TEST)
+    for folder in (ours, bare):
+        (folder / "conftest.py").write_text("")  # the other strategies' fixtures: not needed here
     costs = []
     for _ in range(reps):
-        phases = run_pytest(work / "session-ours", env)["phases"]
-        costs.append(sum(duration for _, when, duration in phases if when in ("setup", "teardown")))
+        with_db, without = run_pytest(ours, env)["wall"], run_pytest(bare, env)["wall"]
+        costs.append(with_db - without)
     return {"extra": summary(costs)}
 
 
@@ -237,13 +251,26 @@ def bench_startup(env: dict[str, str], work: Path, reps: int) -> dict[str, Any]:
 
 
 def bench_xdist(env: dict[str, str], work: Path, tests: int, reps: int) -> dict[str, Any]:
-    folder = work / "xdist"
+    """The plugin's suite with ``-n 0`` and ``-n 2``; and, for pytest-xdist's own ceiling on this machine,
+    as many empty tests in a project without the plugin. Wall and CPU time (pytest and its workers)."""
+    folder, bare = work / "xdist", work / "xdist-bare"
     write_suite(folder, [BY_NAME["ours"]], tests)
-    serial, parallel = [], []
+    bare.mkdir(parents=True, exist_ok=True)
+    (bare / "pytest.ini").write_text("[pytest]\n")
+    (bare / "test_suite.py").write_text("".join(f"def test_{i}():\n    pass\n\n" for i in range(tests)))
+    runs: dict[str, list[dict[str, Any]]] = {}
     for _ in range(reps):
-        serial.append(run_pytest(folder, env, "-n", "0")["wall"])
-        parallel.append(run_pytest(folder, env, "-n", "2")["wall"])
-    return {"serial": summary(serial), "parallel": summary(parallel)}
+        for name, where, workers in [
+            ("serial", folder, "0"),
+            ("parallel", folder, "2"),
+            ("bare_serial", bare, "0"),
+            ("bare_parallel", bare, "2"),
+        ]:
+            runs.setdefault(name, []).append(run_pytest(where, env, "-n", workers))
+    return {
+        **{name: summary([run["wall"] for run in values]) for name, values in runs.items()},
+        "cpu": {name: summary([run["cpu"] for run in values]) for name, values in runs.items()},
+    }
 
 
 # -- the report ----------------------------------------------------------------------------------------------------

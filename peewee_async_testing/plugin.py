@@ -12,6 +12,7 @@ import functools
 import importlib
 import inspect
 import os
+import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -33,8 +34,9 @@ SHARED_SCOPES: tuple[LoopScope, ...] = ("class", "module", "session")
 SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
 
 TEST_DATABASE: pytest.StashKey[TestDatabase] = pytest.StashKey()
-SHARED_SERVER: pytest.StashKey[PostgresServer] = pytest.StashKey()
+SERVER_START: pytest.StashKey[ServerStart] = pytest.StashKey()
 WORKER_DSN = "peewee_async_testing_dsn"  # how an xdist controller hands its server to the workers
+NOT_POSTGRES = "peewee_async_testing/not_postgres"  # pytest cache key: configured databases found not to be
 
 NOT_CONFIGURED = (
     "The {fixture} fixture needs a peewee-async database, but none is configured. "
@@ -136,29 +138,85 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     position += 1
 
 
+class ServerStart:
+    """The session's throwaway server, started in a thread as the session starts, so that it gets ready
+    while pytest collects the tests (and, under pytest-xdist, while the workers start)."""
+
+    def __init__(self) -> None:
+        from .server import PostgresServer
+
+        self.server = PostgresServer()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._start, name="peewee-async-testing server", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        try:
+            self.server.start()
+        except BaseException as error:  # handed to whoever needs the server
+            self._error = error
+
+    def result(self) -> PostgresServer:
+        """The running server, once it is ready. :raises ServerError: why it could not start."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self.server
+
+    def stop(self) -> None:
+        self._thread.join()
+        self.server.stop()
+
+
+def _starts_a_server(config: pytest.Config) -> bool:
+    """Whether the session needs a throwaway server: a database is configured, no server is given, this is
+    not a pytest-xdist worker (the controller starts one for all), and the database was not found to be
+    something else than PostgreSQL last time (remembered in pytest's cache)."""
+    if not config.getini("peewee_async_database") or config.getoption("peewee_dsn"):
+        return False  # (and nothing imported: unconfigured, the plugin costs nothing)
+    from .server import DSN_ENV
+
+    if os.environ.get(DSN_ENV):
+        return False
+    cache = getattr(config, "cache", None)
+    not_postgres = cache.get(NOT_POSTGRES, []) if cache is not None else []
+    return not hasattr(config, "workerinput") and config.getini("peewee_async_database") not in not_postgres
+
+
+def _remember_engine(config: pytest.Config, spec: str, postgres: bool) -> None:
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return
+    not_postgres = cache.get(NOT_POSTGRES, [])
+    if (spec in not_postgres) != (not postgres):
+        cache.set(NOT_POSTGRES, sorted(set(not_postgres) - {spec} if postgres else {*not_postgres, spec}))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    config = session.config
+    if not config.option.collectonly and _starts_a_server(config):
+        config.stash[SERVER_START] = ServerStart()
+
+
 @pytest.hookimpl(optionalhook=True)
 def pytest_configure_node(node: Any) -> None:
-    """pytest-xdist controller: let every worker make its database on one throwaway server, started here.
+    """pytest-xdist controller: let every worker make its database on the one throwaway server started here.
 
     So the workers clone one template, and start no server of their own.
     """
     config = node.config
-    if not config.getini("peewee_async_database") or config.getoption("peewee_dsn"):
-        return
-    from .server import DSN_ENV, PostgresServer
-
-    if os.environ.get(DSN_ENV):
-        return
-    if SHARED_SERVER not in config.stash:
-        server = config.stash[SHARED_SERVER] = PostgresServer()
-        server.start()
-    node.workerinput[WORKER_DSN] = config.stash[SHARED_SERVER].dsn
+    if SERVER_START not in config.stash:
+        if not _starts_a_server(config):
+            return
+        config.stash[SERVER_START] = ServerStart()
+    node.workerinput[WORKER_DSN] = config.stash[SERVER_START].result().dsn
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
-    server = config.stash.get(SHARED_SERVER, None)
-    if server is not None:
-        server.stop()
+    start = config.stash.get(SERVER_START, None)
+    if start is not None:
+        start.stop()
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -168,7 +226,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     how = "reused" if test_database.reused else "created"
     if test_database.server is not None:
         where = f"on {test_database.server.host}:{test_database.server.port}"
-        how += "" if test_database.reuse else ", dropped"
+        if not test_database.reuse:
+            how += ", dropped" if test_database.server.attached else ", removed with the server"
     else:
         where, how = "(SQLite)", how + ", removed"
     stale = f"; dropped stale: {', '.join(test_database.dropped_stale)}" if test_database.dropped_stale else ""
@@ -187,6 +246,13 @@ def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     """
     from .server import PostgresServer
 
+    start = request.config.stash.get(SERVER_START, None)
+    if start is not None:
+        try:
+            yield start.result()
+        finally:
+            start.stop()
+        return
     workerinput = getattr(request.config, "workerinput", {})
     with PostgresServer(dsn=request.config.getoption("peewee_dsn") or workerinput.get(WORKER_DSN)) as server:
         yield server
@@ -212,6 +278,10 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     configured = _load(spec, config.getini("peewee_async_models"))
     database = resolve_database(configured, purpose=f"peewee_async_database = {spec}")
+    _remember_engine(config, spec, is_postgres(database))
+    start = config.stash.get(SERVER_START, None)
+    if start is not None and not is_postgres(database):
+        start.stop()  # started for nothing, this once: the next sessions remember
     test_database = TestDatabase(
         database,
         bound_models(database),

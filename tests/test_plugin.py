@@ -762,7 +762,65 @@ def test_a_throwaway_server_when_none_is_given(inner: pytest.Pytester, monkeypat
             assert database.connect_params["port"] == peewee_server.port
         """
     )
+    result = inner.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test database test_app on 127.0.0.1:* (created, removed with the server)"])
+
+
+EARLY_CONFTEST = """
+import pathlib
+from peewee_async_testing.plugin import SERVER_START
+
+def pytest_collection_finish(session):
+    started = SERVER_START in session.config.stash
+    pathlib.Path(str(session.config.rootpath), "started").write_text(str(started))
+"""
+
+
+def test_the_throwaway_server_starts_while_pytest_collects(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    inner.makeconftest(EARLY_CONFTEST)
+    inner.makepyfile(
+        """
+        from peewee_async_testing.plugin import SERVER_START
+
+        async def test_it(peewee_server, pytestconfig):
+            assert peewee_server is pytestconfig.stash[SERVER_START].server
+            assert "running" in repr(peewee_server)
+        """
+    )
     inner.runpytest().assert_outcomes(passed=1)
+    assert inner.path.joinpath("started").read_text() == "True"
+    inner.runpytest("--collect-only")
+    assert inner.path.joinpath("started").read_text() == "False", "--collect-only started a server"
+
+
+def test_sqlite_projects_start_no_server_once_it_is_known(
+    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN", raising=False)
+    monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    pytester.makepyfile(lite="import peewee_async\n\ndatabase = peewee_async.SqliteDatabase('app.db')\n")
+    # pytest's cache on (the other inner runs turn it off): the plugin remembers there.
+    pytester.makeini("[pytest]\npeewee_async_database = lite:database\nasyncio_default_fixture_loop_scope = session\n")
+    pytester.syspathinsert()
+    pytester.makeconftest(EARLY_CONFTEST)
+    pytester.makepyfile(
+        """
+        from peewee_async_testing.plugin import SERVER_START
+
+        def test_one(peewee_database, pytestconfig):
+            start = pytestconfig.stash.get(SERVER_START, None)
+            assert start is None or "stopped" in repr(start.server), "a server runs for an SQLite database"
+        """
+    )
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert pytester.path.joinpath("started").read_text() == "True"  # it could not know, the first time
+
+    pytester.runpytest().assert_outcomes(passed=1)
+    assert pytester.path.joinpath("started").read_text() == "False"
 
 
 def test_sqlite_gets_a_temporary_file(
