@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
@@ -35,6 +36,12 @@ ABORTED = (
 
 def is_closed(connection: Any) -> bool:
     return bool(getattr(connection, "closed", False))
+
+
+async def close(connection: Any) -> None:
+    result = connection.close()
+    if inspect.isawaitable(result):
+        await result
 
 
 def transaction_status(connection: Any) -> int | None:

@@ -323,7 +323,7 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
     # end of the test's own coroutine. A query of a later fixture tear-down opens a new transaction,
     # which this fixture's tear-down rolls back on the test's loop.
     case = TransactionTestCase(peewee_database, **_case_options(request.config, options))
-    case._lender = pool.reserved
+    case._lender = pool
     item, test = request.node, request.node.obj
     case._start()
 

@@ -10,7 +10,7 @@ from typing import Any
 from peewee_async.databases import AioDatabase
 from peewee_async.pool import PoolBackend
 
-from .connection import is_closed
+from .connection import SharedConnection, close, is_closed
 
 
 class LoopPool:
@@ -25,8 +25,10 @@ class LoopPool:
         self.backend = backend
         self.loop = asyncio.get_running_loop()
         self._reserved: Any = None
+        self._rolling_back: asyncio.Future[None] | None = None
 
     async def reserved(self) -> Any:
+        await self._settle()
         connection = self._reserved
         if connection is None or is_closed(connection):
             if connection is not None:
@@ -34,13 +36,37 @@ class LoopPool:
             connection = self._reserved = await self.backend.acquire()
         return connection
 
-    async def close(self) -> None:
-        connection, self._reserved = self._reserved, None
+    async def roll_back(self, shared: SharedConnection) -> None:
+        """Send ``ROLLBACK`` on the reserved connection, and leave its reply to be read later.
+
+        The server rolls back as the statement arrives, so nothing of the test outlives it; only the
+        reply is read later, by the next test's first use of the connection (or at the loop's end),
+        so the test does not wait a round trip for it.
+        """
+        self._rolling_back = asyncio.ensure_future(shared.control("ROLLBACK"))
+        await asyncio.sleep(0)  # the task's first step sends it
+
+    async def _settle(self) -> None:
+        """Read the reply of a ``ROLLBACK`` sent by :meth:`roll_back`; a connection it failed on is closed."""
+        rolling_back, self._rolling_back = self._rolling_back, None
+        if rolling_back is None:
+            return
         try:
-            if connection is not None:
-                await self.backend.release(connection)
+            await rolling_back
+        except Exception:  # the next test gets a fresh connection
+            if self._reserved is not None:
+                await close(self._reserved)
+
+    async def close(self) -> None:
+        try:
+            await self._settle()
         finally:
-            await self.backend.close()
+            connection, self._reserved = self._reserved, None
+            try:
+                if connection is not None:
+                    await self.backend.release(connection)
+            finally:
+                await self.backend.close()
 
 
 @asynccontextmanager

@@ -21,7 +21,7 @@ import weakref
 from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack, ExitStack
 from types import TracebackType
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from peewee_async.databases import AioDatabase
 
@@ -29,12 +29,16 @@ from ._database import is_postgres, resolve_database
 from .connection import (
     Borrowed,
     SharedConnection,
+    close,
     in_transaction,
     is_closed,
     refusing,
     savepoint_transactions,
 )
 from .exceptions import TransactionError
+
+if TYPE_CHECKING:
+    from .pools import LoopPool
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -91,12 +95,6 @@ def _backend_pid(connection: Any) -> int | None:
         return int(connection.raw.get_backend_pid())
     info = getattr(connection, "info", None)  # psycopg 3; SQLite has no server
     return None if info is None else int(info.backend_pid)
-
-
-async def _close(connection: Any) -> None:
-    result = connection.close()
-    if inspect.isawaitable(result):
-        await result
 
 
 class TransactionTestCase:
@@ -160,7 +158,7 @@ class TransactionTestCase:
         self._begin_lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # where the connection was opened
         #: Lends the connection instead of the pool (the pytest plugin reuses one per event loop).
-        self._lender: Callable[[], Awaitable[Any]] | None = None
+        self._lender: LoopPool | None = None
 
     def __repr__(self) -> str:
         state = "active" if self._stack is not None else "inactive"
@@ -312,7 +310,7 @@ class TransactionTestCase:
         database = self.database
         self._pool = database.pool_backend
         if self._lender is not None:
-            self.connection = await self._lender()
+            self.connection = await self._lender.reserved()
         else:
             if not database.is_connected:
                 await database.aio_connect()
@@ -337,7 +335,9 @@ class TransactionTestCase:
                         "the test transaction was ended inside the block (the code under test ran COMMIT or "
                         "ROLLBACK itself), so rows written before that may remain in the database"
                     )
-                if self._savepoint is None:
+                if self._savepoint is None and self._lender is not None and self._shared.can_defer:
+                    await self._lender.roll_back(self._shared)
+                elif self._savepoint is None:
                     await self._shared.control("ROLLBACK")
                 elif not problem:
                     await self._shared.control(f"ROLLBACK TO SAVEPOINT {self._savepoint}")
@@ -346,9 +346,9 @@ class TransactionTestCase:
             if not is_closed(self.connection):
                 problem = problem or f"ROLLBACK failed ({type(error).__name__}: {error}); rows may remain"
                 if not self.nested:
-                    await _close(self.connection)
+                    await close(self.connection)
         except BaseException:  # cancelled while rolling back: never hand an open transaction to the pool
-            await _close(self.connection)
+            await close(self.connection)
             raise
         if is_closed(self.connection) and self._pid is not None:
             await self._end_session(self._pid)

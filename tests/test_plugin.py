@@ -504,6 +504,52 @@ def test_clear_tables_empties_only_the_tables_the_test_wrote_to(inner: pytest.Py
     inner.runpytest().assert_outcomes(passed=2)
 
 
+def test_a_test_transaction_is_over_for_other_connections_the_moment_the_test_ends(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        """
+        from app.db import database
+        from app.models import Note
+
+        async def test_writes_a_unique_row():
+            await Note.aio_create(text="only once")
+
+        def test_another_connection_writes_it_without_waiting():  # its own connection: clear_tables
+            with database.allow_sync():
+                database.execute_sql("SET lock_timeout = '2s'")  # fails if the row's transaction were open
+                Note.create(text="only once")
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_a_connection_killed_during_a_test_is_replaced_for_the_next(
+    inner: pytest.Pytester, pg_server: PostgresServer
+) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        f"""
+        import psycopg2
+        from peewee_async.databases import fetchall
+        from app.db import database
+        from app.models import Note
+
+        async def test_loses_its_connection():
+            await Note.aio_create(text="lost")
+            [(pid,)] = await database.aio_execute_sql("SELECT pg_backend_pid()", fetch_results=fetchall)
+            killer = psycopg2.connect({pg_server.dsn!r})
+            killer.autocommit = True
+            killer.cursor().execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+            killer.close()
+
+        async def test_runs_on_a_fresh_one():
+            assert await Note.select().aio_count() == 0
+            await Note.aio_create(text="lost")
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
 def test_cleared_ids_go_on_growing_unless_sequences_are_reset(inner: pytest.Pytester) -> None:
     inner.makepyfile(
         """
