@@ -98,7 +98,7 @@ def write_report(report: dict[str, Any], out: Path) -> None:
         f"{machine['date']}; {machine['machine']}; Python {machine['python']}; {machine['postgres']}",
         machine["versions"],
         f"{report['reps']} pytest sessions, each running {report['rounds']} rounds of one test per strategy "
-        "(insert a row, select it) in a rotated order; a strategy's time per test is the median time from its "
+        "(insert a row, select it) in a shuffled order; a strategy's time per test is the median time from its "
         "tests' start to the next test's start; extra = that minus no isolation's, in the same session.",
     ]
     strategy_rows = []

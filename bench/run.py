@@ -84,18 +84,29 @@ def median_interval(starts: list[list[Any]]) -> float:
 
 
 def bench_strategies(env: dict[str, str], work: Path, rounds: int, reps: int, names: list[str]) -> dict[str, Any]:
-    """Every strategy in one session (see suites.py), ``reps`` sessions; plus the usual set-up's own."""
-    write_suite(work / "mixed", [BY_NAME[name] for name in names], rounds)
+    """Every strategy in one session (see suites.py), ``reps`` sessions; plus the sessions of those that
+    need their own (each with ``none`` again, its baseline there), and the usual set-up's."""
+    alone = [name for name in names if BY_NAME[name].own_session]
+    write_suite(work / "mixed", [BY_NAME[name] for name in names if name not in alone], rounds)
+    for name in alone:
+        write_suite(work / f"own-{name}", [BY_NAME["none"], BY_NAME[name]], rounds)
     write_suite(work / "usual", USUAL, rounds, loop="function", plugin=False)
     times: dict[str, list[float]] = {}
+    extra: dict[str, list[float]] = {}
     for rep in range(reps):
-        for folder in ("mixed", "usual"):
-            for name, value in per_strategy(run_pytest(work / folder, env)["starts"]).items():
+        mixed = per_strategy(run_pytest(work / "mixed", env)["starts"])
+        sessions = [(mixed, mixed["none"])]
+        for name in alone:
+            own = per_strategy(run_pytest(work / f"own-{name}", env)["starts"])
+            sessions.append(({name: own[name]}, own["none"]))
+        # The usual set-up's extra includes its pool per test: against no isolation on one loop, as users
+        # would compare (its own session, so its figure varies more).
+        sessions.append((per_strategy(run_pytest(work / "usual", env)["starts"]), mixed["none"]))
+        for session, baseline in sessions:
+            for name, value in session.items():
                 times.setdefault(name, []).append(value)
-        print(f"  rep {rep + 1}/{reps}: " + ", ".join(f"{n} {ms(v[-1]):.3f}" for n, v in times.items()), flush=True)
-    # The usual set-up's extra includes its pool per test: against no isolation on one loop, as users
-    # would compare (its own session, so its figure varies more).
-    extra = {name: [t - b for t, b in zip(values, times["none"], strict=True)] for name, values in times.items()}
+                extra.setdefault(name, []).append(value - baseline)
+        print(f"  rep {rep + 1}/{reps}: " + ", ".join(f"{n} {ms(v[-1]):.3f}" for n, v in extra.items()), flush=True)
     return {"per_test": {n: summary(v) for n, v in times.items()}, "extra": {n: summary(v) for n, v in extra.items()}}
 
 
