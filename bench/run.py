@@ -262,8 +262,10 @@ def bench_startup(env: dict[str, str], work: Path, reps: int) -> dict[str, Any]:
 
 
 def bench_xdist(env: dict[str, str], work: Path, tests: int, reps: int) -> dict[str, Any]:
-    """The plugin's suite with ``-n 0`` and ``-n 2``; and, for pytest-xdist's own ceiling on this machine,
-    as many empty tests in a project without the plugin. Wall and CPU time (pytest and its workers)."""
+    """The plugin's suite with ``-n 0`` and ``-n 2``, and its start-up and collection alone
+    (``--collect-only``), which every worker repeats; and, for pytest-xdist's own figure on this
+    machine, as many empty tests in a project without the plugin. Wall and CPU time (pytest and its
+    workers)."""
     folder, bare = work / "xdist", work / "xdist-bare"
     write_suite(folder, [BY_NAME["ours"]], tests)
     bare.mkdir(parents=True, exist_ok=True)
@@ -271,13 +273,14 @@ def bench_xdist(env: dict[str, str], work: Path, tests: int, reps: int) -> dict[
     (bare / "test_suite.py").write_text("".join(f"def test_{i}():\n    pass\n\n" for i in range(tests)))
     runs: dict[str, list[dict[str, Any]]] = {}
     for _ in range(reps):
-        for name, where, workers in [
-            ("serial", folder, "0"),
-            ("parallel", folder, "2"),
-            ("bare_serial", bare, "0"),
-            ("bare_parallel", bare, "2"),
+        for name, where, options in [
+            ("serial", folder, ("-n", "0")),
+            ("parallel", folder, ("-n", "2")),
+            ("collect", folder, ("-n", "0", "--collect-only")),
+            ("bare_serial", bare, ("-n", "0")),
+            ("bare_parallel", bare, ("-n", "2")),
         ]:
-            runs.setdefault(name, []).append(run_pytest(where, env, "-n", workers))
+            runs.setdefault(name, []).append(run_pytest(where, env, *options))
     return {
         **{name: summary([run["wall"] for run in values]) for name, values in runs.items()},
         "cpu": {name: summary([run["cpu"] for run in values]) for name, values in runs.items()},
