@@ -244,10 +244,12 @@ def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     ``--peewee-dsn`` or ``$PEEWEE_ASYNC_TESTING_DSN`` when given (left running), else a throwaway
     server started for the session and removed at its end (under pytest-xdist, one for all workers).
     """
-    from .server import PostgresServer
+    from .server import DSN_ENV, PostgresServer
 
     start = request.config.stash.get(SERVER_START, None)
-    if start is not None:
+    if start is not None and os.environ.get(DSN_ENV):
+        start.stop()  # a conftest.py collected later named a server: that one it is
+    elif start is not None:
         try:
             yield start.result()
         finally:

@@ -843,6 +843,24 @@ def test_the_throwaway_server_starts_while_pytest_collects(
     assert inner.path.joinpath("started").read_text() == "False", "--collect-only started a server"
 
 
+def test_a_server_named_by_a_conftest_collected_later_wins(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, pg_server: PostgresServer
+) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    inner.makeconftest(EARLY_CONFTEST)
+    inner.mkpydir("sub").joinpath("conftest.py").write_text(
+        f"import os\n\nos.environ['PEEWEE_ASYNC_TESTING_DSN'] = {pg_server.dsn!r}\n"
+    )
+    inner.path.joinpath("sub", "test_it.py").write_text(
+        "from peewee_async_testing.plugin import SERVER_START\n\n"
+        "async def test_it(peewee_server, pytestconfig):\n"
+        f"    assert peewee_server.port == {pg_server.port}\n"
+        "    assert 'stopped' in repr(pytestconfig.stash[SERVER_START].server)\n"
+    )
+    inner.runpytest().assert_outcomes(passed=1)
+    assert inner.path.joinpath("started").read_text() == "True"  # before that conftest was collected
+
+
 def test_sqlite_projects_start_no_server_once_it_is_known(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
