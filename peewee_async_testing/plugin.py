@@ -36,6 +36,8 @@ SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
 TEST_DATABASE: pytest.StashKey[TestDatabase] = pytest.StashKey()
 SERVER_START: pytest.StashKey[ServerStart] = pytest.StashKey()
 WORKER_DSN = "peewee_async_testing_dsn"  # how an xdist controller hands its server to the workers
+#: pytest's options for sessions that run no test: no server for them.
+NO_TESTS_RUN = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
 NOT_POSTGRES = "peewee_async_testing/not_postgres"  # pytest cache key: configured databases found not to be
 
 NOT_CONFIGURED = (
@@ -195,7 +197,7 @@ def _remember_engine(config: pytest.Config, spec: str, postgres: bool) -> None:
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
-    if not config.option.collectonly and _starts_a_server(config):
+    if not any(getattr(config.option, name, False) for name in NO_TESTS_RUN) and _starts_a_server(config):
         config.stash[SERVER_START] = ServerStart()
 
 

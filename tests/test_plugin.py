@@ -839,8 +839,10 @@ def test_the_throwaway_server_starts_while_pytest_collects(
     )
     inner.runpytest().assert_outcomes(passed=1)
     assert inner.path.joinpath("started").read_text() == "True"
-    inner.runpytest("--collect-only")
-    assert inner.path.joinpath("started").read_text() == "False", "--collect-only started a server"
+    for option in ("--collect-only", "--fixtures", "--setup-plan"):
+        inner.path.joinpath("started").unlink()
+        inner.runpytest(option)
+        assert inner.path.joinpath("started").read_text() == "False", f"{option} started a server"
 
 
 def test_a_server_named_by_a_conftest_collected_later_wins(
