@@ -55,17 +55,28 @@ _MISSING = object()
 #: The keyword options of TransactionTestCase.
 OPTIONS = ("allow_transactions", "autosavepoint", "reset_sequences")
 
+# The last value of every sequence the user can read (NULL when unused, or unreadable), by oid: as pg_sequences
+# has it, for less work.
+_READ_SEQUENCE = "CASE WHEN has_sequence_privilege({0}, 'SELECT,USAGE') THEN pg_sequence_last_value({0}) END"
 _SEQUENCES = (
-    "SELECT schemaname, sequencename, last_value FROM pg_catalog.pg_sequences "
-    "WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+    f"SELECT c.oid::bigint, {_READ_SEQUENCE.format('c.oid')} FROM pg_catalog.pg_class AS c "
+    "WHERE c.relkind = 'S' AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) "
+    "AND NOT pg_is_other_temp_schema(c.relnamespace)"
 )
+# Set back the sequences whose last value differs from the one on entry; {values}: (oid, last value) literals.
 _RESET_SEQUENCES = (
-    "SELECT pg_catalog.setval(format('%%I.%%I', s.schemaname, s.sequencename), "
-    "coalesce(v.last_value, s.start_value), v.last_value IS NOT NULL) "
-    "FROM pg_catalog.pg_sequences AS s "
-    "JOIN unnest(%s::text[], %s::text[], %s::bigint[]) AS v (schemaname, sequencename, last_value) "
-    "USING (schemaname, sequencename) WHERE s.last_value IS DISTINCT FROM v.last_value"
+    "SELECT pg_catalog.setval(v.oid, coalesce(v.last_value, s.seqstart), v.last_value IS NOT NULL) "
+    "FROM (VALUES {values}) AS v (oid, last_value) JOIN pg_catalog.pg_sequence AS s ON s.seqrelid = v.oid "
+    f"WHERE {_READ_SEQUENCE.format('v.oid')} IS DISTINCT FROM v.last_value"
 )
+
+
+def _reset_sequences(sequences: list[tuple[int, int | None]]) -> str:
+    """The statement that sets the ``(oid, last value)`` sequences back, their numbers written out: so it
+    needs no parameters, and can travel with the ``ROLLBACK``."""
+    values = ", ".join(f"({int(oid)}::oid, {'NULL' if last is None else int(last)}::bigint)" for oid, last in sequences)
+    return _RESET_SEQUENCES.format(values=values)
+
 
 OTHER_LOOP = (
     "This TransactionTestCase is nested in one opened on another event loop, and its connection belongs to "
@@ -150,7 +161,7 @@ class TransactionTestCase:
         self._shared: SharedConnection | None = None
         self._outer: TransactionTestCase | None = None
         self._savepoint: str | None = None
-        self._sequences: list[tuple[str, str, int | None]] | None = None
+        self._sequences: list[tuple[int, int | None]] | None = None
         self._pid: int | None = None
         self._pool: Any = None
         self._stack: ExitStack | None = None  # patches and registration, undone last
@@ -256,8 +267,7 @@ class TransactionTestCase:
         self._loop = asyncio.get_running_loop()
         shared = await self._connect(stack)
         if self.reset_sequences and shared.postgres:
-            self._sequences = [(s, n, v) for s, n, v in await shared.fetch(_SEQUENCES)]
-            stack.push_async_callback(self._restore_sequences)
+            self._sequences = [(oid, value) for oid, value in await shared.fetch(_SEQUENCES)]
         if self._outer is None and shared.can_defer:
             shared.deferred = "BEGIN"  # goes with the block's first statement
         elif self._outer is None:
@@ -335,12 +345,15 @@ class TransactionTestCase:
                         "the test transaction was ended inside the block (the code under test ran COMMIT or "
                         "ROLLBACK itself), so rows written before that may remain in the database"
                     )
+                statements = ["ROLLBACK" if self._savepoint is None else f"ROLLBACK TO SAVEPOINT {self._savepoint}"]
+                if problem and self._savepoint is not None:
+                    statements = []  # no savepoint left to roll back to
+                if self._sequences:  # after the rollback: setval() is not transactional
+                    statements.append(_reset_sequences(self._sequences))
                 if self._savepoint is None and self._lender is not None and self._shared.can_defer:
-                    await self._lender.roll_back(self._shared)
-                elif self._savepoint is None:
-                    await self._shared.control("ROLLBACK")
-                elif not problem:
-                    await self._shared.control(f"ROLLBACK TO SAVEPOINT {self._savepoint}")
+                    await self._lender.roll_back(self._shared, *statements)
+                elif statements:
+                    await self._shared.control(*statements)
         except Exception as error:
             # A connection that died took its transaction with it: the server keeps nothing of it.
             if not is_closed(self.connection):
@@ -360,13 +373,6 @@ class TransactionTestCase:
         if hasattr(exc, "add_note"):  # Python 3.11+
             exc.add_note(message)
         return False
-
-    async def _restore_sequences(self) -> None:
-        """Set the sequences that moved in the block back (rolling back leaves them where they went)."""
-        if self._shared is None or is_closed(self.connection) or not self._sequences:
-            return
-        schemas, names, values = (list(column) for column in zip(*self._sequences, strict=True))
-        await self._shared.fetch(_RESET_SEQUENCES, (schemas, names, values))
 
     async def _end_session(self, pid: int) -> None:
         """End the server side of a dropped connection now, with its transaction and locks.
