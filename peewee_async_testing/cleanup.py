@@ -43,6 +43,11 @@ def _literal(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+def _auto_columns(model: type[peewee.Model]) -> list[str]:
+    """The columns of ``model`` that a sequence fills (its auto-increment fields)."""
+    return [field.column_name for field in model._meta.sorted_fields if isinstance(field, peewee.AutoField)]
+
+
 def _pg_delete_block(database: AioDatabase, models: list[type[peewee.Model]], sequences: bool = True) -> str:
     """One statement that, children first, empties the existing tables that have rows and (``sequences``)
     restarts the sequences of their auto-increment columns that were used: one round trip, and next to
@@ -50,8 +55,7 @@ def _pg_delete_block(database: AioDatabase, models: list[type[peewee.Model]], se
     body = []
     for model in reversed(models):
         table = _quoted(database, model)
-        fields = model._meta.sorted_fields if sequences else []
-        columns = [field.column_name for field in fields if isinstance(field, peewee.AutoField)]
+        columns = _auto_columns(model) if sequences else []
         restarts = "".join(_PG_RESTART.format(name=_literal(table), column=_literal(column)) for column in columns)
         body.append(_PG_DELETE.format(table=table, name=_literal(table), sequences=restarts))
     return f"DO $pwat$ DECLARE seq text; BEGIN{''.join(body)}\nEND $pwat$"
@@ -65,11 +69,8 @@ def _pg_delete_written(database: AioDatabase, models: list[type[peewee.Model]], 
     for model in reversed(models):
         table = _quoted(database, model)
         statements.append(f"DELETE FROM {table}")
-        serials += [
-            f"pg_get_serial_sequence({_literal(table)}, {_literal(field.column_name)})::regclass"
-            for field in model._meta.sorted_fields
-            if sequences and isinstance(field, peewee.AutoField)
-        ]
+        columns = _auto_columns(model) if sequences else []
+        serials += [f"pg_get_serial_sequence({_literal(table)}, {_literal(column)})::regclass" for column in columns]
     if serials:
         statements.append(
             f"SELECT setval(seqrelid, seqstart, false) FROM pg_sequence WHERE seqrelid IN ({', '.join(serials)})"

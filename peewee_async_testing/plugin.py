@@ -38,7 +38,8 @@ SERVER_START: pytest.StashKey[ServerStart] = pytest.StashKey()
 WORKER_DSN = "peewee_async_testing_dsn"  # how an xdist controller hands its server to the workers
 #: pytest's options for sessions that run no test: no server for them.
 NO_TESTS_RUN = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
-NOT_POSTGRES = "peewee_async_testing/not_postgres"  # pytest cache key: configured databases found not to be
+#: pytest's cache key: the configured databases (``module:attribute``) found not to be PostgreSQL.
+NOT_POSTGRES = "peewee_async_testing/not_postgres"
 
 NOT_CONFIGURED = (
     "The {fixture} fixture needs a peewee-async database, but none is configured. "
@@ -174,7 +175,8 @@ def _starts_a_server(config: pytest.Config) -> bool:
     """Whether the session needs a throwaway server: a database is configured, no server is given, this is
     not a pytest-xdist worker (the controller starts one for all), and the database was not found to be
     something else than PostgreSQL last time (remembered in pytest's cache)."""
-    if not config.getini("peewee_async_database") or config.getoption("peewee_dsn"):
+    spec = config.getini("peewee_async_database")
+    if not spec or config.getoption("peewee_dsn"):
         return False  # (and nothing imported: unconfigured, the plugin costs nothing)
     from .server import DSN_ENV
 
@@ -182,7 +184,7 @@ def _starts_a_server(config: pytest.Config) -> bool:
         return False
     cache = getattr(config, "cache", None)
     not_postgres = cache.get(NOT_POSTGRES, []) if cache is not None else []
-    return not hasattr(config, "workerinput") and config.getini("peewee_async_database") not in not_postgres
+    return not hasattr(config, "workerinput") and spec not in not_postgres
 
 
 def _remember_engine(config: pytest.Config, spec: str, postgres: bool) -> None:

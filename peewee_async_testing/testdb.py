@@ -131,9 +131,7 @@ class TestDatabase:
             # A server of this session alone, removed at its end: no other session to guard against,
             # nothing to reuse or drop. Just the database and its tables.
             with self._admin() as admin:
-                _execute(admin, f"CREATE DATABASE {_quote(self.name)}{_quick_copy(self.server)}")
-            self._use(self.name)
-            create_tables(self.database, self.models)
+                self._create(admin, self.name, options=_quick_copy(self.server))
             return
         fingerprint = schema_fingerprint(self.models)
         with self._admin() as admin, self._locked(admin):
@@ -206,13 +204,17 @@ class TestDatabase:
         if self.reuse and _comment(admin, name) == _COMMENT.format(fingerprint):
             return True
         self._drop_unless_held(admin, name)
+        self._create(admin, name, template=template)
+        _execute(admin, f"COMMENT ON DATABASE {_quote(name)} IS %s", (_COMMENT.format(fingerprint),))
+        return False
+
+    def _create(self, admin: Any, name: str, *, template: str | None = None, options: str = "") -> None:
+        """``CREATE DATABASE name``, a copy of ``template`` (which has the tables), else with the tables made here."""
         copy = f" TEMPLATE {_quote(template)}" if template else ""
-        _execute(admin, f"CREATE DATABASE {_quote(name)}{copy}")
+        _execute(admin, f"CREATE DATABASE {_quote(name)}{copy}{options}")
         if template is None:
             self._use(name)
             create_tables(self.database, self.models)
-        _execute(admin, f"COMMENT ON DATABASE {_quote(name)} IS %s", (_COMMENT.format(fingerprint),))
-        return False
 
     def _drop_unless_held(self, admin: Any, name: str) -> None:
         pids = _fetch(admin, "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))

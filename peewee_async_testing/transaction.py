@@ -345,8 +345,11 @@ class TransactionTestCase:
                         "the test transaction was ended inside the block (the code under test ran COMMIT or "
                         "ROLLBACK itself), so rows written before that may remain in the database"
                     )
-                statements = ["ROLLBACK" if self._savepoint is None else f"ROLLBACK TO SAVEPOINT {self._savepoint}"]
-                if problem and self._savepoint is not None:
+                if self._savepoint is None:
+                    statements = ["ROLLBACK"]
+                elif not problem:
+                    statements = [f"ROLLBACK TO SAVEPOINT {self._savepoint}"]
+                else:
                     statements = []  # no savepoint left to roll back to
                 if self._sequences:  # after the rollback: setval() is not transactional
                     statements.append(_reset_sequences(self._sequences))
