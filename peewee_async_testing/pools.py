@@ -36,14 +36,14 @@ class LoopPool:
             connection = self._reserved = await self.backend.acquire()
         return connection
 
-    async def roll_back(self, shared: SharedConnection, *statements: str) -> None:
-        """Send ``statements`` (``ROLLBACK`` first) on the reserved connection, and leave the reply to be read later.
+    async def roll_back(self, shared: SharedConnection) -> None:
+        """Send ``ROLLBACK`` on the reserved connection, and leave the reply to be read later.
 
         The server rolls back as the statement arrives, so nothing of the test outlives it; only the
         reply is read later, by the next test's first use of the connection (or at the loop's end),
         so the test does not wait a round trip for it.
         """
-        self._rolling_back = asyncio.ensure_future(shared.control(*statements))
+        self._rolling_back = asyncio.ensure_future(shared.control("ROLLBACK"))
         await asyncio.sleep(0)  # the task's first step sends it
 
     async def _settle(self) -> None:

@@ -353,8 +353,11 @@ class TransactionTestCase:
                     statements = []  # no savepoint left to roll back to
                 if self._sequences:  # after the rollback: setval() is not transactional
                     statements.append(_reset_sequences(self._sequences))
-                if self._savepoint is None and self._lender is not None and self._shared.can_defer:
-                    await self._lender.roll_back(self._shared, *statements)
+                if statements == ["ROLLBACK"] and self._lender is not None and self._shared.can_defer:
+                    # Only a ROLLBACK may leave its reply unread: the server undoes the transaction as the
+                    # statement arrives, before any later statement of this connection. A setval() is seen by
+                    # other connections at once, so the block must not end before it has run.
+                    await self._lender.roll_back(self._shared)
                 elif statements:
                     await self._shared.control(*statements)
         except Exception as error:

@@ -9,9 +9,12 @@ from typing import Any
 
 import peewee
 import peewee_async
+import psycopg2
 import pytest
 
 from peewee_async_testing import AioDatabaseTestCase, TransactionError, TransactionTestCase
+from peewee_async_testing.pools import pool_on_running_loop
+from peewee_async_testing.transaction import _backend_pid
 
 from .models import Author, Book
 
@@ -203,6 +206,54 @@ async def test_sequences_are_reset_to_their_state_on_entry(database: Any) -> Non
     after = await first_id(database, reset_sequences=True)
     assert after == (expected if is_sqlite(database) else expected + 1)
     await Author.delete().aio_execute()
+
+
+async def test_a_test_on_a_reused_connection_has_its_sequences_back_when_it_ends(database: Any) -> None:
+    """The plugin's path (a connection kept for the next test, whose ROLLBACK reply is read later): setval() is
+    not transactional and other connections see it at once, so it must be done before the block's end returns,
+    or a row that the next test commits on another connection gets an id that the late setval() hands out again.
+
+    The reset is held up by a lock, so that its timing does not matter.
+    """
+    if is_sqlite(database):
+        pytest.skip("SQLite has no sequences")
+    other = psycopg2.connect(dbname=database.database, **database.connect_params)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT last_value FROM author_id_seq")
+            (before,) = cursor.fetchone()
+        async with pool_on_running_loop(database) as pool:
+            case = TransactionTestCase(database, reset_sequences=True)
+            case._lender = pool
+            case._start()
+            try:
+                await Author.aio_create(name="moves the sequence")
+                with other.cursor() as cursor:
+                    # The reset reads pg_sequence: it waits for this lock, held until this transaction ends.
+                    cursor.execute("SET lock_timeout = '20s'; LOCK TABLE pg_catalog.pg_sequence")
+                pid = _backend_pid(case.connection)
+                end = asyncio.ensure_future(case._finish(None, None, None))
+                for _ in range(3000):  # until the server has the setval() waiting for the lock
+                    with other.cursor() as cursor:
+                        cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (pid,))
+                        if cursor.fetchone()[0]:
+                            break
+                    await asyncio.sleep(0.01)
+                else:
+                    pytest.fail("the sequences' reset never reached the server")
+                for _ in range(10):
+                    await asyncio.sleep(0)
+                ended_early = end.done()
+                other.commit()  # the lock goes: setval() runs
+                await end
+            finally:
+                case._unpatch()
+        assert not ended_early, "the block ended before its sequences were set back"
+        with other.cursor() as cursor:
+            cursor.execute("SELECT last_value FROM author_id_seq")
+            assert cursor.fetchone()[0] == before
+    finally:
+        other.close()
 
 
 # -- every option with concurrent queries --------------------------------------------------------------------------

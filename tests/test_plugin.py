@@ -445,11 +445,12 @@ async def test_changes_of_the_test_before_are_undone(note):
     assert await Comment.select().aio_count() == 0
 
 
-class TestAClass:
-    @pytest.fixture(scope="class")
-    async def second(self, peewee_class_transaction, note):
-        return await Note.aio_create(text="class")
+@pytest.fixture(scope="class")
+async def second(peewee_class_transaction, note):
+    return await Note.aio_create(text="class")
 
+
+class TestAClass:
     async def test_sees_both(self, second):
         assert await Note.select().aio_count() == 2
 """
