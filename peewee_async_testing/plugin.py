@@ -92,6 +92,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="bool",
         default=False,
     )
+    parser.addini(
+        "peewee_async_server_locale",
+        "the throwaway server's locale (default: $PEEWEE_ASYNC_TESTING_PG_LOCALE, else C.UTF-8 or another UTF-8 one)",
+        default="",
+    )
+    parser.addini(
+        "peewee_async_server_settings",
+        "the throwaway server's extra postgresql.conf settings, one `name = value` per line "
+        "(default: $PEEWEE_ASYNC_TESTING_PG_SETTINGS)",
+        type="linelist",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -145,10 +156,10 @@ class ServerStart:
     """The session's throwaway server, started in a thread as the session starts, so that it gets ready
     while pytest collects the tests (and, under pytest-xdist, while the workers start)."""
 
-    def __init__(self) -> None:
+    def __init__(self, config: pytest.Config) -> None:
         from .server import PostgresServer
 
-        self.server = PostgresServer()
+        self.server = PostgresServer(**_server_options(config))
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._start, name="peewee-async-testing server", daemon=True)
         self._thread.start()
@@ -169,6 +180,17 @@ class ServerStart:
     def stop(self) -> None:
         self._thread.join()
         self.server.stop()
+
+
+def _server_options(config: pytest.Config) -> dict[str, Any]:
+    """The throwaway server's locale and settings from the ini file; None where it sets none (the environment's)."""
+    from .server import parse_settings
+
+    lines = config.getini("peewee_async_server_settings")
+    return {
+        "locale": config.getini("peewee_async_server_locale") or None,
+        "settings": parse_settings(lines, "peewee_async_server_settings") if lines else None,
+    }
 
 
 def _starts_a_server(config: pytest.Config) -> bool:
@@ -200,7 +222,7 @@ def _remember_engine(config: pytest.Config, spec: str, postgres: bool) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if not any(getattr(config.option, name, False) for name in NO_TESTS_RUN) and _starts_a_server(config):
-        config.stash[SERVER_START] = ServerStart()
+        config.stash[SERVER_START] = ServerStart(config)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -213,7 +235,7 @@ def pytest_configure_node(node: Any) -> None:
     if SERVER_START not in config.stash:
         if not _starts_a_server(config):
             return
-        config.stash[SERVER_START] = ServerStart()
+        config.stash[SERVER_START] = ServerStart(config)
     node.workerinput[WORKER_DSN] = config.stash[SERVER_START].result().dsn
 
 
@@ -260,7 +282,8 @@ def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
             start.stop()
         return
     workerinput = getattr(request.config, "workerinput", {})
-    with PostgresServer(dsn=request.config.getoption("peewee_dsn") or workerinput.get(WORKER_DSN)) as server:
+    dsn = request.config.getoption("peewee_dsn") or workerinput.get(WORKER_DSN)
+    with PostgresServer(dsn=dsn, **({} if dsn else _server_options(request.config))) as server:
         yield server
 
 

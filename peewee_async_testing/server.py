@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import hashlib
 import os
@@ -22,11 +23,11 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, TypedDict
 
-from .exceptions import ServerError
+from .exceptions import ConfigurationError, ServerError
 
 if TYPE_CHECKING:
     import pwd
@@ -35,6 +36,8 @@ BINDIR_ENV = "PEEWEE_ASYNC_TESTING_PG_BINDIR"
 DSN_ENV = "PEEWEE_ASYNC_TESTING_DSN"
 OS_USER_ENV = "PEEWEE_ASYNC_TESTING_PG_OS_USER"
 CACHE_DIR_ENV = "PEEWEE_ASYNC_TESTING_CACHE_DIR"
+LOCALE_ENV = "PEEWEE_ASYNC_TESTING_PG_LOCALE"
+SETTINGS_ENV = "PEEWEE_ASYNC_TESTING_PG_SETTINGS"  # name = value settings, separated by ; or newlines
 
 #: Where :func:`find_bindir` looks last, in order; within a pattern the highest version comes first.
 BINDIR_PATTERNS: tuple[str, ...] = (
@@ -47,9 +50,13 @@ BINDIR_PATTERNS: tuple[str, ...] = (
     "/Applications/Postgres.app/Contents/Versions/latest/bin",
 )
 INITDB_OPTIONS = (
-    *("-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync", "--no-instructions"),
+    *("-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"),
     "--wal-segsize=1",  # 1 MB of WAL to copy instead of 16
 )
+#: The locale when none is chosen: the first of these the system has, else another UTF-8 one, else C.
+#: In a UTF-8 locale ``lower()``, ``upper()`` and ``ILIKE`` fold non-ASCII letters as on a usual server;
+#: ``C.UTF-8`` also sorts by code point, the same on every system.
+PREFERRED_LOCALES = ("C.UTF-8", "en_US.UTF-8")
 #: Durability is worthless for a throwaway cluster; these settings make writes and commits much cheaper.
 SERVER_SETTINGS = (
     "fsync=off",
@@ -195,23 +202,91 @@ def _free_port() -> int:
         return port
 
 
+def _port_taken(host: str, port: int) -> bool:
+    """Whether another process holds ``port`` (asked once postgres, which failed to start, let it go)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return True
+    return False
+
+
 def _postgres_version(bindir: pathlib.Path) -> str:
     output = subprocess.run([bindir / "postgres", "--version"], capture_output=True, text=True).stdout
     match = re.search(r"\)\s*(\S+)", output)  # "postgres (PostgreSQL) 15.18 (Debian ...)"
     return match.group(1) if match else output.strip()
 
 
-def _template_dir(bindir: pathlib.Path, user: pwd.struct_passwd | None) -> pathlib.Path:
-    """The cache folder of the template cluster for these binaries: a new ``postgres`` binary, a new key."""
+def _pick_locale(available: Iterable[str]) -> str:
+    """The first of :data:`PREFERRED_LOCALES` in ``available`` (as ``locale -a`` lists them), else the first
+    other UTF-8 one, else ``C``."""
+    utf8 = {_plain(name): name for name in available if _plain(name).endswith(".utf8")}
+    preferred = [name for name in PREFERRED_LOCALES if _plain(name) in utf8]
+    return preferred[0] if preferred else min(utf8.values(), default="C")
+
+
+def _plain(locale: str) -> str:
+    return locale.lower().replace("-", "")  # C.UTF-8 and C.utf8 are one locale
+
+
+@functools.cache
+def _default_locale() -> str:
+    """The locale of a cluster when none is chosen: ``locale -a`` is asked once."""
+    try:
+        listed = subprocess.run(["locale", "-a"], capture_output=True, text=True, errors="replace", check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return _pick_locale([])
+    return _pick_locale(listed.stdout.split())
+
+
+_SETTING_NAME = "[A-Za-z0-9_.]+"
+_SETTING_LINE = re.compile(rf"\s*({_SETTING_NAME})\s*=\s*(\S.*?)\s*")
+
+
+def parse_settings(lines: Iterable[str], origin: str) -> dict[str, str]:
+    """Read PostgreSQL settings from ``name = value`` lines; blank lines are skipped, and a value in single
+    quotes is unquoted as in postgresql.conf (``search_path = '"$user", public'``).
+
+    :raises ConfigurationError: naming the first line of another shape, and ``origin``, where it was found.
+    """
+    settings = {}
+    for line in filter(str.strip, lines):
+        match = _SETTING_LINE.fullmatch(line)
+        if match is None:
+            raise ConfigurationError(
+                f"{origin}: {line.strip()!r} is not a PostgreSQL setting of the form `name = value` "
+                "(a name of letters, digits, _ and ., as in postgresql.conf), such as `work_mem = 64MB`."
+            )
+        name, value = match.groups()
+        if len(value) > 1 and value[0] == value[-1] == "'":
+            value = value[1:-1].replace("''", "'")
+        settings[name] = value
+    return settings
+
+
+def _checked_settings(settings: Mapping[str, str | int | float]) -> dict[str, str]:
+    for name in settings:
+        if not re.fullmatch(_SETTING_NAME, name):
+            raise ConfigurationError(
+                f"settings= names {name!r}, which is not a PostgreSQL setting name (letters, digits, _ and ., "
+                'as in postgresql.conf): give them as {"work_mem": "64MB"}.'
+            )
+    return {name: str(value) for name, value in settings.items()}
+
+
+def _template_dir(bindir: pathlib.Path, user: pwd.struct_passwd | None, locale: str) -> pathlib.Path:
+    """The cache folder of the template cluster for these binaries and locale: a new ``postgres`` binary, a new key."""
     postgres = bindir / "postgres"
     stat = postgres.stat()
     owner = user.pw_name if user else str(os.geteuid())
-    key = "\0".join([os.path.realpath(postgres), str(stat.st_size), str(stat.st_mtime_ns), *INITDB_OPTIONS, owner])
+    options = [*INITDB_OPTIONS, f"--locale={locale}"]
+    key = "\0".join([os.path.realpath(postgres), str(stat.st_size), str(stat.st_mtime_ns), *options, owner])
     return _cache_root() / f"template-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def _make_data(
-    bindir: pathlib.Path, folder: pathlib.Path, user: pwd.struct_passwd | None
+    bindir: pathlib.Path, folder: pathlib.Path, user: pwd.struct_passwd | None, locale: str
 ) -> tuple[str, threading.Thread | None]:
     """Fill ``folder/data`` from the template cache, else by initdb; return the server's version, and
     ``None`` when the cache was used, else the thread that is putting the fresh cluster into the cache.
@@ -220,7 +295,7 @@ def _make_data(
     quicker than copying a thousand small ones from the disk. The thread archives a snapshot of the
     fresh cluster made in ``folder`` (on tmpfs, that snapshot is quick), while postgres starts.
     """
-    data, template = folder / "data", _template_dir(bindir, user)
+    data, template = folder / "data", _template_dir(bindir, user, locale)
     try:
         version = (template / "version").read_text()
         _tar("-xf", template / ARCHIVE, "-C", folder)
@@ -231,10 +306,13 @@ def _make_data(
         shutil.rmtree(data, ignore_errors=True)
         shutil.rmtree(template, ignore_errors=True)
     version = _postgres_version(bindir)
-    command = [str(bindir / "initdb"), "-D", str(data), *INITDB_OPTIONS]
+    command = [str(bindir / "initdb"), "-D", str(data), *INITDB_OPTIONS, f"--locale={locale}"]
     result = subprocess.run(command, cwd=folder, capture_output=True, text=True, **_as_user(user))
     if result.returncode != 0:
-        raise ServerError(f"initdb failed with exit code {result.returncode}:\n{result.stdout}{result.stderr}")
+        raise ServerError(
+            f"initdb failed with exit code {result.returncode}, making a cluster of locale {locale!r} "
+            f"(`locale -a` lists the system's locales):\n{(result.stderr or result.stdout).strip()}"
+        )
     snapshot = folder / "template"
     snapshot.mkdir()
     subprocess.run(["cp", "-a", str(data), str(snapshot / "data")], capture_output=True, check=True)
@@ -323,15 +401,33 @@ class PostgresServer:
     PostgreSQL as ``$PEEWEE_ASYNC_TESTING_PG_OS_USER``, ``postgres`` or ``nobody``. When ``dsn`` or
     ``$PEEWEE_ASYNC_TESTING_DSN`` is set it starts nothing and describes that server instead.
 
+    The cluster's ``locale`` is ``locale``, else ``$PEEWEE_ASYNC_TESTING_PG_LOCALE``, else the first of
+    ``C.UTF-8``, ``en_US.UTF-8`` or another UTF-8 locale that the system has (``C`` if it has none).
+    ``settings`` (``{"work_mem": "64MB"}``), else ``$PEEWEE_ASYNC_TESTING_PG_SETTINGS``
+    (``work_mem = 64MB; fsync = on``), are set on the ``postgres`` command line, over the built-in ones.
+    They cannot apply to a server it only describes: with ``dsn`` they are an error, and with
+    ``$PEEWEE_ASYNC_TESTING_DSN`` they are ignored, as that server's own configuration applies.
+
     Example::
 
-        with PostgresServer() as server:
+        with PostgresServer(settings={"work_mem": "64MB"}) as server:
             psycopg2.connect(server.dsn)
     """
 
     def __init__(
-        self, *, bindir: str | os.PathLike[str] | None = None, dsn: str | None = None, timeout: float = 30.0
+        self,
+        *,
+        bindir: str | os.PathLike[str] | None = None,
+        dsn: str | None = None,
+        timeout: float = 30.0,
+        locale: str | None = None,
+        settings: Mapping[str, str | int | float] | None = None,
     ) -> None:
+        if dsn and (locale or settings):
+            raise ConfigurationError(
+                "PostgresServer(dsn=...) starts no server, so locale= and settings= cannot apply to it: "
+                "configure that server itself, or leave out dsn= to start a throwaway one."
+            )
         self.timeout = timeout
         self.host = "127.0.0.1"
         self.port = 0
@@ -342,7 +438,11 @@ class PostgresServer:
         self.bindir: pathlib.Path | None = None
         self.version: str | None = None
         self.from_template = False
+        #: The cluster's locale, once started (None when attached).
+        self.locale: str | None = None
         self._bindir_setting = bindir
+        self._locale_setting = locale or None
+        self._settings = None if settings is None else _checked_settings(settings)
         self._attached_dsn = dsn or os.environ.get(DSN_ENV) or None
         self._process: subprocess.Popen[bytes] | None = None
         self._publisher: threading.Thread | None = None
@@ -390,12 +490,18 @@ class PostgresServer:
     def start(self) -> None:
         """Start the cluster (nothing when attached); on failure, leave no process or folder behind.
 
-        :raises ServerError: if the binaries are missing or PostgreSQL does not become ready in time.
+        :raises ServerError: if the binaries are missing, initdb rejects the locale, or PostgreSQL rejects a
+            setting or does not become ready in time.
+        :raises ConfigurationError: if ``$PEEWEE_ASYNC_TESTING_PG_SETTINGS`` holds a line of another shape.
         """
         if self.attached:
             return
         if self._process is not None:
             raise ServerError(f"{self!r} is already running.")
+        settings = self._settings
+        if settings is None:
+            settings = parse_settings(re.split(r"[;\n]", os.environ.get(SETTINGS_ENV, "")), f"${SETTINGS_ENV}")
+        locale = self.locale = self._locale_setting or os.environ.get(LOCALE_ENV) or _default_locale()
         bindir = self.bindir = find_bindir(self._bindir_setting)
         user = _os_user()
         _reap_orphans(_temp_parent())
@@ -404,9 +510,9 @@ class PostgresServer:
             (folder / _OWNER).write_text(str(os.getpid()))
             if user is not None:
                 os.chown(folder, user.pw_uid, user.pw_gid)
-            self.version, self._publisher = _make_data(bindir, folder, user)
+            self.version, self._publisher = _make_data(bindir, folder, user, locale)
             self.from_template = self._publisher is None
-            self._spawn(bindir, folder, user)
+            self._spawn(bindir, folder, user, settings)
         except BaseException:
             self.stop()
             raise
@@ -426,14 +532,17 @@ class PostgresServer:
             shutil.rmtree(self.socket_dir, ignore_errors=True)
             self.socket_dir = None
 
-    def _spawn(self, bindir: pathlib.Path, folder: pathlib.Path, user: pwd.struct_passwd | None) -> None:
-        """Start postgres and wait until it is ready, on another port if it exits early (a port race)."""
+    def _spawn(
+        self, bindir: pathlib.Path, folder: pathlib.Path, user: pwd.struct_passwd | None, settings: dict[str, str]
+    ) -> None:
+        """Start postgres and wait until it is ready; on another port if another process took its port."""
         data, log = folder / "data", folder / "postgres.log"
         deadline = time.monotonic() + self.timeout
+        options = [*SERVER_SETTINGS, *(f"{name}={value}" for name, value in settings.items())]  # the last one wins
         for _ in range(START_ATTEMPTS):
             self.port = _free_port()
             command = [str(bindir / "postgres"), "-D", str(data), "-p", str(self.port), "-k", str(folder)]
-            command += ["-h", self.host, *(argument for setting in SERVER_SETTINGS for argument in ("-c", setting))]
+            command += ["-h", self.host, *(argument for option in options for argument in ("-c", option))]
             with log.open("wb") as log_file:
                 self._process = subprocess.Popen(
                     command, stdout=log_file, stderr=subprocess.STDOUT, cwd=folder, **_as_user(user)
@@ -441,7 +550,12 @@ class PostgresServer:
             if _wait_ready(self._process, data, log, deadline):
                 return
             self._process = None
-        raise ServerError(f"postgres exited early {START_ATTEMPTS} times; the end of its log:\n{_log_tail(log)}")
+            if not _port_taken(self.host, self.port):
+                raise ServerError(f"postgres exited as it started; the end of its log says why:\n{_log_tail(log)}")
+        raise ServerError(
+            f"postgres exited early {START_ATTEMPTS} times, its port taken by another process each time; "
+            f"the end of its log:\n{_log_tail(log)}"
+        )
 
     def _parse_dsn(self, dsn: str) -> None:
         parts = urllib.parse.urlsplit(dsn)

@@ -200,6 +200,10 @@ def test_without_a_database_the_error_says_what_to_add(inner: pytest.Pytester) -
     ("extra", "message"),
     [
         ("peewee_async_database = app.db.database", "*is not of the form package.module:attribute*"),
+        (
+            "peewee_async_server_settings =\n    fsync = on\n    work_mem 3MB",
+            "peewee_async_server_settings: 'work_mem 3MB' is not a PostgreSQL setting of the form `name = value` *",
+        ),
     ],
 )
 def test_configuration_mistakes_are_usage_errors(pytester: pytest.Pytester, extra: str, message: str) -> None:
@@ -812,6 +816,49 @@ def test_a_throwaway_server_when_none_is_given(inner: pytest.Pytester, monkeypat
     result = inner.runpytest()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*test database test_app on 127.0.0.1:* (created, removed with the server)"])
+
+
+SERVER_INI = """
+peewee_async_server_locale = {locale}
+peewee_async_server_settings =
+    work_mem = 3MB
+    fsync = on
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [
+        (CONFIGURED + SERVER_INI, "3MB 8MB on {locale}"),  # the server started early, as pytest collects
+        (SERVER_INI, "3MB 8MB on {locale}"),  # no database configured: the peewee_server fixture starts it
+        (CONFIGURED, "5MB 2MB off C"),  # the ini sets nothing: the environment's
+    ],
+    ids=["early", "fixture", "environment"],
+)
+def test_the_ini_sets_the_throwaway_servers_locale_and_settings_over_the_environment(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, extra: str, expected: str
+) -> None:
+    from peewee_async_testing.server import _default_locale
+
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    monkeypatch.setenv("PEEWEE_ASYNC_TESTING_PG_LOCALE", "C")
+    monkeypatch.setenv("PEEWEE_ASYNC_TESTING_PG_SETTINGS", "work_mem = 5MB; temp_buffers = 2MB")
+    make_ini(inner, extra.format(locale=_default_locale()))
+    inner.makepyfile(
+        f"""
+        import contextlib
+        import psycopg2
+
+        def test_it(peewee_server):
+            assert not peewee_server.attached
+            with contextlib.closing(psycopg2.connect(peewee_server.dsn)) as connection:
+                cursor = connection.cursor()
+                cursor.execute("SELECT concat_ws(' ', current_setting('work_mem'), current_setting('temp_buffers'), "
+                               "current_setting('fsync'), current_setting('lc_ctype'))")
+                assert cursor.fetchone()[0] == {expected.format(locale=_default_locale())!r}
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=1)
 
 
 EARLY_CONFTEST = """

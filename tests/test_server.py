@@ -1,4 +1,4 @@
-"""PostgresServer against real PostgreSQL processes: start, query, stop, template cache, binaries, attach mode."""
+"""PostgresServer against real PostgreSQL processes: start, stop, template cache, binaries, locale, settings, attach."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pathlib
 import pwd
 import re
 import shutil
+import socket
 import stat
 import subprocess
 import sys
@@ -21,8 +22,18 @@ import psycopg2
 import pytest
 
 from peewee_async_testing import server as server_module
-from peewee_async_testing.exceptions import ServerError
-from peewee_async_testing.server import BINDIR_ENV, CACHE_DIR_ENV, DSN_ENV, OS_USER_ENV, PostgresServer, find_bindir
+from peewee_async_testing.exceptions import ConfigurationError, ServerError
+from peewee_async_testing.server import (
+    BINDIR_ENV,
+    CACHE_DIR_ENV,
+    DSN_ENV,
+    LOCALE_ENV,
+    OS_USER_ENV,
+    SETTINGS_ENV,
+    PostgresServer,
+    find_bindir,
+    parse_settings,
+)
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="only root runs PostgreSQL as another user")
 
@@ -35,7 +46,7 @@ def shared_cache(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch: pytest.MonkeyPatch, shared_cache: pathlib.Path) -> None:
-    for name in (DSN_ENV, BINDIR_ENV, OS_USER_ENV):
+    for name in (DSN_ENV, BINDIR_ENV, OS_USER_ENV, LOCALE_ENV, SETTINGS_ENV):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv(CACHE_DIR_ENV, str(shared_cache))
 
@@ -43,7 +54,7 @@ def _isolated_env(monkeypatch: pytest.MonkeyPatch, shared_cache: pathlib.Path) -
 @pytest.fixture
 def scratch(monkeypatch: pytest.MonkeyPatch) -> Iterator[pathlib.Path]:
     """A folder, readable by PostgreSQL's OS user, where the servers of this test make their temporary folder."""
-    folder = pathlib.Path(tempfile.mkdtemp(prefix="peewee-async-testing-scratch-"))
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="peewee-async-testing-scratch-", dir=server_module._temp_parent()))
     folder.chmod(0o755)
     monkeypatch.setattr(server_module, "_temp_parent", lambda: str(folder))
     yield folder
@@ -256,17 +267,59 @@ def test_os_user_setting_is_honoured(monkeypatch: pytest.MonkeyPatch) -> None:
         PostgresServer().start()
 
 
-def test_early_exit_is_retried_then_reported(fake_bindir: pathlib.Path, scratch: pathlib.Path) -> None:
+@contextlib.contextmanager
+def _taken_port() -> Iterator[int]:
+    """A port that another socket listens on, as when another process takes the free port before postgres."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        yield holder.getsockname()[1]
+
+
+def _counting_postgres(fake_bindir: pathlib.Path) -> pathlib.Path:
+    """A fake postgres that records each attempt and exits at once, as a rejected setting makes it."""
     attempts = fake_bindir / "attempts"
     attempts.touch(mode=0o666)
     attempts.chmod(0o666)
     _write_script(
         fake_bindir / "postgres", f'echo attempt >> {attempts}\necho "FATAL:  boom from fake postgres"\nexit 1'
     )
-    with pytest.raises(ServerError, match=r"(?s)exited early 3 times.*boom from fake postgres"):
+    return attempts
+
+
+def test_an_early_exit_is_reported_at_once(fake_bindir: pathlib.Path, scratch: pathlib.Path) -> None:
+    attempts = _counting_postgres(fake_bindir)
+    with pytest.raises(ServerError, match=r"exited as it started; the end of its log says why:\nFATAL:  boom"):
         PostgresServer(bindir=fake_bindir).start()
+    assert attempts.read_text().count("attempt") == 1
+    assert list(scratch.iterdir()) == []
+
+
+def test_an_early_exit_on_a_taken_port_is_retried_then_reported(
+    fake_bindir: pathlib.Path, scratch: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = _counting_postgres(fake_bindir)
+    with _taken_port() as taken:
+        monkeypatch.setattr(server_module, "_free_port", lambda: taken)
+        with pytest.raises(ServerError, match=r"(?s)exited early 3 times, its port taken.*boom from fake postgres"):
+            PostgresServer(bindir=fake_bindir).start()
     assert attempts.read_text().count("attempt") == 3
     assert list(scratch.iterdir()) == []
+
+
+def test_a_port_taken_before_postgres_binds_it_is_replaced(monkeypatch: pytest.MonkeyPatch) -> None:
+    handed: list[int] = []
+    free_port = server_module._free_port
+
+    def taken_first() -> int:
+        handed.append(free_port() if handed else taken)
+        return handed[-1]
+
+    with _taken_port() as taken:
+        monkeypatch.setattr(server_module, "_free_port", taken_first)
+        with PostgresServer() as server:
+            assert _fetch("SELECT 1", dsn=server.dsn) == 1
+            assert server.port == handed[1] != taken == handed[0]
 
 
 def test_start_timeout_kills_postgres_and_cleans_up(fake_bindir: pathlib.Path, scratch: pathlib.Path) -> None:
@@ -408,3 +461,161 @@ def _running(pid: int) -> bool:
     except OSError:
         return False
     return "zombie" not in status.split("State:")[1].split("\n")[0].lower()
+
+
+# -- the locale and the settings -----------------------------------------------------------------------------------
+
+FOLDS = "SELECT 'Радиоточка' ILIKE '%радиоточка%'"
+
+
+def _show(server: PostgresServer, *names: str) -> list[object]:
+    return [_fetch(f"SHOW {name}", dsn=server.dsn) for name in names]
+
+
+def test_the_default_locale_is_a_utf8_one_that_folds_non_ascii_letters() -> None:
+    if server_module._default_locale() == "C":
+        pytest.skip("this system has no UTF-8 locale")
+    with PostgresServer() as server:
+        assert server.locale == server_module._default_locale()
+        assert server_module._plain(str(server.locale)).endswith(".utf8")
+        assert _show(server, "lc_ctype", "lc_collate", "server_encoding") == [server.locale, server.locale, "UTF8"]
+        assert _fetch(FOLDS, dsn=server.dsn) is True
+        assert _fetch("SELECT lower('ÄБ')", dsn=server.dsn) == "äб"
+        assert _fetch("SELECT upper('äб')", dsn=server.dsn) == "ÄБ"
+
+
+@pytest.mark.parametrize(
+    ("listed", "picked"),
+    [
+        (["C", "C.utf8", "POSIX", "en_US.utf8"], "C.UTF-8"),
+        (["C", "POSIX", "de_DE.utf8", "en_US.UTF-8"], "en_US.UTF-8"),
+        (["C", "POSIX", "fr_FR.UTF-8", "sr_RS.utf8@latin", "de_DE.utf8", "de_DE.iso88591"], "de_DE.utf8"),
+        (["C", "POSIX"], "C"),
+        ([], "C"),
+    ],
+)
+def test_the_default_locale_is_picked_from_what_the_system_lists(listed: list[str], picked: str) -> None:
+    assert server_module._pick_locale(listed) == picked
+
+
+def test_an_explicit_locale_is_honoured_and_gets_its_own_template(
+    shared_cache: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    default = server_module._default_locale()
+    with PostgresServer():
+        pass  # the default locale's template is in the cache
+    templates = set(shared_cache.iterdir())
+    with PostgresServer(locale="C") as server:
+        assert (server.locale, server.from_template) == ("C", False)
+        assert _fetch(FOLDS, dsn=server.dsn) is False
+        assert _fetch("SELECT lower('ÄБ')", dsn=server.dsn) == "ÄБ"
+        assert _show(server, "lc_ctype", "lc_collate") == ["C", "C"]
+    assert len(set(shared_cache.iterdir()) - templates) == 1
+    monkeypatch.setenv(LOCALE_ENV, "C")
+    with PostgresServer() as server:
+        assert (server.locale, server.from_template) == ("C", True)
+        assert _show(server, "lc_ctype") == ["C"]
+    with PostgresServer(locale=default) as server:  # the argument wins over the environment
+        assert (server.locale, server.from_template) == (default, True)
+        assert _show(server, "lc_ctype") == [default]
+
+
+def test_an_unknown_locale_is_named_and_leaves_nothing(
+    scratch: pathlib.Path, tmp_path: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    with pytest.raises(ServerError) as raised, PostgresServer(locale="xx_XX.UTF-8"):  # (stopped if it started)
+        pass
+    assert str(raised.value) == (
+        "initdb failed with exit code 1, making a cluster of locale 'xx_XX.UTF-8' (`locale -a` lists the "
+        'system\'s locales):\ninitdb: error: invalid locale name "xx_XX.UTF-8"'
+    )
+    assert list(scratch.iterdir()) == []
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
+
+
+def test_settings_apply_over_the_built_in_ones_without_a_new_template(shared_cache: pathlib.Path) -> None:
+    with PostgresServer():
+        pass
+    templates = set(shared_cache.iterdir())
+    with PostgresServer(settings={"work_mem": "3MB", "fsync": "on", "my.flag": 1}) as server:
+        assert server.from_template is True
+        assert _show(server, "work_mem", "fsync", "my.flag", "synchronous_commit") == ["3MB", "on", "1", "off"]
+    assert set(shared_cache.iterdir()) == templates
+
+
+def test_settings_from_the_environment_unless_the_argument_gives_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(SETTINGS_ENV, "work_mem = 5MB;\n temp_buffers=2MB ;")
+    with PostgresServer() as server:
+        assert _show(server, "work_mem", "temp_buffers") == ["5MB", "2MB"]
+    with PostgresServer(settings={"work_mem": "7MB"}) as server:  # instead of the environment's, not merged
+        assert _show(server, "work_mem", "temp_buffers") == ["7MB", "8MB"]
+
+
+@pytest.mark.parametrize(
+    ("line", "setting"),
+    [
+        ("work_mem=64MB", ("work_mem", "64MB")),
+        ("  work_mem   =   64 MB  ", ("work_mem", "64 MB")),
+        ("search_path = '\"$user\", public'", ("search_path", '"$user", public')),
+        ("my.note = 'it''s'", ("my.note", "it's")),
+        ("application_name = ''", ("application_name", "")),
+        ("log_line_prefix = a=b", ("log_line_prefix", "a=b")),
+    ],
+)
+def test_setting_lines_are_read_as_in_postgresql_conf(line: str, setting: tuple[str, str]) -> None:
+    assert parse_settings(["", line, "  "], "here") == dict([setting])
+
+
+@pytest.mark.parametrize("line", ["work_mem", "work_mem 64MB", "= 64MB", "work_mem =", "work mem = 64MB", "wörk = 1"])
+def test_a_setting_line_of_another_shape_is_named(line: str) -> None:
+    with pytest.raises(ConfigurationError) as raised:
+        parse_settings(["fsync = on", line], "$SOMEWHERE")
+    assert str(raised.value) == (
+        f"$SOMEWHERE: {line!r} is not a PostgreSQL setting of the form `name = value` "
+        "(a name of letters, digits, _ and ., as in postgresql.conf), such as `work_mem = 64MB`."
+    )
+
+
+def test_bad_settings_are_refused_before_anything_starts(
+    scratch: pathlib.Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ConfigurationError, match=r"settings= names 'work mem', which is not a PostgreSQL setting"):
+        PostgresServer(settings={"work mem": "1MB"})
+    monkeypatch.setenv(SETTINGS_ENV, "work_mem = 1MB; oops")
+    message = re.escape(f"${SETTINGS_ENV}: 'oops' is not a PostgreSQL setting")
+    with pytest.raises(ConfigurationError, match=message), PostgresServer():
+        pass
+    assert list(scratch.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("setting", "message"),
+    [
+        ({"work_mem": "lots"}, 'FATAL:  invalid value for parameter "work_mem": "lots"'),
+        ({"wrk_mem": "1MB"}, 'FATAL:  unrecognized configuration parameter "wrk_mem"'),
+    ],
+)
+def test_a_setting_postgres_rejects_is_named_once_and_leaves_nothing(
+    scratch: pathlib.Path, setting: dict[str, str], message: str
+) -> None:
+    with pytest.raises(ServerError) as raised, PostgresServer(settings=setting):
+        pass
+    text = str(raised.value)
+    assert text.startswith("postgres exited as it started; the end of its log says why:\n")
+    assert text.count(message) == 1
+    assert text.count("FATAL") == 1
+    assert _processes_mentioning(str(scratch)) == []
+    assert list(scratch.iterdir()) == []
+
+
+def test_locale_and_settings_cannot_apply_to_a_server_it_only_describes(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = re.escape("PostgresServer(dsn=...) starts no server, so locale= and settings= cannot apply to it")
+    with pytest.raises(ConfigurationError, match=message):
+        PostgresServer(dsn="postgresql://db.example", locale="C")
+    with pytest.raises(ConfigurationError, match=message):
+        PostgresServer(dsn="postgresql://db.example", settings={"work_mem": "1MB"})
+    monkeypatch.setenv(DSN_ENV, "postgresql://db.example")  # the environment's server is used as it is
+    server = PostgresServer(locale="C", settings={"work_mem": "1MB"})
+    server.start()
+    assert (server.attached, server.locale, server.socket_dir) == (True, None, None)
