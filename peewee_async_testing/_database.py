@@ -12,8 +12,10 @@ from peewee_async.databases import AioDatabase
 from .exceptions import ConfigurationError
 
 
-def resolve_database(database: Any, *, purpose: str) -> AioDatabase:
+def resolve_database(database: Any, *, purpose: str, uninitialised: bool = False) -> AioDatabase:
     """Return the peewee-async database behind ``database`` (unwrapping a :class:`peewee.DatabaseProxy`).
+
+    ``uninitialised=True`` accepts a database created with ``database=None`` (the plugin initialises it).
 
     :raises ConfigurationError: naming what was given and what ``purpose`` needs instead.
     """
@@ -30,7 +32,7 @@ def resolve_database(database: Any, *, purpose: str) -> AioDatabase:
             f"or SqliteDatabase), but was given {database!r}. "
             "Create the database with peewee_async instead of plain peewee."
         )
-    if database.deferred:
+    if database.deferred and not uninitialised:
         raise ConfigurationError(
             f"{purpose} was given a database that is not initialised (it was created with database=None). "
             "Call `database.init(name, ...)` before the tests run."

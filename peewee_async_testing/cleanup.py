@@ -86,7 +86,7 @@ def bound_models(database: Any) -> list[type[peewee.Model]]:
 
     Models are found by walking the subclasses of :class:`peewee.Model`, so they only need to be imported.
     """
-    database = resolve_database(database, purpose="bound_models")
+    database = resolve_database(database, purpose="bound_models", uninitialised=True)  # models need no connection
     found: dict[tuple[str | None, str], type[peewee.Model]] = {}
     pending: list[type[peewee.Model]] = [peewee.Model]
     while pending:

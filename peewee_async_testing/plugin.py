@@ -36,6 +36,9 @@ SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
 TEST_DATABASE: pytest.StashKey[TestDatabase] = pytest.StashKey()
 SERVER_START: pytest.StashKey[ServerStart] = pytest.StashKey()
 WORKER_DSN = "peewee_async_testing_dsn"  # how an xdist controller hands its server to the workers
+WORKER_DATABASE = "peewee_async_testing_database"  # how an xdist worker tells the controller of its test database
+#: The xdist controller's: what the workers told of their test databases (see :func:`_describe`).
+WORKER_DATABASES: pytest.StashKey[list[dict[str, Any]]] = pytest.StashKey()
 #: pytest's options for sessions that run no test: no server for them.
 NO_TESTS_RUN = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")
 #: pytest's cache key: the configured databases (``module:attribute``) found not to be PostgreSQL.
@@ -245,10 +248,37 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         start.stop()
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist controller: keep what a worker that is done tells of its test database, for the closing line."""
+    described = getattr(node, "workeroutput", {}).get(WORKER_DATABASE)  # none from a worker that crashed
+    if described is not None:
+        node.config.stash.setdefault(WORKER_DATABASES, []).append(described)
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """The closing line: the session's test database, or under pytest-xdist the workers' (one line for the
+    databases that went the same way)."""
     test_database = config.stash.get(TEST_DATABASE, None)
-    if test_database is None:
-        return
+    described = [_describe(test_database)] if test_database is not None else config.stash.get(WORKER_DATABASES, [])
+    groups: dict[tuple[str, str], list[str]] = {}
+    for database in described:
+        groups.setdefault((database["where"], database["how"]), []).append(database["name"])
+    lines = []
+    for (where, how), names in groups.items():
+        names.sort(key=lambda name: (len(name), name))  # test_app_gw2 before test_app_gw10
+        label = "test databases" if len(names) > 1 else "test database"
+        lines.append(f"peewee-async-testing: {label} {', '.join(names)} {where} ({how})")
+    stale = sorted({name for database in described for name in database["stale"]})
+    if lines and stale:
+        lines[-1] += f"; dropped stale: {', '.join(stale)}"
+    for line in lines:
+        terminalreporter.write_line(line)
+
+
+def _describe(test_database: TestDatabase) -> dict[str, Any]:
+    """What the closing line tells of a test database: its name, where it is, how it was made and removed,
+    and the stale databases dropped first."""
     how = "reused" if test_database.reused else "created"
     if test_database.server is not None:
         where = f"on {test_database.server.host}:{test_database.server.port}"
@@ -256,8 +286,7 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
             how += ", dropped" if test_database.server.attached else ", removed with the server"
     else:
         where, how = "(SQLite)", how + ", removed"
-    stale = f"; dropped stale: {', '.join(test_database.dropped_stale)}" if test_database.dropped_stale else ""
-    terminalreporter.write_line(f"peewee-async-testing: test database {test_database.name} {where} ({how}){stale}")
+    return {"name": test_database.name, "where": where, "how": how, "stale": list(test_database.dropped_stale)}
 
 
 # -- the fixtures ------------------------------------------------------------------------------------------------
@@ -293,8 +322,10 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
 
     With ``peewee_async_database`` set in the ini file: makes ``test_<name>`` on the server (one per
     pytest-xdist worker), points the object at it, creates the models' tables once, and at the end
-    drops it (unless ``--peewee-reuse-db``) and restores the object's settings. Override this fixture
-    in ``conftest.py`` to hand over a database you manage yourself; the plugin then only isolates tests.
+    drops it (unless ``--peewee-reuse-db``) and restores the object's settings. A database created
+    uninitialised (``database=None``) is pointed there too, and is uninitialised again at the end.
+    Override this fixture in ``conftest.py`` to hand over a database you manage yourself; the plugin
+    then only isolates tests.
     """
     config = request.config
     spec = config.getini("peewee_async_database")
@@ -306,7 +337,7 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
     from .testdb import TestDatabase
 
     configured = _load(spec, config.getini("peewee_async_models"))
-    database = resolve_database(configured, purpose=f"peewee_async_database = {spec}")
+    database = resolve_database(configured, purpose=f"peewee_async_database = {spec}", uninitialised=True)
     _remember_engine(config, spec, is_postgres(database))
     start = config.stash.get(SERVER_START, None)
     if start is not None and not is_postgres(database):
@@ -315,6 +346,7 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
         database,
         bound_models(database),
         server=request.getfixturevalue("peewee_server") if is_postgres(database) else None,
+        module=spec.split(":")[0],
         suffix=config.getoption("peewee_db_suffix") or os.environ.get(SUFFIX_ENV, ""),
         worker=os.environ.get("PYTEST_XDIST_WORKER"),
         reuse=config.getoption("peewee_reuse_db"),
@@ -323,6 +355,9 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
     )
     test_database.setup()
     config.stash[TEST_DATABASE] = test_database
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: the controller prints the closing line
+        workeroutput[WORKER_DATABASE] = _describe(test_database)
     try:
         yield configured
     finally:

@@ -27,8 +27,6 @@ from ._database import is_postgres, sync_queries
 from .exceptions import ConfigurationError
 from .server import PostgresServer
 
-#: The attributes of a peewee-async database that ``init()`` replaces: saved before, put back after.
-_SETTINGS = ("database", "connect_params", "pool_params", "pool_backend", "deferred")
 _COMMENT = "peewee-async-testing schema {}"
 _HOLDER = "peewee-async-testing"
 _MAX_NAME = 63
@@ -55,18 +53,19 @@ def database_name(original: str | None, *, suffix: str = "", worker: str | None 
 
 def point(database: AioDatabase, name: str, **overrides: Any) -> dict[str, Any]:
     """Re-initialise ``database`` on database ``name`` (keeping its other settings); return what to restore."""
-    saved = {key: vars(database)[key] for key in _SETTINGS if key in vars(database)}
-    saved = {key: dict(value) if isinstance(value, dict) else value for key, value in saved.items()}  # init() mutates
+    saved = dict(vars(database))  # every attribute: init() replaces more than the connection settings
     connect = {**database.connect_params, **overrides}
     pool_params = {key: value for key, value in database.pool_params.items() if key not in database.connect_params}
-    database.pool_params = {}
+    database.connect_params, database.pool_params = {}, {}  # new ones for init() to fill: the saved ones stay intact
     database.init(name, pool_params=pool_params, **connect)
     return saved
 
 
 def restore(database: AioDatabase, saved: dict[str, Any]) -> None:
-    """Undo :func:`point`: the database object is as it was, settings and pool object alike."""
+    """Undo :func:`point`: every attribute is the identical object again, and what the session added (such as
+    ``server_version``) is gone; a database created uninitialised (``database=None``) is uninitialised again."""
     database.close()
+    vars(database).clear()
     vars(database).update(saved)
 
 
@@ -81,6 +80,7 @@ class TestDatabase:
     :param database: the app's database object; pointed at the test database by :meth:`setup`.
     :param models: the models whose tables the test database gets.
     :param server: where to make it (PostgreSQL only).
+    :param module: the module holding the database object: names the test database of an uninitialised one.
     :param suffix: added to every name, so that runs sharing a server do not collide.
     :param worker: the pytest-xdist worker id, or ``None``.
     :param reuse: keep the database at the end, and reuse it next time when its schema is unchanged.
@@ -96,6 +96,7 @@ class TestDatabase:
         models: Sequence[type[peewee.Model]],
         *,
         server: PostgresServer | None = None,
+        module: str = "",
         suffix: str = "",
         worker: str | None = None,
         reuse: bool = False,
@@ -106,9 +107,9 @@ class TestDatabase:
         self.models = list(models)
         self.server = server
         self.reuse, self.create, self.drop_stale = reuse and not create, create, drop_stale
-        self.family = database_name(database.database, suffix="")
-        self.template = database_name(database.database, suffix=suffix)
-        self.name = database_name(database.database, suffix=suffix, worker=worker)
+        self.family = database_name(database.database, module=module)
+        self.template = database_name(database.database, module=module, suffix=suffix)
+        self.name = database_name(database.database, module=module, suffix=suffix, worker=worker)
         self.worker = worker
         #: Whether :meth:`setup` found the database ready and kept it (``--peewee-reuse-db``).
         self.reused = False
