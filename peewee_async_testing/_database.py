@@ -9,6 +9,7 @@ from typing import Any
 import peewee
 from peewee_async.databases import AioDatabase
 
+from ._compat import sync_allowed
 from .exceptions import ConfigurationError
 
 
@@ -48,7 +49,7 @@ def is_postgres(database: AioDatabase) -> bool:
 @contextmanager
 def sync_queries(database: AioDatabase) -> Iterator[None]:
     """Allow peewee's synchronous API on ``database`` for the block; a sync connection it opens, it closes."""
-    was_closed, allowed = database.is_closed(), database._allow_sync
+    was_closed, allowed = database.is_closed(), sync_allowed(database)
     database.set_allow_sync(True)
     try:
         yield

@@ -17,7 +17,11 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 import pytest
-import pytest_asyncio
+
+try:
+    import pytest_asyncio
+except ImportError:  # installed without the [pytest] extra: inert, and says so once configured
+    pytest_asyncio = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
     from .pools import LoopPool
@@ -121,6 +125,18 @@ def pytest_configure(config: pytest.Config) -> None:
             f"peewee_async_database = {spec!r} is not of the form package.module:attribute "
             '(for example "myapp.db:database").'
         )
+    if spec and pytest_asyncio is None:
+        raise pytest.UsageError(
+            f"peewee_async_database = {spec} is set, but pytest-asyncio is not installed, and the plugin runs "
+            "the tests' event loops through it. Install the plugin's extra: pip install 'peewee-async-testing[pytest]'."
+        )
+    if config.getini("peewee_async_server_settings"):
+        from .exceptions import ConfigurationError
+
+        try:
+            _server_options(config)
+        except ConfigurationError as error:
+            raise pytest.UsageError(str(error)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -401,11 +417,12 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
         await case._finish(None, None, None)
         return result
 
-    item.obj = run_in_transaction
+    from ._compat import replaced_test_function
+
     try:
-        yield case
+        with replaced_test_function(item, run_in_transaction):
+            yield case
     finally:
-        item.obj = test
         case._stop_on_own_loop()
 
 
@@ -470,7 +487,7 @@ def _pool_fixture(scope: LoopScope) -> Any:
     return pool
 
 
-for _scope in LOOP_SCOPES:
+for _scope in LOOP_SCOPES if pytest_asyncio is not None else ():
     globals()[f"_peewee_pool_{_scope}"] = _pool_fixture(_scope)
 
 
@@ -513,7 +530,7 @@ def _shared_loop_fixture(scope: LoopScope, loop: LoopScope) -> Any:
 
 for _scope in SHARED_SCOPES:
     globals()[f"peewee_{_scope}_transaction"] = _shared_fixtures(_scope)
-    for _loop in LOOP_SCOPES[LOOP_SCOPES.index(_scope) :]:
+    for _loop in LOOP_SCOPES[LOOP_SCOPES.index(_scope) :] if pytest_asyncio is not None else ():
         globals()[f"_peewee_shared_{_scope}_{_loop}"] = _shared_loop_fixture(_scope, _loop)
 
 
@@ -544,18 +561,17 @@ def _is_async(item: pytest.Item) -> bool:
 
 
 def _loop_scope(item: pytest.Item) -> str:
-    """The loop scope pytest-asyncio runs ``item`` in: its ``asyncio`` marker, else the ini default."""
-    marker = item.get_closest_marker("asyncio")
-    scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope") if marker else None
-    return str(scope or item.config.getini("asyncio_default_test_loop_scope") or "function")
+    from ._compat import loop_scope
+
+    return loop_scope(item)
 
 
 def _first_function_scoped(item: pytest.Function) -> int:
     """Where function-scoped fixtures start in ``item.fixturenames`` (pytest orders them by scope)."""
-    definitions = item._fixtureinfo.name2fixturedefs
+    from ._compat import fixture_scope
+
     for index, name in enumerate(item.fixturenames):
-        fixturedefs = definitions.get(name)
-        if fixturedefs and fixturedefs[-1].scope == "function":
+        if fixture_scope(item, name) == "function":
             return index
     return len(item.fixturenames)
 

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-import sys
-import unittest
 from contextlib import AsyncExitStack
 from typing import Any, ClassVar
 
+from ._compat import OneLoopTestCase, one_loop_problem
 from ._database import resolve_database
 from .exceptions import ConfigurationError
 from .pools import pool_on_running_loop
 from .transaction import OPTIONS, TransactionTestCase
 
 
-class AioDatabaseTestCase(unittest.IsolatedAsyncioTestCase):
+class AioDatabaseTestCase(OneLoopTestCase):
     """An ``IsolatedAsyncioTestCase`` whose every test runs in a rolled-back transaction.
 
     Set ``database`` on the class (and, if wanted, the :class:`TransactionTestCase` options
@@ -25,7 +24,8 @@ class AioDatabaseTestCase(unittest.IsolatedAsyncioTestCase):
     ``IsolatedAsyncioTestCase`` gives every test a new event loop, but the class's transaction holds a
     connection, and a connection belongs to one loop: so this class runs all its tests on one loop,
     made in ``setUpClass`` and closed in ``tearDownClass``, with a connection pool of its own, opened
-    on that loop and closed with it. Needs Python 3.11 or later.
+    on that loop and closed with it. Needs Python 3.11 or later: on 3.10 the class's set-up fails with a
+    :class:`ConfigurationError` that says so.
 
     Example::
 
@@ -46,7 +46,6 @@ class AioDatabaseTestCase(unittest.IsolatedAsyncioTestCase):
     autosavepoint: ClassVar[bool] = False
     reset_sequences: ClassVar[bool] = False
 
-    _class_runner: ClassVar[asyncio.Runner | None] = None
     _class_stack: ClassVar[AsyncExitStack | None] = None
 
     @classmethod
@@ -56,8 +55,12 @@ class AioDatabaseTestCase(unittest.IsolatedAsyncioTestCase):
     @classmethod
     def setUpClass(cls) -> None:
         super().setUpClass()
-        if sys.version_info < (3, 11):  # pragma: no cover - the CI runs 3.11
-            raise ConfigurationError("AioDatabaseTestCase needs Python 3.11 or later (asyncio.Runner).")
+        problem = one_loop_problem()
+        if problem is not None:
+            raise ConfigurationError(
+                f"AioDatabaseTestCase needs Python 3.11 to 3.13, and {problem}. Use TransactionTestCase in "
+                "an IsolatedAsyncioTestCase's asyncSetUp instead, or the pytest plugin."
+            )
         if cls.database is None:
             raise ConfigurationError(f"{cls.__name__} needs a database: set `database = ...` on the class.")
         cls._class_runner = asyncio.Runner(loop_factory=getattr(cls, "loop_factory", None))
@@ -94,16 +97,7 @@ class AioDatabaseTestCase(unittest.IsolatedAsyncioTestCase):
             await cls.asyncSetUpTestData()
             cls._class_stack = stack.pop_all()
 
-    # unittest internals (Python 3.11+): every test of the class runs on the class's event loop.
-
-    def _setupAsyncioRunner(self) -> None:
-        self._asyncioRunner = type(self)._class_runner
-
-    def _tearDownAsyncioRunner(self) -> None:
-        pass  # tearDownClass closes the class's loop
-
-    def _callSetUp(self) -> None:
+    async def _asyncSetUpFirst(self) -> None:
         self.transaction = self._transaction()
-        self._callAsync(self.transaction.__aenter__)  # type: ignore[attr-defined]
+        await self.transaction.__aenter__()
         self.addAsyncCleanup(self.transaction.__aexit__, None, None, None)
-        super()._callSetUp()  # type: ignore[misc]

@@ -23,6 +23,7 @@ import psycopg2.extensions
 from peewee_async.databases import AioDatabase
 from peewee_async.utils import sort_models
 
+from ._compat import create_table_sql
 from ._database import is_postgres, sync_queries
 from .exceptions import ConfigurationError
 from .server import PostgresServer
@@ -34,16 +35,17 @@ _MAX_NAME = 63
 
 def schema_fingerprint(models: Sequence[type[peewee.Model]]) -> str:
     """A hash of the SQL that creates the tables and indexes of ``models``: it changes when the schema does."""
-    statements = []
-    for model in sort_models(models):
-        statements.append(model._schema._create_table(safe=False).query()[0])
-        statements += [index.query()[0] for index in model._schema._create_indexes(safe=False)]
+    statements = [sql for model in sort_models(models) for sql in create_table_sql(model)]
     return hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
 
 
-def database_name(original: str | None, *, suffix: str = "", worker: str | None = None) -> str:
-    """``test_<name>[_<suffix>][_<worker>]`` in lower-case letters, digits and ``_``, at most 63 bytes."""
-    base = Path(original or "peewee").stem  # an SQLite path names its file
+def database_name(original: str | None, *, module: str = "", suffix: str = "", worker: str | None = None) -> str:
+    """``test_<name>[_<suffix>][_<worker>]`` in lower-case letters, digits and ``_``, at most 63 bytes.
+
+    ``<name>`` is the app's database name (an SQLite path: its file's stem); for a database created
+    uninitialised, with no name, the top package of ``module``, the module holding it (``myapp.db``: ``myapp``).
+    """
+    base = Path(original).stem if original else module.partition(".")[0] or "peewee"
     parts = ["test", base, suffix, worker or ""]
     name = "_".join(re.sub(r"[^a-z0-9_]+", "_", part.lower()) for part in parts if part)
     if len(name) > _MAX_NAME:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 from peewee_async.databases import AioDatabase
 
+from ._compat import TRANSACTION_METHODS, add_note
 from ._database import is_postgres, resolve_database
 from .connection import (
     Borrowed,
@@ -45,10 +46,6 @@ R = TypeVar("R")
 
 #: The innermost TransactionTestCase open on each database.
 _active: weakref.WeakKeyDictionary[AioDatabase, TransactionTestCase] = weakref.WeakKeyDictionary()
-
-#: What the database's transaction API comes down to (aio_atomic, aio_transaction, aio_begin and
-#: aio_savepoint call these): refused inside the block, or turned into savepoints.
-_TRANSACTION_METHODS = ("_aio_atomic", "_aio_begin")
 
 _MISSING = object()
 
@@ -211,7 +208,7 @@ class TransactionTestCase:
             _active[database] = self
             _patch(stack, database, "aio_connection", Borrowed(self._connection))
             replacements = savepoint_transactions(self._connection) if self.allow_transactions else {}
-            for name in _TRANSACTION_METHODS:
+            for name in TRANSACTION_METHODS:  # refused inside the block, or turned into savepoints
                 _patch(stack, database, name, replacements.get(name) or refusing(name))
         except BaseException:
             stack.close()
@@ -376,8 +373,7 @@ class TransactionTestCase:
         message = f"TransactionTestCase could not undo the block: {problem}."
         if exc is None:
             raise TransactionError(message)
-        if hasattr(exc, "add_note"):  # Python 3.11+
-            exc.add_note(message)
+        add_note(exc, message)
         return False
 
     async def _end_session(self, pid: int) -> None:

@@ -11,7 +11,7 @@ import peewee_async
 import pytest
 import pytest_asyncio
 
-from peewee_async_testing.transaction import _TRANSACTION_METHODS
+from peewee_async_testing._compat import TRANSACTION_METHODS
 
 from .models import MODELS, database_proxy
 
@@ -58,7 +58,7 @@ async def database(session_database: Any) -> AsyncIterator[Any]:
     """The database of the driver under test, its tables empty; fails the test if it leaks rows or patches."""
     database_proxy.initialize(session_database)
     yield session_database
-    leaked_patches = {*_TRANSACTION_METHODS, "aio_connection"} & vars(session_database).keys()
+    leaked_patches = {*TRANSACTION_METHODS, "aio_connection"} & vars(session_database).keys()
     leaked_rows = {model.__name__: await model.select().aio_count() for model in MODELS}
     for model in reversed(MODELS):
         await model.delete().aio_execute()

@@ -4,6 +4,7 @@ sequences reset, nested cases sharing data, and the unittest class."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import unittest
 from typing import Any
 
@@ -328,6 +329,10 @@ def run_unittest(case: type[unittest.TestCase]) -> unittest.TestResult:
     return result
 
 
+needs_one_loop = pytest.mark.skipif(sys.version_info < (3, 11), reason="AioDatabaseTestCase needs Python 3.11+")
+
+
+@needs_one_loop
 def test_the_unittest_class_shares_class_data_and_undoes_each_test(database: Any) -> None:
     session_database = database
     seen: list[tuple[str, list[str]]] = []
@@ -360,6 +365,7 @@ def test_the_unittest_class_shares_class_data_and_undoes_each_test(database: Any
     assert seen == [("a", ["ada"]), ("b", ["ada"])]  # the database fixture then checks that nothing is left
 
 
+@needs_one_loop
 def test_the_unittest_class_needs_a_database() -> None:
     class TestNothing(AioDatabaseTestCase):
         async def test_x(self) -> None:  # pragma: no cover - never run
@@ -368,3 +374,18 @@ def test_the_unittest_class_needs_a_database() -> None:
     result = run_unittest(TestNothing)
     assert len(result.errors) == 1
     assert "needs a database: set `database = ...` on the class" in result.errors[0][1]
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 11), reason="the error of Python 3.10")
+def test_on_python_3_10_the_unittest_class_says_what_it_needs(database: Any) -> None:
+    session_database = database
+
+    class TestAuthors(AioDatabaseTestCase):
+        database = session_database
+
+        async def test_x(self) -> None:  # pragma: no cover - never run
+            pass
+
+    result = run_unittest(TestAuthors)
+    assert len(result.errors) == 1
+    assert "AioDatabaseTestCase needs Python 3.11 to 3.13, and Python 3.10 has no asyncio.Runner" in result.errors[0][1]

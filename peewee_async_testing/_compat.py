@@ -1,0 +1,144 @@
+"""Every use of another package's private internals, in one place, each bounded and with its public alternative.
+
+The versions these are known to work with are the ranges in ``setup.cfg`` (pytest 8.2 to 9, pytest-asyncio
+1, peewee 4, peewee-async 2, Python 3.11 to 3.13 for the unittest class), and CI runs the suite on the
+lowest and the newest of them. When one of these breaks, this is the only module to change.
+"""
+
+from __future__ import annotations
+
+import sys
+import unittest
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pytest
+
+# -- peewee-async 2 ------------------------------------------------------------------------------------------------
+
+#: What a peewee-async database's transaction API comes down to: ``aio_atomic()`` and ``aio_transaction()``
+#: call ``_aio_atomic(use_savepoint)``, ``aio_begin()`` and ``aio_savepoint()`` call ``_aio_begin(use_savepoint)``.
+#: Public alternative: patch the four public methods instead (two patches more per test).
+TRANSACTION_METHODS = ("_aio_atomic", "_aio_begin")
+
+
+def sync_allowed(database: Any) -> bool:
+    """Whether ``database`` allows peewee's synchronous API now (``AioDatabase._allow_sync``).
+
+    Public alternative: ``database.allow_sync()``, which also closes the synchronous connection on exit,
+    where the plugin keeps one open for the session.
+    """
+    return bool(database._allow_sync)
+
+
+# -- peewee 4 ------------------------------------------------------------------------------------------------------
+
+
+def create_table_sql(model: Any) -> list[str]:
+    """The SQL that creates ``model``'s table and indexes, without running it (``SchemaManager._create_table``).
+
+    Public alternative: none that does not run the statements (``model.create_table()`` runs them).
+    """
+    schema = model._schema
+    return [schema._create_table(safe=False).query()[0], *(i.query()[0] for i in schema._create_indexes(safe=False))]
+
+
+# -- pytest 8.2 to 9 -----------------------------------------------------------------------------------------------
+
+
+def fixture_scope(item: pytest.Function, name: str) -> str | None:
+    """The scope of the fixture ``name`` as ``item`` will use it (``Function._fixtureinfo``), or None.
+
+    Public alternative: none before the test runs (``request.fixturenames`` only exists at run time).
+    """
+    fixturedefs = item._fixtureinfo.name2fixturedefs.get(name)
+    return str(fixturedefs[-1].scope) if fixturedefs else None
+
+
+# -- pytest-asyncio 1 ----------------------------------------------------------------------------------------------
+
+
+def loop_scope(item: pytest.Item) -> str:
+    """The loop scope pytest-asyncio runs ``item`` in: its ``asyncio`` marker, else the ini default.
+
+    Mirrors pytest-asyncio's own rule (its marker's ``loop_scope``, or the older ``scope``, then the
+    ``asyncio_default_test_loop_scope`` ini value, then ``function``). Public alternative: none; the rule is
+    documented but pytest-asyncio exposes no function for it.
+    """
+    marker = item.get_closest_marker("asyncio")
+    scope = marker.kwargs.get("loop_scope") or marker.kwargs.get("scope") if marker else None
+    return str(scope or item.config.getini("asyncio_default_test_loop_scope") or "function")
+
+
+@contextmanager
+def replaced_test_function(item: pytest.Function, function: Callable[..., Any]) -> Iterator[None]:
+    """Run ``function`` as ``item``'s test function for the block (``Function.obj``, which pytest-asyncio
+    runs on the test's loop), then put the original back.
+
+    Public alternative: an async autouse fixture around the test, which costs each test more than its
+    ``BEGIN`` and ``ROLLBACK``.
+    """
+    original = item.obj
+    item.obj = function
+    try:
+        yield
+    finally:
+        item.obj = original
+
+
+# -- Python 3.10 ----------------------------------------------------------------------------------------------
+
+
+def add_note(error: BaseException, note: str) -> None:
+    """``error.add_note(note)``, which Python 3.10 lacks: there the note goes in ``__notes__`` all the same,
+    which pytest shows (through the ``exceptiongroup`` backport it depends on there)."""
+    if sys.version_info >= (3, 11):
+        error.add_note(note)
+    else:
+        error.__notes__ = [*getattr(error, "__notes__", ()), note]  # type: ignore[attr-defined]
+
+
+# -- unittest (Python 3.11 to 3.13) --------------------------------------------------------------------------------
+
+#: The ``IsolatedAsyncioTestCase`` internals that :class:`OneLoopTestCase` overrides.
+_RUNNER_INTERNALS = ("_setupAsyncioRunner", "_tearDownAsyncioRunner", "_callSetUp", "_callAsync")
+
+
+def one_loop_problem() -> str | None:
+    """Why :class:`OneLoopTestCase` cannot work on this Python, or None."""
+    version = f"Python {sys.version_info.major}.{sys.version_info.minor}"
+    if sys.version_info < (3, 11):
+        return f"{version} has no asyncio.Runner"
+    if sys.version_info >= (3, 14):
+        return f"this is {version}, whose unittest internals it has not been tested with"
+    missing = [name for name in _RUNNER_INTERNALS if not hasattr(unittest.IsolatedAsyncioTestCase, name)]
+    if missing:
+        return f"this Python's IsolatedAsyncioTestCase has none of {', '.join(missing)}"
+    return None
+
+
+class OneLoopTestCase(unittest.IsolatedAsyncioTestCase):
+    """An ``IsolatedAsyncioTestCase`` whose tests all run on the one event loop of ``_class_runner``, and
+    that awaits :meth:`_asyncSetUpFirst` before each ``asyncSetUp``.
+
+    ``IsolatedAsyncioTestCase`` makes a loop per test in ``_setupAsyncioRunner`` and calls ``asyncSetUp``
+    from ``_callSetUp``: both internals of Python 3.11 to 3.13. Public alternative: none; since Python 3.13
+    ``loop_factory`` chooses the kind of loop, not that tests share one.
+    """
+
+    _class_runner: Any = None  # an asyncio.Runner, made by the subclass's setUpClass
+
+    async def _asyncSetUpFirst(self) -> None:
+        """Runs on the class's loop before ``asyncSetUp``."""
+
+    def _setupAsyncioRunner(self) -> None:
+        self._asyncioRunner = type(self)._class_runner
+
+    def _tearDownAsyncioRunner(self) -> None:
+        pass  # the subclass's tearDownClass closes the class's loop
+
+    def _callSetUp(self) -> None:
+        self._callAsync(self._asyncSetUpFirst)  # type: ignore[attr-defined]
+        super()._callSetUp()  # type: ignore[misc]
