@@ -8,8 +8,8 @@
   runs the example project against it, and an unrelated project with ``-W error`` beside it;
 - ``lint``, ``docs``, ``bench``: ruff and mypy, the Sphinx builds, a smoke run of the benchmarks.
 
-A claimed Python that is not on this machine (``pythonX.Y`` on PATH, or under ``pyenv root``) is skipped,
-and said so at the start and at the end of the run.
+A claimed Python that is not on this machine (``pythonX.Y`` on PATH, or under pyenv's root) is skipped, and
+said so at the start and at the end of the run.
 """
 
 from __future__ import annotations
@@ -51,17 +51,21 @@ def _works(python: str) -> bool:
         return False
 
 
+def _pyenv_root() -> str:
+    if os.environ.get("PYENV_ROOT"):
+        return os.environ["PYENV_ROOT"]
+    pyenv = shutil.which("pyenv")
+    asked = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip() if pyenv else ""
+    return asked or os.path.expanduser("~/.pyenv")
+
+
 def _find(version: str) -> str | None:
-    """The folder of a working ``python<version>``: on PATH, else the newest under ``pyenv root``."""
+    """The folder of a working ``python<version>``: on PATH, else the newest under pyenv's root."""
     on_path = shutil.which(f"python{version}")
     if on_path and _works(on_path):
         return os.path.dirname(on_path)
-    pyenv = shutil.which("pyenv")
-    if pyenv is None:
-        return None
-    root = subprocess.run([pyenv, "root"], capture_output=True, text=True).stdout.strip()
     found = sorted(
-        Path(root, "versions").glob(f"{version}.*/bin/python{version}"),
+        Path(_pyenv_root(), "versions").glob(f"{version}.*/bin/python{version}"),
         key=lambda path: [int(part) for part in re.findall(r"\d+", path.parent.parent.name)],
     )
     return str(found[-1].parent) if found and _works(str(found[-1])) else None
@@ -72,7 +76,7 @@ MISSING = [version for version, folder in FOUND.items() if folder is None]
 # nox looks for pythonX.Y on PATH: put the ones found first (before pyenv's shims, which may not run them).
 os.environ["PATH"] = os.pathsep.join([*dict.fromkeys(filter(None, FOUND.values())), os.environ["PATH"]])
 if MISSING:
-    print(f"noxfile: Python {', '.join(MISSING)} not found on this machine: its tests are skipped.")
+    print(f"noxfile: not on this machine, so their sessions are skipped: Python {', '.join(MISSING)}")
 
 
 def _readme(session: nox.Session, command: str) -> None:
