@@ -30,7 +30,8 @@ sys.path.insert(0, str(HERE))
 from suites import BY_NAME, INI, USUAL, write_suite  # noqa: E402
 
 from peewee_async_testing import PostgresServer  # noqa: E402
-from peewee_async_testing.server import _as_user, _free_port, _os_user, find_bindir  # noqa: E402
+from peewee_async_testing.binaries import _as_user, _os_user, find_bindir  # noqa: E402
+from peewee_async_testing.server import _free_port  # noqa: E402
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
 NO_OTHER_PLUGINS = ["-p", "no:benchmark", "-p", "no:postgresql", "-p", "no:hypothesispytest"]

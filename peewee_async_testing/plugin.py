@@ -12,7 +12,6 @@ import functools
 import importlib
 import inspect
 import os
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,6 +23,7 @@ except ImportError:  # installed without the [pytest] extra: inert, and says so 
     pytest_asyncio = None  # type: ignore[assignment]
 
 if TYPE_CHECKING:
+    from .background_start import BackgroundStart
     from .pools import LoopPool
     from .server import PostgresServer
     from .testdb import TestDatabase
@@ -38,7 +38,7 @@ SHARED_SCOPES: tuple[LoopScope, ...] = ("class", "module", "session")
 SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
 
 TEST_DATABASE: pytest.StashKey[TestDatabase] = pytest.StashKey()
-SERVER_START: pytest.StashKey[ServerStart] = pytest.StashKey()
+SERVER_START: pytest.StashKey[BackgroundStart] = pytest.StashKey()
 WORKER_DSN = "peewee_async_testing_dsn"  # how an xdist controller hands its server to the workers
 WORKER_DATABASE = "peewee_async_testing_database"  # how an xdist worker tells the controller of its test database
 #: The xdist controller's: what the workers told of their test databases (see :func:`_describe`).
@@ -171,36 +171,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                     position += 1
 
 
-class ServerStart:
-    """The session's throwaway server, started in a thread as the session starts, so that it gets ready
-    while pytest collects the tests (and, under pytest-xdist, while the workers start)."""
-
-    def __init__(self, config: pytest.Config) -> None:
-        from .server import PostgresServer
-
-        self.server = PostgresServer(**_server_options(config))
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._start, name="peewee-async-testing server", daemon=True)
-        self._thread.start()
-
-    def _start(self) -> None:
-        try:
-            self.server.start()
-        except BaseException as error:  # handed to whoever needs the server
-            self._error = error
-
-    def result(self) -> PostgresServer:
-        """The running server, once it is ready. :raises ServerError: why it could not start."""
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self.server
-
-    def stop(self) -> None:
-        self._thread.join()
-        self.server.stop()
-
-
 def _server_options(config: pytest.Config) -> dict[str, Any]:
     """The throwaway server's locale and settings from the ini file; None where it sets none (the environment's)."""
     from .server import parse_settings
@@ -241,7 +211,9 @@ def _remember_engine(config: pytest.Config, spec: str, postgres: bool) -> None:
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if not any(getattr(config.option, name, False) for name in NO_TESTS_RUN) and _starts_a_server(config):
-        config.stash[SERVER_START] = ServerStart(config)
+        from .background_start import BackgroundStart
+
+        config.stash[SERVER_START] = BackgroundStart(**_server_options(config))
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -254,7 +226,9 @@ def pytest_configure_node(node: Any) -> None:
     if SERVER_START not in config.stash:
         if not _starts_a_server(config):
             return
-        config.stash[SERVER_START] = ServerStart(config)
+        from .background_start import BackgroundStart
+
+        config.stash[SERVER_START] = BackgroundStart(**_server_options(config))
     node.workerinput[WORKER_DSN] = config.stash[SERVER_START].result().dsn
 
 

@@ -1,4 +1,8 @@
-"""A throwaway PostgreSQL server: find the binaries, initdb (or copy a cached template), start, stop.
+"""A throwaway PostgreSQL server: started on a free port from a fresh cluster, stopped and removed on exit.
+
+Its data folder comes from :mod:`peewee_async_testing.initdb`, its binaries and OS account from
+:mod:`peewee_async_testing.binaries`; this module starts ``postgres``, waits until it is ready, stops
+it, removes what a killed session left, and describes a server you already have (``dsn``).
 
 Example::
 
@@ -9,9 +13,6 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import functools
-import glob
-import hashlib
 import os
 import pathlib
 import re
@@ -23,40 +24,23 @@ import tempfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING
 
+from .binaries import BINDIR_ENV as BINDIR_ENV  # re-exported: every *_ENV name is importable from here
+from .binaries import OS_USER_ENV as OS_USER_ENV
+from .binaries import _as_user, _os_user, find_bindir
 from .exceptions import ConfigurationError, ServerError
+from .initdb import CACHE_DIR_ENV as CACHE_DIR_ENV
+from .initdb import _default_locale, _make_data
 
 if TYPE_CHECKING:
     import pwd
 
-BINDIR_ENV = "PEEWEE_ASYNC_TESTING_PG_BINDIR"
 DSN_ENV = "PEEWEE_ASYNC_TESTING_DSN"
-OS_USER_ENV = "PEEWEE_ASYNC_TESTING_PG_OS_USER"
-CACHE_DIR_ENV = "PEEWEE_ASYNC_TESTING_CACHE_DIR"
 LOCALE_ENV = "PEEWEE_ASYNC_TESTING_PG_LOCALE"
 SETTINGS_ENV = "PEEWEE_ASYNC_TESTING_PG_SETTINGS"  # name = value settings, separated by ; or newlines
-
-#: Where :func:`find_bindir` looks last, in order; within a pattern the highest version comes first.
-BINDIR_PATTERNS: tuple[str, ...] = (
-    "/usr/lib/postgresql/*/bin",
-    "/usr/pgsql-*/bin",
-    "/usr/local/pgsql/bin",
-    "/opt/homebrew/opt/postgresql*/bin",
-    "/usr/local/opt/postgresql*/bin",
-    "/opt/homebrew/bin",
-    "/Applications/Postgres.app/Contents/Versions/latest/bin",
-)
-INITDB_OPTIONS = (
-    *("-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"),
-    "--wal-segsize=1",  # 1 MB of WAL to copy instead of 16
-)
-#: The locale when none is chosen: the first of these the system has, else another UTF-8 one, else C.
-#: In a UTF-8 locale ``lower()``, ``upper()`` and ``ILIKE`` fold non-ASCII letters as on a usual server;
-#: ``C.UTF-8`` also sorts by code point, the same on every system.
-PREFERRED_LOCALES = ("C.UTF-8", "en_US.UTF-8")
 #: Durability is worthless for a throwaway cluster; these settings make writes and commits much cheaper.
 SERVER_SETTINGS = (
     "fsync=off",
@@ -70,92 +54,6 @@ SERVER_SETTINGS = (
 START_ATTEMPTS = 3
 STOP_TIMEOUT = 10.0
 POLL_INTERVAL = 0.005
-
-
-def _holds_binaries(directory: str | os.PathLike[str]) -> bool:
-    paths = [os.path.join(directory, name) for name in ("initdb", "postgres")]
-    return all(os.path.isfile(path) and os.access(path, os.X_OK) for path in paths)
-
-
-def _version_key(path: str) -> list[int]:
-    return [int(number) for number in re.findall(r"\d+", path)]
-
-
-def _pg_config_bindir() -> str | None:
-    pg_config = shutil.which("pg_config")
-    if pg_config is None:
-        return None
-    try:
-        result = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return result.stdout.strip() or None
-
-
-def find_bindir(
-    explicit: str | os.PathLike[str] | None = None, *, patterns: Sequence[str] = BINDIR_PATTERNS
-) -> pathlib.Path:
-    """Return the directory holding both ``initdb`` and ``postgres``.
-
-    Looks at, in order: ``explicit``, ``$PEEWEE_ASYNC_TESTING_PG_BINDIR``, ``pg_config --bindir``,
-    ``initdb`` on ``PATH`` (symlinks resolved), then the usual install places in ``patterns``.
-    An explicit setting that lacks the binaries is an error rather than skipped.
-
-    :raises ServerError: if the explicit setting is wrong or nothing is found.
-    """
-    for setting, origin in ((explicit, "bindir="), (os.environ.get(BINDIR_ENV) or None, f"${BINDIR_ENV}")):
-        if setting is not None:
-            if not _holds_binaries(setting):
-                raise ServerError(f"{origin} names {os.fspath(setting)!r}, which does not hold initdb and postgres.")
-            return pathlib.Path(setting).resolve()
-    initdb = shutil.which("initdb")
-    candidates = [path for path in (_pg_config_bindir(), initdb and os.path.dirname(os.path.realpath(initdb))) if path]
-    for pattern in patterns:
-        candidates += sorted(glob.glob(pattern), key=_version_key, reverse=True)
-    for candidate in candidates:
-        if _holds_binaries(candidate):
-            return pathlib.Path(candidate).resolve()
-    raise ServerError(
-        "Cannot find the PostgreSQL server binaries (initdb and postgres). Looked at pg_config --bindir, "
-        f"initdb on PATH and {', '.join(patterns) or 'no other places'}. Install them "
-        "(Debian/Ubuntu: apt-get install postgresql; Fedora/RHEL: dnf install postgresql-server; "
-        f"macOS: brew install postgresql), or set {BINDIR_ENV} to their directory, "
-        f"or point the tests at an existing server with {DSN_ENV}=postgresql://user:password@host:port/dbname."
-    )
-
-
-def _os_user() -> pwd.struct_passwd | None:
-    """Return the unprivileged account to run PostgreSQL as when we are root (it refuses root), else None."""
-    if os.name != "posix" or os.geteuid() != 0:
-        return None
-    import pwd  # POSIX only: importing the package must work everywhere
-
-    names = [os.environ[OS_USER_ENV]] if os.environ.get(OS_USER_ENV) else ["postgres", "nobody"]
-    for name in names:
-        with contextlib.suppress(KeyError):
-            return pwd.getpwnam(name)
-    raise ServerError(
-        f"PostgreSQL refuses to run as root, and there is no user account {' or '.join(map(repr, names))} "
-        f"to run it as. Set {OS_USER_ENV} to an unprivileged user."
-    )
-
-
-class _UserArguments(TypedDict, total=False):
-    user: int
-    group: int
-    extra_groups: list[int]
-
-
-def _as_user(user: pwd.struct_passwd | None) -> _UserArguments:
-    """Return the ``subprocess`` arguments that run a child as ``user`` (nothing when None)."""
-    return {} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
-
-
-def _cache_root() -> pathlib.Path:
-    if explicit := os.environ.get(CACHE_DIR_ENV):
-        return pathlib.Path(explicit)
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
-    return pathlib.Path(xdg, "peewee-async-testing")
 
 
 def _temp_parent() -> str | None:
@@ -212,34 +110,6 @@ def _port_taken(host: str, port: int) -> bool:
     return False
 
 
-def _postgres_version(bindir: pathlib.Path) -> str:
-    output = subprocess.run([bindir / "postgres", "--version"], capture_output=True, text=True).stdout
-    match = re.search(r"\)\s*(\S+)", output)  # "postgres (PostgreSQL) 15.18 (Debian ...)"
-    return match.group(1) if match else output.strip()
-
-
-def _pick_locale(available: Iterable[str]) -> str:
-    """The first of :data:`PREFERRED_LOCALES` in ``available`` (as ``locale -a`` lists them), else the first
-    other UTF-8 one, else ``C``."""
-    utf8 = {_plain(name): name for name in available if _plain(name).endswith(".utf8")}
-    preferred = [name for name in PREFERRED_LOCALES if _plain(name) in utf8]
-    return preferred[0] if preferred else min(utf8.values(), default="C")
-
-
-def _plain(locale: str) -> str:
-    return locale.lower().replace("-", "")  # C.UTF-8 and C.utf8 are one locale
-
-
-@functools.cache
-def _default_locale() -> str:
-    """The locale of a cluster when none is chosen: ``locale -a`` is asked once."""
-    try:
-        listed = subprocess.run(["locale", "-a"], capture_output=True, text=True, errors="replace", check=True)
-    except (OSError, subprocess.CalledProcessError):
-        return _pick_locale([])
-    return _pick_locale(listed.stdout.split())
-
-
 _SETTING_NAME = "[A-Za-z0-9_.]+"
 _SETTING_LINE = re.compile(rf"\s*({_SETTING_NAME})\s*=\s*(\S.*?)\s*")
 
@@ -273,81 +143,6 @@ def _checked_settings(settings: Mapping[str, str | int | float]) -> dict[str, st
                 'as in postgresql.conf): give them as {"work_mem": "64MB"}.'
             )
     return {name: str(value) for name, value in settings.items()}
-
-
-def _template_dir(bindir: pathlib.Path, user: pwd.struct_passwd | None, locale: str) -> pathlib.Path:
-    """The cache folder of the template cluster for these binaries and locale: a new ``postgres`` binary, a new key."""
-    postgres = bindir / "postgres"
-    stat = postgres.stat()
-    owner = user.pw_name if user else str(os.geteuid())
-    options = [*INITDB_OPTIONS, f"--locale={locale}"]
-    key = "\0".join([os.path.realpath(postgres), str(stat.st_size), str(stat.st_mtime_ns), *options, owner])
-    return _cache_root() / f"template-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
-
-
-def _make_data(
-    bindir: pathlib.Path, folder: pathlib.Path, user: pwd.struct_passwd | None, locale: str
-) -> tuple[str, threading.Thread | None]:
-    """Fill ``folder/data`` from the template cache, else by initdb; return the server's version, and
-    ``None`` when the cache was used, else the thread that is putting the fresh cluster into the cache.
-
-    The cache holds the cluster as one tar archive (and its version): extracting one file is much
-    quicker than copying a thousand small ones from the disk. The thread archives a snapshot of the
-    fresh cluster made in ``folder`` (on tmpfs, that snapshot is quick), while postgres starts.
-    """
-    data, template = folder / "data", _template_dir(bindir, user, locale)
-    try:
-        version = (template / "version").read_text()
-        _tar("-xf", template / ARCHIVE, "-C", folder)
-        if user is not None and data.stat().st_uid != user.pw_uid:  # tar kept the owner otherwise
-            _chown_tree(data, user)
-        return version, None
-    except (OSError, subprocess.CalledProcessError):  # no template, or a damaged one (replaced below): initdb
-        shutil.rmtree(data, ignore_errors=True)
-        shutil.rmtree(template, ignore_errors=True)
-    version = _postgres_version(bindir)
-    command = [str(bindir / "initdb"), "-D", str(data), *INITDB_OPTIONS, f"--locale={locale}"]
-    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, **_as_user(user))
-    if result.returncode != 0:
-        raise ServerError(
-            f"initdb failed with exit code {result.returncode}, making a cluster of locale {locale!r} "
-            f"(`locale -a` lists the system's locales):\n{(result.stderr or result.stdout).strip()}"
-        )
-    snapshot = folder / "template"
-    snapshot.mkdir()
-    subprocess.run(["cp", "-a", str(data), str(snapshot / "data")], capture_output=True, check=True)
-    publisher = threading.Thread(target=_publish_template, args=(snapshot, version, template), daemon=True)
-    publisher.start()
-    return version, publisher
-
-
-ARCHIVE = "data.tar"
-
-
-def _tar(*arguments: str | pathlib.Path) -> None:
-    subprocess.run(["tar", *map(str, arguments)], capture_output=True, check=True)
-
-
-def _chown_tree(top: pathlib.Path, user: pwd.struct_passwd) -> None:
-    os.chown(top, user.pw_uid, user.pw_gid)
-    for folder, dirs, files in os.walk(top):
-        for name in dirs + files:
-            os.chown(os.path.join(folder, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
-
-
-def _publish_template(snapshot: pathlib.Path, version: str, target: pathlib.Path) -> None:
-    """Archive ``snapshot/data`` into ``target`` atomically; if another process got there first, keep theirs."""
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    except OSError:
-        return  # an unwritable cache only costs speed
-    try:
-        _tar("-cf", staging / ARCHIVE, "-C", snapshot, "data")
-        (staging / "version").write_text(version)
-        os.rename(staging, target)
-    except (OSError, subprocess.CalledProcessError):
-        shutil.rmtree(staging, ignore_errors=True)  # another process won the race: keep theirs
 
 
 def _wait_ready(process: subprocess.Popen[bytes], data: pathlib.Path, log: pathlib.Path, deadline: float) -> bool:

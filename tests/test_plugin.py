@@ -861,7 +861,7 @@ peewee_async_server_settings =
 def test_the_ini_sets_the_throwaway_servers_locale_and_settings_over_the_environment(
     inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, extra: str, expected: str
 ) -> None:
-    from peewee_async_testing.server import _default_locale
+    from peewee_async_testing.initdb import _default_locale
 
     monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
     monkeypatch.setenv("PEEWEE_ASYNC_TESTING_PG_LOCALE", "C")

@@ -21,7 +21,9 @@ from collections.abc import Iterator
 import psycopg2
 import pytest
 
+from peewee_async_testing import initdb as initdb_module
 from peewee_async_testing import server as server_module
+from peewee_async_testing.binaries import find_bindir
 from peewee_async_testing.exceptions import ConfigurationError, ServerError
 from peewee_async_testing.server import (
     BINDIR_ENV,
@@ -31,7 +33,6 @@ from peewee_async_testing.server import (
     OS_USER_ENV,
     SETTINGS_ENV,
     PostgresServer,
-    find_bindir,
     parse_settings,
 )
 
@@ -220,9 +221,9 @@ def test_publishing_a_template_twice_keeps_the_first(tmp_path: pathlib.Path) -> 
         (tmp_path / name / "data").mkdir(parents=True)
         (tmp_path / name / "data" / name).touch()
     target = tmp_path / "cache" / "template"
-    server_module._publish_template(tmp_path / "first", "1.0", target)
-    server_module._publish_template(tmp_path / "second", "2.0", target)
-    with tarfile.open(target / server_module.ARCHIVE) as archive:
+    initdb_module._publish_template(tmp_path / "first", "1.0", target)
+    initdb_module._publish_template(tmp_path / "second", "2.0", target)
+    with tarfile.open(target / initdb_module.ARCHIVE) as archive:
         assert sorted(archive.getnames()) == ["data", "data/first"]
     assert (target / "version").read_text() == "1.0"
     assert [path.name for path in target.parent.iterdir()] == ["template"]
@@ -233,7 +234,7 @@ def test_a_damaged_template_falls_back_to_initdb(tmp_path: pathlib.Path, monkeyp
     with PostgresServer():
         pass
     (template,) = (tmp_path / "cache").iterdir()
-    (template / server_module.ARCHIVE).write_bytes(b"not a tar archive")
+    (template / initdb_module.ARCHIVE).write_bytes(b"not a tar archive")
     with PostgresServer() as server:
         assert server.from_template is False
         assert _fetch("SELECT 1", dsn=server.dsn) == 1
@@ -473,11 +474,11 @@ def _show(server: PostgresServer, *names: str) -> list[object]:
 
 
 def test_the_default_locale_is_a_utf8_one_that_folds_non_ascii_letters() -> None:
-    if server_module._default_locale() == "C":
+    if initdb_module._default_locale() == "C":
         pytest.skip("this system has no UTF-8 locale")
     with PostgresServer() as server:
-        assert server.locale == server_module._default_locale()
-        assert server_module._plain(str(server.locale)).endswith(".utf8")
+        assert server.locale == initdb_module._default_locale()
+        assert initdb_module._plain(str(server.locale)).endswith(".utf8")
         assert _show(server, "lc_ctype", "lc_collate", "server_encoding") == [server.locale, server.locale, "UTF8"]
         assert _fetch(FOLDS, dsn=server.dsn) is True
         assert _fetch("SELECT lower('ÄБ')", dsn=server.dsn) == "äб"
@@ -495,13 +496,13 @@ def test_the_default_locale_is_a_utf8_one_that_folds_non_ascii_letters() -> None
     ],
 )
 def test_the_default_locale_is_picked_from_what_the_system_lists(listed: list[str], picked: str) -> None:
-    assert server_module._pick_locale(listed) == picked
+    assert initdb_module._pick_locale(listed) == picked
 
 
 def test_an_explicit_locale_is_honoured_and_gets_its_own_template(
     shared_cache: pathlib.Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    default = server_module._default_locale()
+    default = initdb_module._default_locale()
     with PostgresServer():
         pass  # the default locale's template is in the cache
     templates = set(shared_cache.iterdir())

@@ -1,0 +1,146 @@
+"""A new cluster's data folder: made by ``initdb`` once per binaries and locale, then unpacked from the cache.
+
+:func:`_make_data` fills a server's folder: from the template that a first ``initdb`` left in the cache
+(``~/.cache/peewee-async-testing``, or ``$PEEWEE_ASYNC_TESTING_CACHE_DIR``), else by running ``initdb``
+and putting its result into the cache while the server starts. :func:`_default_locale` picks the locale
+when none is chosen.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from .binaries import _as_user
+from .exceptions import ServerError
+
+if TYPE_CHECKING:
+    import pwd
+
+CACHE_DIR_ENV = "PEEWEE_ASYNC_TESTING_CACHE_DIR"
+
+INITDB_OPTIONS = (
+    *("-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync", "--no-instructions"),
+    "--wal-segsize=1",  # 1 MB of WAL to copy instead of 16
+)
+#: The locale when none is chosen: the first of these the system has, else another UTF-8 one, else C.
+#: In a UTF-8 locale ``lower()``, ``upper()`` and ``ILIKE`` fold non-ASCII letters as on a usual server;
+#: ``C.UTF-8`` also sorts by code point, the same on every system.
+PREFERRED_LOCALES = ("C.UTF-8", "en_US.UTF-8")
+ARCHIVE = "data.tar"
+
+
+def _pick_locale(available: Iterable[str]) -> str:
+    """The first of :data:`PREFERRED_LOCALES` in ``available`` (as ``locale -a`` lists them), else the first
+    other UTF-8 one, else ``C``."""
+    utf8 = {_plain(name): name for name in available if _plain(name).endswith(".utf8")}
+    preferred = [name for name in PREFERRED_LOCALES if _plain(name) in utf8]
+    return preferred[0] if preferred else min(utf8.values(), default="C")
+
+
+def _plain(locale: str) -> str:
+    return locale.lower().replace("-", "")  # C.UTF-8 and C.utf8 are one locale
+
+
+@functools.cache
+def _default_locale() -> str:
+    """The locale of a cluster when none is chosen: ``locale -a`` is asked once."""
+    try:
+        listed = subprocess.run(["locale", "-a"], capture_output=True, text=True, errors="replace", check=True)
+    except (OSError, subprocess.CalledProcessError):
+        return _pick_locale([])
+    return _pick_locale(listed.stdout.split())
+
+
+def _cache_root() -> pathlib.Path:
+    if explicit := os.environ.get(CACHE_DIR_ENV):
+        return pathlib.Path(explicit)
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return pathlib.Path(xdg, "peewee-async-testing")
+
+
+def _postgres_version(bindir: pathlib.Path) -> str:
+    output = subprocess.run([bindir / "postgres", "--version"], capture_output=True, text=True).stdout
+    match = re.search(r"\)\s*(\S+)", output)  # "postgres (PostgreSQL) 15.18 (Debian ...)"
+    return match.group(1) if match else output.strip()
+
+
+def _template_dir(bindir: pathlib.Path, user: pwd.struct_passwd | None, locale: str) -> pathlib.Path:
+    """The cache folder of the template cluster for these binaries and locale: a new ``postgres`` binary, a new key."""
+    postgres = bindir / "postgres"
+    stat = postgres.stat()
+    owner = user.pw_name if user else str(os.geteuid())
+    options = [*INITDB_OPTIONS, f"--locale={locale}"]
+    key = "\0".join([os.path.realpath(postgres), str(stat.st_size), str(stat.st_mtime_ns), *options, owner])
+    return _cache_root() / f"template-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _make_data(
+    bindir: pathlib.Path, folder: pathlib.Path, user: pwd.struct_passwd | None, locale: str
+) -> tuple[str, threading.Thread | None]:
+    """Fill ``folder/data`` from the template cache, else by initdb; return the server's version, and
+    ``None`` when the cache was used, else the thread that is putting the fresh cluster into the cache.
+
+    The cache holds the cluster as one tar archive (and its version): extracting one file is much
+    quicker than copying a thousand small ones from the disk. The thread archives a snapshot of the
+    fresh cluster made in ``folder`` (on tmpfs, that snapshot is quick), while postgres starts.
+    """
+    data, template = folder / "data", _template_dir(bindir, user, locale)
+    try:
+        version = (template / "version").read_text()
+        _tar("-xf", template / ARCHIVE, "-C", folder)
+        if user is not None and data.stat().st_uid != user.pw_uid:  # tar kept the owner otherwise
+            _chown_tree(data, user)
+        return version, None
+    except (OSError, subprocess.CalledProcessError):  # no template, or a damaged one (replaced below): initdb
+        shutil.rmtree(data, ignore_errors=True)
+        shutil.rmtree(template, ignore_errors=True)
+    version = _postgres_version(bindir)
+    command = [str(bindir / "initdb"), "-D", str(data), *INITDB_OPTIONS, f"--locale={locale}"]
+    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, **_as_user(user))
+    if result.returncode != 0:
+        raise ServerError(
+            f"initdb failed with exit code {result.returncode}, making a cluster of locale {locale!r} "
+            f"(`locale -a` lists the system's locales):\n{(result.stderr or result.stdout).strip()}"
+        )
+    snapshot = folder / "template"
+    snapshot.mkdir()
+    subprocess.run(["cp", "-a", str(data), str(snapshot / "data")], capture_output=True, check=True)
+    publisher = threading.Thread(target=_publish_template, args=(snapshot, version, template), daemon=True)
+    publisher.start()
+    return version, publisher
+
+
+def _tar(*arguments: str | pathlib.Path) -> None:
+    subprocess.run(["tar", *map(str, arguments)], capture_output=True, check=True)
+
+
+def _chown_tree(top: pathlib.Path, user: pwd.struct_passwd) -> None:
+    os.chown(top, user.pw_uid, user.pw_gid)
+    for folder, dirs, files in os.walk(top):
+        for name in dirs + files:
+            os.chown(os.path.join(folder, name), user.pw_uid, user.pw_gid, follow_symlinks=False)
+
+
+def _publish_template(snapshot: pathlib.Path, version: str, target: pathlib.Path) -> None:
+    """Archive ``snapshot/data`` into ``target`` atomically; if another process got there first, keep theirs."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging = pathlib.Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
+    except OSError:
+        return  # an unwritable cache only costs speed
+    try:
+        _tar("-cf", staging / ARCHIVE, "-C", snapshot, "data")
+        (staging / "version").write_text(version)
+        os.rename(staging, target)
+    except (OSError, subprocess.CalledProcessError):
+        shutil.rmtree(staging, ignore_errors=True)  # another process won the race: keep theirs
