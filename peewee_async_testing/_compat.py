@@ -13,24 +13,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from .patches import set_attribute
+
 if TYPE_CHECKING:
     import pytest
 
 # -- peewee-async 2 ------------------------------------------------------------------------------------------------
 
-#: What a peewee-async database's transaction API comes down to: ``aio_atomic()`` and ``aio_transaction()``
-#: call ``_aio_atomic(use_savepoint)``, ``aio_begin()`` and ``aio_savepoint()`` call ``_aio_begin(use_savepoint)``.
-#: Public alternative: patch the four public methods instead (two patches more per test).
-TRANSACTION_METHODS = ("_aio_atomic", "_aio_begin")
-
-
-def sync_allowed(database: Any) -> bool:
-    """Whether ``database`` allows peewee's synchronous API now (``AioDatabase._allow_sync``).
-
-    Public alternative: ``database.allow_sync()``, which also closes the synchronous connection on exit,
-    where the plugin keeps one open for the session.
-    """
-    return bool(database._allow_sync)
+#: The attribute that allows peewee's synchronous API on a peewee-async database, set for a block by patching.
+#: Public alternative: ``database.allow_sync()``, which also closes the synchronous connection on exit, where
+#: the plugin keeps one open for the session.
+SYNC_ALLOWED = "_allow_sync"
 
 
 # -- peewee 4 ------------------------------------------------------------------------------------------------------
@@ -80,12 +73,11 @@ def replaced_test_function(item: pytest.Function, function: Callable[..., Any]) 
     Public alternative: an async autouse fixture around the test, which costs each test more than its
     ``BEGIN`` and ``ROLLBACK``.
     """
-    original = item.obj
-    item.obj = function
+    undo = set_attribute(item, "obj", function)
     try:
         yield
     finally:
-        item.obj = original
+        undo()
 
 
 # -- Python 3.10 ----------------------------------------------------------------------------------------------

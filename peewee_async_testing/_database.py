@@ -9,8 +9,9 @@ from typing import Any
 import peewee
 from peewee_async.databases import AioDatabase
 
-from ._compat import sync_allowed
+from ._compat import SYNC_ALLOWED
 from .exceptions import ConfigurationError
+from .patches import set_attribute
 
 
 def resolve_database(database: Any, *, purpose: str, uninitialised: bool = False) -> AioDatabase:
@@ -49,11 +50,11 @@ def is_postgres(database: AioDatabase) -> bool:
 @contextmanager
 def sync_queries(database: AioDatabase) -> Iterator[None]:
     """Allow peewee's synchronous API on ``database`` for the block; a sync connection it opens, it closes."""
-    was_closed, allowed = database.is_closed(), sync_allowed(database)
-    database.set_allow_sync(True)
+    was_closed = database.is_closed()
+    undo = set_attribute(database, SYNC_ALLOWED, True)
     try:
         yield
     finally:
-        database.set_allow_sync(allowed)
+        undo()
         if was_closed:
             database.close()

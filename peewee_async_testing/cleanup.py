@@ -9,7 +9,7 @@ connection (:func:`clear_tables`).
 from __future__ import annotations
 
 import re
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from typing import Any, Literal
 
 import peewee
@@ -17,6 +17,7 @@ from peewee_async.databases import AioDatabase, fetchall
 from peewee_async.utils import sort_models
 
 from ._database import is_postgres, resolve_database, sync_queries
+from .patches import set_attribute
 
 Strategy = Literal["truncate", "delete"]
 STRATEGIES: tuple[Strategy, ...] = ("truncate", "delete")
@@ -245,22 +246,17 @@ class WriteTracker:
         self.database = resolve_database(database, purpose="WriteTracker")
         self.tables: set[str] = set()
         self.everything = False
-        self._originals: dict[str, Any] = {}
+        self._undo: list[Callable[[], None]] = []
 
     def __enter__(self) -> WriteTracker:
         database = self.database
         for name, watching in (("aio_execute_sql", self._aio_watching), ("execute_sql", self._watching)):
-            self._originals[name] = vars(database).get(name)
-            setattr(database, name, watching(getattr(database, name)))
+            self._undo.append(set_attribute(database, name, watching(getattr(database, name))))
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        for name, original in self._originals.items():
-            if original is None:
-                vars(self.database).pop(name, None)
-            else:
-                setattr(self.database, name, original)
-        self._originals.clear()
+        while self._undo:
+            self._undo.pop()()
 
     def _watching(self, execute: Any) -> Any:
         def watched(sql: str, *args: Any, **kwargs: Any) -> Any:

@@ -1,26 +1,23 @@
-"""The test's one connection as the code under test sees it, and the transactions it may open on it.
+"""The test's one connection as the code under test sees it: one statement at a time, from any task.
 
 :class:`SharedConnection` stands in for every connection the code asks for inside a test transaction:
 one statement (with its fetch) at a time, optionally each under its own savepoint. Statements of the
 transaction machinery itself (``SAVEPOINT``, ``RELEASE``, ``ROLLBACK``) go through :meth:`control`.
+:class:`Borrowed` stands in for ``database.aio_connection()``, handing that connection out.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from typing import Any
 
-import peewee
-from peewee_async import Transaction
-
+from .drivers import IN_ERROR, can_defer, is_closed, transaction_status
 from .exceptions import TransactionError
 
 _AUTO = "pwat_auto"
-_IN_ERROR = 3  # TRANSACTION_STATUS_INERROR (psycopg2) and TransactionStatus.INERROR (psycopg 3)
 
 #: The app transactions the current context is inside, outermost first. Tasks started inside one inherit it,
 #: and share it, as they share its connection in peewee-async.
@@ -34,27 +31,9 @@ ABORTED = (
 )
 
 
-def is_closed(connection: Any) -> bool:
-    return bool(getattr(connection, "closed", False))
-
-
-async def close(connection: Any) -> None:
-    result = connection.close()
-    if inspect.isawaitable(result):
-        await result
-
-
-def transaction_status(connection: Any) -> int | None:
-    """libpq's transaction status of a PostgreSQL connection (read locally), or ``None`` for SQLite."""
-    if hasattr(connection, "raw"):  # aiopg, over psycopg2
-        return int(connection.raw.get_transaction_status())
-    info = getattr(connection, "info", None)  # psycopg 3
-    return None if info is None else int(info.transaction_status)
-
-
-def in_transaction(connection: Any) -> bool:
-    status = transaction_status(connection)
-    return bool(connection.in_transaction) if status is None else status != 0  # 0 is IDLE
+def inside_app_transaction() -> bool:
+    """Whether the current task is inside a transaction block of the code under test."""
+    return bool(_transaction_path.get())
 
 
 class SharedConnection:
@@ -80,7 +59,7 @@ class SharedConnection:
         #: driver sends a whole query string as one simple query and answers with the last result:
         #: aiopg (psycopg2 binds parameters on the client).
         self.deferred: str | None = None
-        self.can_defer = postgres and hasattr(connection, "raw")
+        self.can_defer = can_defer(connection)
 
     def _prefix(self) -> str:
         deferred, self.deferred = self.deferred, None
@@ -120,7 +99,7 @@ class SharedConnection:
         await self._wait_turn()
         async with self._lock:
             if self.postgres:
-                if transaction_status(self.raw) == _IN_ERROR:
+                if transaction_status(self.raw) == IN_ERROR:
                     raise TransactionError(ABORTED)
                 if self.autosavepoint:
                     await self._run(
@@ -132,7 +111,7 @@ class SharedConnection:
                     prefix = self._prefix()
                     yield _Prefixed(cursor, prefix) if prefix else cursor
             finally:
-                if self._auto_pending and not is_closed(self.raw) and transaction_status(self.raw) == _IN_ERROR:
+                if self._auto_pending and not is_closed(self.raw) and transaction_status(self.raw) == IN_ERROR:
                     await self._run(f"ROLLBACK TO SAVEPOINT {_AUTO}")
 
     async def control(self, *statements: str) -> None:
@@ -197,61 +176,3 @@ class Borrowed:
 
     async def __aexit__(self, *exc_info: object) -> None:
         return None
-
-
-class Savepoint(Transaction):  # type: ignore[misc]
-    """A transaction of the code under test, inside the test's: ``commit()`` releases, ``rollback()`` rolls back.
-
-    What ``aio_begin()`` and ``aio_savepoint()`` return, and what ``aio_atomic()`` and ``aio_transaction()``
-    use, when the test allows transactions.
-    """
-
-    def __init__(self, connection: SharedConnection) -> None:
-        super().__init__(connection, is_savepoint=True)
-
-    async def execute(self, sql: str) -> None:
-        await self.connection.control(sql)
-
-
-_PUBLIC = {
-    ("_aio_atomic", True): "aio_atomic",
-    ("_aio_atomic", False): "aio_transaction",
-    ("_aio_begin", False): "aio_begin",
-    ("_aio_begin", True): "aio_savepoint",
-}
-
-
-def refusing(name: str) -> Callable[..., Any]:
-    """A stand-in for ``_aio_atomic`` or ``_aio_begin`` that raises ``ValueError`` naming the public method."""
-
-    def refuse(use_savepoint: bool = False) -> Any:
-        public = _PUBLIC[name, use_savepoint]
-        raise ValueError(
-            f"{public}() is disabled inside TransactionTestCase: every query of the test runs in one transaction "
-            "that is rolled back at the end, and a transaction of the code under test would commit or end it. "
-            "Let it run on savepoints instead with TransactionTestCase(allow_transactions=True) "
-            "(pytest: @pytest.mark.peewee_db(allow_transactions=True)), or use the `clear_tables` fixture."
-        )
-
-    return refuse
-
-
-def savepoint_transactions(
-    get_connection: Callable[[], Awaitable[SharedConnection]],
-) -> dict[str, Callable[..., Any]]:
-    """Stand-ins for ``_aio_atomic`` and ``_aio_begin`` that open savepoints, with peewee-async's rules."""
-
-    @asynccontextmanager
-    async def aio_atomic(use_savepoint: bool = False) -> AsyncIterator[None]:
-        if _transaction_path.get() and not use_savepoint:
-            raise peewee.OperationalError("Transaction already opened")
-        connection = await get_connection()
-        async with connection.transaction_block(), Savepoint(connection):
-            yield
-
-    async def aio_begin(use_savepoint: bool = False) -> Savepoint:
-        savepoint = Savepoint(await get_connection())
-        await savepoint.begin()
-        return savepoint
-
-    return {"_aio_atomic": aio_atomic, "_aio_begin": aio_begin}

@@ -377,18 +377,18 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
     # end of the test's own coroutine. A query of a later fixture tear-down opens a new transaction,
     # which this fixture's tear-down rolls back on the test's loop.
     case = TransactionTestCase(peewee_database, **_case_options(request.config, options))
-    case._lender = pool
+    engine = case.engine(lender=pool, outer=_shared_case(request))
     item, test = request.node, request.node.obj
-    case._start()
+    engine.patch()
 
     @functools.wraps(test)
     async def run_in_transaction(*args: Any, **kwargs: Any) -> Any:
         try:
             result = await test(*args, **kwargs)
         except BaseException as error:
-            await case._finish(type(error), error, error.__traceback__)
+            await engine.finish(type(error), error, error.__traceback__)
             raise
-        await case._finish(None, None, None)
+        await engine.finish(None, None, None)
         return result
 
     from ._compat import replaced_test_function
@@ -397,7 +397,7 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
         with replaced_test_function(item, run_in_transaction):
             yield case
     finally:
-        case._stop_on_own_loop()
+        engine.close_on_own_loop()
 
 
 @pytest.fixture
@@ -495,9 +495,14 @@ def _shared_loop_fixture(scope: LoopScope, loop: LoopScope) -> Any:
     async def shared(request: pytest.FixtureRequest, peewee_database: Any) -> AsyncIterator[Any]:
         from .transaction import TransactionTestCase
 
-        options = _case_options(request.config, _marker_options(request.node))
-        async with TransactionTestCase(peewee_database, **options) as case:
+        case = TransactionTestCase(peewee_database, **_case_options(request.config, _marker_options(request.node)))
+        engine = case.engine(outer=_shared_case(request, inside=scope))
+        engine.patch()
+        try:
+            await engine.connection()
             yield case
+        finally:
+            await engine.close(None, None, None)
 
     return shared
 
@@ -509,6 +514,14 @@ for _scope in SHARED_SCOPES:
 
 
 # -- helpers -------------------------------------------------------------------------------------------------------
+
+
+def _shared_case(request: pytest.FixtureRequest, inside: LoopScope | None = None) -> Any:
+    """The case of the narrowest ``peewee_<scope>_transaction`` the test uses (wider than ``inside``), or None:
+    the one to nest in. (Already set up: pytest sets up wider scopes first.)"""
+    scopes = SHARED_SCOPES if inside is None else SHARED_SCOPES[SHARED_SCOPES.index(inside) + 1 :]
+    names = [f"peewee_{scope}_transaction" for scope in scopes]
+    return next((request.getfixturevalue(name) for name in names if name in request.fixturenames), None)
 
 
 def _load(spec: str, model_modules: list[str]) -> Any:

@@ -10,7 +10,9 @@ from typing import Any
 from peewee_async.databases import AioDatabase
 from peewee_async.pool import PoolBackend
 
-from .connection import SharedConnection, close, is_closed
+from .connection import SharedConnection
+from .drivers import close, is_closed
+from .patches import set_attribute
 
 
 class LoopPool:
@@ -76,13 +78,12 @@ async def pool_on_running_loop(database: AioDatabase) -> AsyncIterator[LoopPool]
     The pool connects lazily, on the loop of the first query. Nest these for nested loop scopes
     (a session loop, then a function loop): each level gets its own pool, closed before its loop ends.
     """
-    previous = database.pool_backend
     pool = LoopPool(database.pool_backend_cls(database=database.database, **database.pool_params))
-    database.pool_backend = pool.backend
+    undo = set_attribute(database, "pool_backend", pool.backend)
     try:
         yield pool
     finally:
         try:
             await pool.close()
         finally:
-            database.pool_backend = previous
+            undo()

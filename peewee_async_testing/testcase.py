@@ -47,6 +47,7 @@ class AioDatabaseTestCase(OneLoopTestCase):
     reset_sequences: ClassVar[bool] = False
 
     _class_stack: ClassVar[AsyncExitStack | None] = None
+    _class_case: ClassVar[TransactionTestCase | None] = None
 
     @classmethod
     async def asyncSetUpTestData(cls) -> None:
@@ -74,7 +75,7 @@ class AioDatabaseTestCase(OneLoopTestCase):
     @classmethod
     def tearDownClass(cls) -> None:
         runner, cls._class_runner = cls._class_runner, None
-        stack, cls._class_stack = cls._class_stack, None
+        stack, cls._class_stack, cls._class_case = cls._class_stack, None, None
         try:
             if runner is not None:
                 try:
@@ -93,11 +94,14 @@ class AioDatabaseTestCase(OneLoopTestCase):
     async def _open_class_transaction(cls) -> None:
         async with AsyncExitStack() as stack:
             await stack.enter_async_context(pool_on_running_loop(resolve_database(cls.database, purpose=cls.__name__)))
-            await stack.enter_async_context(cls._transaction())
+            cls._class_case = await stack.enter_async_context(cls._transaction())
             await cls.asyncSetUpTestData()
             cls._class_stack = stack.pop_all()
 
     async def _asyncSetUpFirst(self) -> None:
+        # Each test gets a context of its own, which does not know the class's case: so it is named.
         self.transaction = self._transaction()
-        await self.transaction.__aenter__()
-        self.addAsyncCleanup(self.transaction.__aexit__, None, None, None)
+        engine = self.transaction.engine(outer=type(self)._class_case)
+        engine.patch()
+        self.addAsyncCleanup(engine.close, None, None, None)
+        await engine.connection()

@@ -12,7 +12,7 @@ import hashlib
 import re
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,6 +26,7 @@ from peewee_async.utils import sort_models
 from ._compat import create_table_sql
 from ._database import is_postgres, sync_queries
 from .exceptions import ConfigurationError
+from .patches import snapshot
 from .server import PostgresServer
 
 _COMMENT = "peewee-async-testing schema {}"
@@ -53,22 +54,21 @@ def database_name(original: str | None, *, module: str = "", suffix: str = "", w
     return name
 
 
-def point(database: AioDatabase, name: str, **overrides: Any) -> dict[str, Any]:
-    """Re-initialise ``database`` on database ``name`` (keeping its other settings); return what to restore."""
-    saved = dict(vars(database))  # every attribute: init() replaces more than the connection settings
+def point(database: AioDatabase, name: str, **overrides: Any) -> Callable[[], None]:
+    """Re-initialise ``database`` on database ``name`` (keeping its other settings); return the undo, which
+    puts every attribute back as the identical object and removes what the session added (such as
+    ``server_version``): a database created uninitialised (``database=None``) is uninitialised again."""
+    undo = snapshot(database)  # every attribute: init() replaces more than the connection settings
     connect = {**database.connect_params, **overrides}
     pool_params = {key: value for key, value in database.pool_params.items() if key not in database.connect_params}
     database.connect_params, database.pool_params = {}, {}  # new ones for init() to fill: the saved ones stay intact
     database.init(name, pool_params=pool_params, **connect)
-    return saved
 
+    def restore() -> None:
+        database.close()
+        undo()
 
-def restore(database: AioDatabase, saved: dict[str, Any]) -> None:
-    """Undo :func:`point`: every attribute is the identical object again, and what the session added (such as
-    ``server_version``) is gone; a database created uninitialised (``database=None``) is uninitialised again."""
-    database.close()
-    vars(database).clear()
-    vars(database).update(saved)
+    return restore
 
 
 def create_tables(database: AioDatabase, models: Sequence[type[peewee.Model]]) -> None:
@@ -116,7 +116,7 @@ class TestDatabase:
         #: Whether :meth:`setup` found the database ready and kept it (``--peewee-reuse-db``).
         self.reused = False
         self.dropped_stale: list[str] = []
-        self._saved: dict[str, Any] | None = None
+        self._restore: Callable[[], None] | None = None
         self._holder: Any = None
         self._folder: str | None = None
 
@@ -125,11 +125,11 @@ class TestDatabase:
         if not is_postgres(self.database):
             self._folder = tempfile.mkdtemp(prefix="peewee-async-testing-sqlite-")
             self.name = str(Path(self._folder, f"{self.name}.db"))
-            self._saved = point(self.database, self.name)
+            self._restore = point(self.database, self.name)
             create_tables(self.database, self.models)
             return
         assert self.server is not None
-        self._saved = point(self.database, self.name, **self._server_params())
+        self._restore = point(self.database, self.name, **self._server_params())
         if not self.server.attached:
             # A server of this session alone, removed at its end: no other session to guard against,
             # nothing to reuse or drop. Just the database and its tables.
@@ -151,9 +151,9 @@ class TestDatabase:
     def teardown(self) -> None:
         """Drop the test database (unless reused, or on a throwaway server, which takes it along when it
         stops) and give the database object its own settings back."""
-        if self._saved is not None:
-            restore(self.database, self._saved)
-            self._saved = None
+        restore, self._restore = self._restore, None
+        if restore is not None:
+            restore()
         if self._folder is not None:
             shutil.rmtree(self._folder, ignore_errors=True)
             return

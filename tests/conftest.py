@@ -11,11 +11,10 @@ import peewee_async
 import pytest
 import pytest_asyncio
 
-from peewee_async_testing._compat import TRANSACTION_METHODS
-
 from .models import MODELS, database_proxy
 
 DRIVERS = ["aiopg", "psycopg", "sqlite"]
+_GONE = object()
 
 
 def make_database(driver: str, request: pytest.FixtureRequest, sqlite_path: Path) -> Any:
@@ -34,6 +33,8 @@ async def session_database(request: pytest.FixtureRequest, tmp_path_factory: pyt
     db = make_database(request.param, request, tmp_path_factory.mktemp("sqlite") / "tests.db")
     database_proxy.initialize(db)
     await db.aio_create_tables(MODELS)
+    with db.allow_sync():  # peewee notes the server's version at the first sync connection: here, not in a test
+        db.connect(reuse_if_open=True)
     yield db
     database_proxy.initialize(db)
     await db.aio_drop_tables(MODELS)
@@ -57,8 +58,15 @@ async def acquired(db: Any) -> bool:
 async def database(session_database: Any) -> AsyncIterator[Any]:
     """The database of the driver under test, its tables empty; fails the test if it leaks rows or patches."""
     database_proxy.initialize(session_database)
+    before = dict(vars(session_database))
     yield session_database
-    leaked_patches = {*TRANSACTION_METHODS, "aio_connection"} & vars(session_database).keys()
+    after = vars(session_database)
+    cls = type(session_database)  # an attribute set back to its class's value (as allow_sync() does) is no patch
+    leaked_patches = {
+        name
+        for name in before.keys() | after.keys()
+        if before.get(name, getattr(cls, name, _GONE)) is not after.get(name, getattr(cls, name, _GONE))
+    }
     leaked_rows = {model.__name__: await model.select().aio_count() for model in MODELS}
     for model in reversed(MODELS):
         await model.delete().aio_execute()

@@ -14,8 +14,8 @@ import psycopg2
 import pytest
 
 from peewee_async_testing import AioDatabaseTestCase, TransactionError, TransactionTestCase
+from peewee_async_testing.drivers import backend_pid
 from peewee_async_testing.pools import pool_on_running_loop
-from peewee_async_testing.transaction import _backend_pid
 
 from .models import Author, Book
 
@@ -225,15 +225,15 @@ async def test_a_test_on_a_reused_connection_has_its_sequences_back_when_it_ends
             (before,) = cursor.fetchone()
         async with pool_on_running_loop(database) as pool:
             case = TransactionTestCase(database, reset_sequences=True)
-            case._lender = pool
-            case._start()
+            engine = case.engine(lender=pool)  # as the plugin's in_transaction drives it
+            engine.patch()
             try:
                 await Author.aio_create(name="moves the sequence")
                 with other.cursor() as cursor:
                     # The reset reads pg_sequence: it waits for this lock, held until this transaction ends.
                     cursor.execute("SET lock_timeout = '20s'; LOCK TABLE pg_catalog.pg_sequence")
-                pid = _backend_pid(case.connection)
-                end = asyncio.ensure_future(case._finish(None, None, None))
+                pid = backend_pid(case.connection)
+                end = asyncio.ensure_future(engine.finish(None, None, None))
                 for _ in range(3000):  # until the server has the setval() waiting for the lock
                     with other.cursor() as cursor:
                         cursor.execute("SELECT count(*) FROM pg_locks WHERE pid = %s AND NOT granted", (pid,))
@@ -248,7 +248,7 @@ async def test_a_test_on_a_reused_connection_has_its_sequences_back_when_it_ends
                 other.commit()  # the lock goes: setval() runs
                 await end
             finally:
-                case._unpatch()
+                engine.unpatch()
         assert not ended_early, "the block ended before its sequences were set back"
         with other.cursor() as cursor:
             cursor.execute("SELECT last_value FROM author_id_seq")

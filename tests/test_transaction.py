@@ -11,7 +11,7 @@ import psycopg2
 import pytest
 
 from peewee_async_testing import ConfigurationError, TransactionError, TransactionTestCase
-from peewee_async_testing.transaction import SharedConnection
+from peewee_async_testing.connection import SharedConnection
 
 from .conftest import acquired
 from .models import Author, Book

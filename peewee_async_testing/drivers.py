@@ -1,0 +1,73 @@
+"""What differs between the drivers' connections (aiopg, psycopg 3, aiosqlite), asked in one place.
+
+Each function takes a raw driver connection, as a peewee-async pool hands it out. Adding a driver means
+answering these questions for its connections.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+#: libpq's transaction status "in a failed transaction" (psycopg2's and psycopg 3's alike).
+IN_ERROR = 3
+
+
+def is_aiopg(connection: Any) -> bool:
+    return hasattr(connection, "raw")  # aiopg wraps a psycopg2 connection
+
+
+def backend_pid(connection: Any) -> int | None:
+    """The PostgreSQL server process of ``connection`` (known without a round trip), or None (SQLite)."""
+    if is_aiopg(connection):
+        return int(connection.raw.get_backend_pid())
+    info = getattr(connection, "info", None)  # psycopg 3
+    return None if info is None else int(info.backend_pid)
+
+
+def transaction_status(connection: Any) -> int | None:
+    """libpq's transaction status of a PostgreSQL connection (read locally), or None (SQLite)."""
+    if is_aiopg(connection):
+        return int(connection.raw.get_transaction_status())
+    info = getattr(connection, "info", None)  # psycopg 3
+    return None if info is None else int(info.transaction_status)
+
+
+def in_transaction(connection: Any) -> bool:
+    status = transaction_status(connection)
+    return bool(connection.in_transaction) if status is None else status != 0  # 0 is IDLE
+
+
+def is_closed(connection: Any) -> bool:
+    return bool(getattr(connection, "closed", False))
+
+
+async def close(connection: Any) -> None:
+    result = connection.close()  # a coroutine for psycopg 3 and aiosqlite, a future or None for aiopg
+    if inspect.isawaitable(result):
+        await result
+
+
+def can_defer(connection: Any) -> bool:
+    """Whether a statement can travel in front of the next one, in one round trip, and a reply be read later:
+    aiopg sends a whole query string as one simple query and answers with its last result (psycopg2 binds
+    parameters on the client)."""
+    return is_aiopg(connection)
+
+
+async def terminate(pool: Any, pid: int) -> None:
+    """End the server process ``pid`` now, with its transaction and locks, through a connection of ``pool``;
+    wait (up to 5 s) until it is gone. Needs PostgreSQL 14 or later.
+
+    A driver that drops a connection on a timeout (aiopg) leaves its server process running the query,
+    holding its locks until it ends: the next test would wait for them.
+    """
+    connection = await pool.acquire()
+    try:
+        async with connection.cursor() as cursor:
+            await cursor.execute(
+                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid = %s AND state <> 'idle'",
+                (pid,),
+            )
+    finally:
+        await pool.release(connection)

@@ -1,0 +1,284 @@
+"""The engine of one entry into a TransactionTestCase: its patches, its connection, its transaction, its undoing.
+
+A :class:`CaseEngine` is built fresh for every entry and driven through its phases, in this order:
+
+1. :meth:`~CaseEngine.patch` (synchronous, no query): register as the innermost open case of the database,
+   make ``database.aio_connection()`` hand out the block's one connection, and make ``aio_atomic()``,
+   ``aio_transaction()``, ``aio_begin()`` and ``aio_savepoint()`` raise ``ValueError`` (or, with
+   ``allow_transactions``, open savepoints);
+2. :meth:`~CaseEngine.connection`, at the block's first query: take a connection (the lender's, the outer
+   case's, or one from the pool, connecting it first if needed) and ``BEGIN`` (``SAVEPOINT`` when nested);
+3. :meth:`~CaseEngine.finish`: ``ROLLBACK`` (to the savepoint), set the sequences back, give the connection
+   back (or close it, when broken); the patches stay, so a later query opens a new transaction;
+4. :meth:`~CaseEngine.unpatch`: undo the patches and the registration, in any order with other cases'.
+
+:meth:`~CaseEngine.close` is 3 then 4; :meth:`~CaseEngine.close_on_own_loop` does it from synchronous code.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import uuid
+from contextlib import AsyncExitStack, ExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from peewee_async.databases import AioDatabase
+
+from . import drivers
+from ._compat import add_note
+from ._database import is_postgres
+from .app_transactions import stand_ins
+from .connection import Borrowed, SharedConnection
+from .exceptions import TransactionError
+from .patches import set_attribute
+
+if TYPE_CHECKING:
+    from .pools import LoopPool
+
+#: The cases open in this task (and inherited by the tasks it starts), innermost last.
+_open: contextvars.ContextVar[tuple[CaseEngine, ...]] = contextvars.ContextVar("open_cases", default=())
+
+# The last value of every sequence the user can read (NULL when unused, or unreadable), by oid: as pg_sequences
+# has it, for less work.
+_READ_SEQUENCE = "CASE WHEN has_sequence_privilege({0}, 'SELECT,USAGE') THEN pg_sequence_last_value({0}) END"
+_SEQUENCES = (
+    f"SELECT c.oid::bigint, {_READ_SEQUENCE.format('c.oid')} FROM pg_catalog.pg_class AS c "
+    "WHERE c.relkind = 'S' AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) "
+    "AND NOT pg_is_other_temp_schema(c.relnamespace)"
+)
+# Set back the sequences whose last value differs from the one on entry; {values}: (oid, last value) literals.
+_RESET_SEQUENCES = (
+    "SELECT pg_catalog.setval(v.oid, coalesce(v.last_value, s.seqstart), v.last_value IS NOT NULL) "
+    "FROM (VALUES {values}) AS v (oid, last_value) JOIN pg_catalog.pg_sequence AS s ON s.seqrelid = v.oid "
+    f"WHERE {_READ_SEQUENCE.format('v.oid')} IS DISTINCT FROM v.last_value"
+)
+
+OTHER_LOOP = (
+    "This TransactionTestCase is nested in one opened on another event loop, and its connection belongs to "
+    "that loop. Run the tests on the loop of the shared data: with pytest-asyncio, give the tests a loop_scope "
+    "at least as wide as the shared fixture's scope, e.g. `asyncio_default_test_loop_scope = session` in the ini "
+    'file or @pytest.mark.asyncio(loop_scope="module").'
+)
+ENDED_INSIDE = (
+    "the test transaction was ended inside the block (the code under test ran COMMIT or ROLLBACK itself), "
+    "so rows written before that may remain in the database"
+)
+
+
+def _reset_sequences(sequences: list[tuple[int, int | None]]) -> str:
+    """The statement that sets the ``(oid, last value)`` sequences back, their numbers written out: so it
+    needs no parameters, and can travel with the ``ROLLBACK``."""
+    values = ", ".join(f"({int(oid)}::oid, {'NULL' if last is None else int(last)}::bigint)" for oid, last in sequences)
+    return _RESET_SEQUENCES.format(values=values)
+
+
+def innermost(database: AioDatabase) -> CaseEngine | None:
+    """The innermost case open on ``database`` in this task, if any."""
+    return next((case for case in reversed(_open.get()) if case.database is database and case.patched), None)
+
+
+class CaseEngine:
+    """One entry into a TransactionTestCase (see the module's docstring for its phases).
+
+    :param lender: lends a connection kept between entries instead of the pool's (the pytest plugin's
+        :class:`~peewee_async_testing.pools.LoopPool`, one per event loop).
+    :param outer: the case to nest in (on a savepoint of its connection); by default the innermost one
+        open on the database in this task.
+    """
+
+    def __init__(
+        self,
+        database: AioDatabase,
+        *,
+        allow_transactions: bool,
+        autosavepoint: bool,
+        reset_sequences: bool,
+        lender: LoopPool | None = None,
+        outer: CaseEngine | None = None,
+    ) -> None:
+        self.database = database
+        self.allow_transactions, self.autosavepoint, self.reset_sequences = (
+            allow_transactions,
+            autosavepoint,
+            reset_sequences,
+        )
+        self.lender = lender
+        self.outer = outer
+        #: The raw driver connection while a transaction is open, else None.
+        self.raw: Any = None
+        self.patched = False
+        self._shared: SharedConnection | None = None
+        self._savepoint: str | None = None
+        self._sequences: list[tuple[int, int | None]] | None = None
+        self._pid: int | None = None
+        self._pool: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # where the connection was opened
+        self._patches = ExitStack()
+        self._transaction = AsyncExitStack()
+        self._begin_lock = asyncio.Lock()
+
+    # -- 1. patch ------------------------------------------------------------------------------------------
+
+    def patch(self) -> None:
+        """Register as the database's innermost case and patch it: synchronous, no query yet."""
+        if self.patched:
+            raise TransactionError("This TransactionTestCase is already active; create one per block.")
+        database, patches = self.database, self._patches
+        try:
+            self.outer = self.outer or innermost(database)
+            _open.set((*_open.get(), self))
+            patches.callback(self._unregister)
+            patches.callback(set_attribute(database, "aio_connection", Borrowed(self.connection)))
+            for name, stand_in in stand_ins(self.allow_transactions, self.connection).items():
+                patches.callback(set_attribute(database, name, stand_in))
+        except BaseException:
+            patches.close()
+            raise
+        self.patched = True
+
+    def _unregister(self) -> None:
+        _open.set(tuple(case for case in _open.get() if case is not self))
+
+    # -- 2. connection -------------------------------------------------------------------------------------
+
+    async def connection(self) -> SharedConnection:
+        """The block's connection; the first call opens it: acquire (or share the outer's), BEGIN (or SAVEPOINT)."""
+        if self._shared is not None:
+            return self._shared
+        async with self._begin_lock:
+            if self._shared is None:
+                await self._begin(self._transaction)
+        assert self._shared is not None
+        return self._shared
+
+    async def _begin(self, stack: AsyncExitStack) -> None:
+        stack.callback(self._forget)
+        self._loop = asyncio.get_running_loop()
+        shared = await self._connect(stack)
+        if self.reset_sequences and shared.postgres:
+            self._sequences = [(oid, value) for oid, value in await shared.fetch(_SEQUENCES)]
+        if self.outer is None and shared.can_defer:
+            shared.deferred = "BEGIN"  # goes with the block's first statement
+        elif self.outer is None:
+            await shared.control("BEGIN")
+        else:
+            self._savepoint = f"pwat_case_{uuid.uuid4().hex}"
+            await shared.control(f"SAVEPOINT {self._savepoint}")
+        stack.push_async_exit(self._roll_back)
+        autosavepoint, shared.autosavepoint = shared.autosavepoint, self.autosavepoint
+        stack.callback(setattr, shared, "autosavepoint", autosavepoint)
+        self._shared = shared
+
+    async def _connect(self, stack: AsyncExitStack) -> SharedConnection:
+        """The connection of the block: the outer case's, the lender's, or a new one from the pool."""
+        if self.outer is not None:
+            if self.outer._shared is not None and self.outer._shared.loop is not asyncio.get_running_loop():
+                raise TransactionError(OTHER_LOOP)
+            shared = await self.outer.connection()
+            self.raw = self.outer.raw
+            return shared
+        database = self.database
+        self._pool = database.pool_backend
+        if self.lender is not None:
+            self.raw = await self.lender.reserved()
+        else:
+            if not database.is_connected:
+                await database.aio_connect()
+                self._pool = database.pool_backend
+            self.raw = await self._pool.acquire()
+            stack.push_async_callback(self._give_back)
+        self._pid = drivers.backend_pid(self.raw)
+        return SharedConnection(self.raw, postgres=is_postgres(database))
+
+    async def _give_back(self) -> None:
+        await self._pool.release(self.raw)
+
+    def _forget(self) -> None:
+        """The transaction is over: the next query (if any) opens a new one."""
+        self._shared, self._loop, self._savepoint, self.raw, self._sequences = None, None, None, None, None
+
+    # -- 3. finish -----------------------------------------------------------------------------------------
+
+    async def finish(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """Roll back and give the connection back, keeping the patches: a later query opens a new transaction."""
+        await self._transaction.__aexit__(exc_type, exc, traceback)
+
+    async def _roll_back(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> bool:
+        """Roll back (to the savepoint, when nested); a failure never hides the block's own exception."""
+        assert self._shared is not None
+        raw, problem = self.raw, ""
+        try:
+            if self._savepoint is None and self._shared.deferred:  # no statement ran: nothing began
+                self._shared.deferred = None
+            elif not drivers.is_closed(raw):
+                problem = "" if drivers.in_transaction(raw) else ENDED_INSIDE
+                await self._send_roll_back(problem)
+        except Exception as error:
+            # A connection that died took its transaction with it: the server keeps nothing of it.
+            if not drivers.is_closed(raw):
+                problem = problem or f"ROLLBACK failed ({type(error).__name__}: {error}); rows may remain"
+                if self.outer is None:
+                    await drivers.close(raw)
+        except BaseException:  # cancelled while rolling back: never hand an open transaction to the pool
+            await drivers.close(raw)
+            raise
+        if drivers.is_closed(raw) and self._pid is not None:
+            await drivers.terminate(self._pool, self._pid)
+        if problem:
+            message = f"TransactionTestCase could not undo the block: {problem}."
+            if exc is None:
+                raise TransactionError(message)
+            add_note(exc, message)
+        return False
+
+    async def _send_roll_back(self, problem: str) -> None:
+        assert self._shared is not None
+        if self._savepoint is None:
+            statements = ["ROLLBACK"]
+        elif not problem:
+            statements = [f"ROLLBACK TO SAVEPOINT {self._savepoint}"]
+        else:
+            statements = []  # no savepoint left to roll back to
+        if self._sequences:  # after the rollback: setval() is not transactional
+            statements.append(_reset_sequences(self._sequences))
+        if statements == ["ROLLBACK"] and self.lender is not None and self._shared.can_defer:
+            # Only a ROLLBACK may leave its reply unread: the server undoes the transaction as the statement
+            # arrives, before any later statement of this connection. A setval() is seen by other connections
+            # at once, so the block must not end before it has run.
+            await self.lender.roll_back(self._shared)
+        elif statements:
+            await self._shared.control(*statements)
+
+    # -- 4. unpatch ----------------------------------------------------------------------------------------
+
+    def unpatch(self) -> None:
+        """Undo the patches and the registration (nothing if they are undone already)."""
+        self.patched = False
+        self._patches.close()
+
+    async def close(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        """:meth:`finish` (if a transaction is open), then :meth:`unpatch`, whatever happens."""
+        try:
+            await self.finish(exc_type, exc, traceback)
+        finally:
+            self.unpatch()
+
+    def close_on_own_loop(self) -> None:
+        """:meth:`close` from synchronous code (a pytest fixture's tear-down), on the loop the block ran on.
+
+        That loop is idle between a test and its fixtures' tear-down. A case with no transaction open
+        has only its patches to undo.
+        """
+        try:
+            if self._loop is not None:
+                self._loop.run_until_complete(self.finish(None, None, None))
+        finally:
+            self.unpatch()
