@@ -38,7 +38,7 @@ CLAIMED = re.findall(r"Programming Language :: Python :: (3\.\d+)$", SETUP["meta
 #: extras a user installs), each at the lowest version its range allows.
 LOWEST_FROM = ("install_requires", "pytest", "psycopg", "sqlite")
 
-nox.options.sessions = ["lint", "docs", "bench", "examples", "tests", "lowest", "wheel"]
+nox.options.sessions = ["lint", "docs", "bench", "examples", "tests", "lowest", "package", "wheel"]
 nox.options.default_venv_backend = "venv"  # what a new user has: python -m venv, then pip
 nox.options.reuse_existing_virtualenvs = False
 nox.options.error_on_missing_interpreters = False  # skipped, and said so
@@ -73,10 +73,14 @@ def _find(version: str) -> str | None:
 
 FOUND = {version: _find(version) for version in CLAIMED}
 MISSING = [version for version, folder in FOUND.items() if folder is None]
+#: The lowest versions run on the oldest claimed Python there is.
+OLDEST = next((version for version in CLAIMED if version not in MISSING), CLAIMED[0])
 # nox looks for pythonX.Y on PATH: put the ones found first (before pyenv's shims, which may not run them).
 os.environ["PATH"] = os.pathsep.join([*dict.fromkeys(filter(None, FOUND.values())), os.environ["PATH"]])
 if MISSING:
-    print(f"noxfile: not on this machine, so their sessions are skipped: Python {', '.join(MISSING)}")
+    skipped = ", ".join(f"tests-{version}" for version in MISSING)
+    print(f"noxfile: Python {', '.join(MISSING)} not on this machine, so not tested: {skipped}", end="")
+    print(f"; the lowest versions run on Python {OLDEST}" if CLAIMED[0] != OLDEST else "")
 
 
 def _readme(session: nox.Session, command: str) -> None:
@@ -90,7 +94,7 @@ def tests(session: nox.Session) -> None:
     _readme(session, TESTS_COMMAND)
 
 
-@nox.session(python=CLAIMED[0])
+@nox.session(python=OLDEST)
 def lowest(session: nox.Session) -> None:
     """The project's tests and the example project with the lowest version of every declared dependency."""
     constraints = Path(session.create_tmp(), "lowest.txt")
@@ -102,11 +106,24 @@ def lowest(session: nox.Session) -> None:
     session.run("python", "-m", "pytest", "examples")
 
 
+#: A requirement as setup.cfg states them: name[extras]>=lowest,<next major.
+_RANGE = re.compile(r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?\s*>=\s*([0-9][^,;\s]*)(?:,\s*<\s*[0-9][^,;\s]*)?")
+
+
 def _lowest_versions() -> list[str]:
+    """``name==lowest`` for every declared runtime dependency; one without a lower bound is an error."""
     options, extras = SETUP["options"], SETUP["options.extras_require"]
     lines = [options["install_requires"], *(extras[name] for name in LOWEST_FROM[1:])]
-    found = re.findall(r"^\s*([A-Za-z0-9_.-]+)(?:\[[^]]*\])?\s*>=\s*([0-9][^,;\s]*)", "\n".join(lines), re.M)
-    return sorted({f"{name}=={version}" for name, version in found})
+    requirements = [line.strip() for line in "\n".join(lines).splitlines() if line.strip()]
+    pins = set()
+    for requirement in requirements:
+        found = re.fullmatch(
+            r"([A-Za-z0-9_.-]+)(?:\[[^]]*\])?\s*>=\s*([0-9][^,;\s]*)(?:,\s*<\s*[0-9][^,;\s]*)?", requirement
+        )
+        if found is None:
+            raise ValueError(f"setup.cfg: {requirement!r} needs a range `>=lowest,<next major` for the lowest run")
+        pins.add(f"{found.group(1)}=={found.group(2)}")
+    return sorted(pins)
 
 
 @nox.session
@@ -141,11 +158,16 @@ def bench(session: nox.Session) -> None:
     session.run("python", "bench/run.py", "--quick", "--out", out)
 
 
+def _dist(session: nox.Session) -> Path:
+    """Where ``package`` leaves the sdist and wheel for ``wheel``: beside the sessions' environments."""
+    return Path(session.virtualenv.location).parent / "dist"
+
+
 @nox.session
-def wheel(session: nox.Session) -> None:
-    """Build the sdist and wheel as for PyPI, then use the wheel as a user would, away from the sources."""
-    work = Path(session.create_tmp())  # inside the session's virtual environment: new with it
-    dist = work / "dist"
+def package(session: nox.Session) -> None:
+    """Build the sdist and wheel as for PyPI, and check them as PyPI will."""
+    dist = _dist(session)
+    shutil.rmtree(dist, ignore_errors=True)
     session.install("build", "twine")
     session.run("python", "-m", "build", "--outdir", str(dist), ".")
     session.run("twine", "check", "--strict", *map(str, dist.iterdir()))
@@ -155,14 +177,21 @@ def wheel(session: nox.Session) -> None:
     stray = [name for name in shipped if name.startswith(("tests/", "conftest.py", "examples/", "bench/"))]
     if stray:
         session.error(f"the sdist ships files it cannot run from the unpacked archive: {stray}")
-    (built,) = dist.glob("*.whl")
+
+
+@nox.session(requires=["package"])
+def wheel(session: nox.Session) -> None:
+    """Install the wheel (not editable) in a fresh environment and use it as a user would, away from the sources."""
+    (built,) = _dist(session).glob("*.whl")
+    work = Path(session.create_tmp())  # inside the session's virtual environment: new with it
 
     # Installed without the [pytest] extra: an unrelated project in the same environment is undisturbed by
-    # us, even under -W error, and a project that names its database is told what to install.
-    session.run("python", "-m", "pip", "uninstall", "-q", "-y", "build", "twine")
+    # us, even under -W error, and a project that names its database is told what to install. Each project
+    # has its own ini file, so that no ini file above it (such as this repository's) is taken for its own.
     session.install(str(built), "pytest")
     unrelated = work / "unrelated"
     unrelated.mkdir()
+    (unrelated / "pytest.ini").write_text("[pytest]\n")
     (unrelated / "test_unrelated.py").write_text("def test_nothing_to_do_with_databases():\n    assert True\n")
     session.chdir(unrelated)
     session.run("python", "-m", "pytest", "-W", "error", "-p", "no:cacheprovider")
@@ -177,6 +206,6 @@ def wheel(session: nox.Session) -> None:
     shutil.copytree(ROOT / "examples", project, ignore=shutil.ignore_patterns("__pycache__", ".pytest_cache"))
     session.chdir(project)
     where = session.run("python", "-c", "import peewee_async_testing as p; print(p.__file__)", silent=True)
-    if str(ROOT) in str(where):
-        session.error(f"the example project imported the sources, not the wheel: {where}")
+    if Path(session.virtualenv.location) not in Path(str(where).strip()).parents:
+        session.error(f"the example project did not import the installed wheel: {where}")
     session.run("python", "-m", "pytest", "-p", "no:cacheprovider")

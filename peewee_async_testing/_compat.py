@@ -3,6 +3,9 @@
 The versions these are known to work with are the ranges in ``setup.cfg`` (pytest 8.2 to 9, pytest-asyncio
 1, peewee 4, peewee-async 2, Python 3.11 to 3.13 for the unittest class), and CI runs the suite on the
 lowest and the newest of them. When one of these breaks, this is the only module to change.
+
+peewee-async's database attributes without an underscore (``pool_backend``, ``pool_backend_cls``,
+``pool_params``, ``connect_params``, ``deferred``) are taken as its public surface, under the same bounds.
 """
 
 from __future__ import annotations
@@ -107,7 +110,7 @@ def one_loop_problem() -> str | None:
         return f"this is {version}, whose unittest internals it has not been tested with"
     missing = [name for name in _RUNNER_INTERNALS if not hasattr(unittest.IsolatedAsyncioTestCase, name)]
     if missing:
-        return f"this Python's IsolatedAsyncioTestCase has none of {', '.join(missing)}"
+        return f"this Python's IsolatedAsyncioTestCase lacks {', '.join(missing)}"
     return None
 
 

@@ -40,11 +40,14 @@ ARCHIVE = "data.tar"
 
 
 def _pick_locale(available: Iterable[str]) -> str:
-    """The first of :data:`PREFERRED_LOCALES` in ``available`` (as ``locale -a`` lists them), else the first
-    other UTF-8 one, else ``C``."""
+    """The first of :data:`PREFERRED_LOCALES` in ``available`` (as ``locale -a`` lists them), else the
+    environment's own locale if it is a UTF-8 one of them, else the first other UTF-8 one (English first),
+    else ``C``."""
     utf8 = {_plain(name): name for name in available if _plain(name).endswith(".utf8")}
-    preferred = [name for name in PREFERRED_LOCALES if _plain(name) in utf8]
-    return preferred[0] if preferred else min(utf8.values(), default="C")
+    environment = os.environ.get("LC_ALL") or os.environ.get("LC_CTYPE") or os.environ.get("LANG") or ""
+    preferred = [name for name in (*PREFERRED_LOCALES, environment) if _plain(name) in utf8]
+    others = sorted(utf8.values(), key=lambda name: (not name.startswith("en_"), name))
+    return preferred[0] if preferred else (others[0] if others else "C")
 
 
 def _plain(locale: str) -> str:

@@ -130,7 +130,7 @@ def pytest_configure(config: pytest.Config) -> None:
             f"peewee_async_database = {spec} is set, but pytest-asyncio is not installed, and the plugin runs "
             "the tests' event loops through it. Install the plugin's extra: pip install 'peewee-async-testing[pytest]'."
         )
-    if config.getini("peewee_async_server_settings"):
+    if spec or config.getini("peewee_async_server_settings"):  # a mistake is said once, before any test
         from .exceptions import ConfigurationError
 
         try:
@@ -172,13 +172,14 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def _server_options(config: pytest.Config) -> dict[str, Any]:
-    """The throwaway server's locale and settings from the ini file; None where it sets none (the environment's)."""
-    from .server import parse_settings
+    """The throwaway server's locale and settings: the ini file's, else the environment's (None where neither
+    sets them: the server's default)."""
+    from .server import LOCALE_ENV, environment_settings, parse_settings
 
     lines = config.getini("peewee_async_server_settings")
     return {
-        "locale": config.getini("peewee_async_server_locale") or None,
-        "settings": parse_settings(lines, "peewee_async_server_settings") if lines else None,
+        "locale": config.getini("peewee_async_server_locale") or os.environ.get(LOCALE_ENV) or None,
+        "settings": parse_settings(lines, "peewee_async_server_settings") if lines else environment_settings() or None,
     }
 
 

@@ -111,17 +111,22 @@ def _port_taken(host: str, port: int) -> bool:
 
 
 _SETTING_NAME = "[A-Za-z0-9_.]+"
-_SETTING_LINE = re.compile(rf"\s*({_SETTING_NAME})\s*=\s*(\S.*?)\s*")
+# A value: in single quotes (a '' inside stands for '), or bare up to a # comment, as in postgresql.conf.
+_SETTING_LINE = re.compile(rf"\s*({_SETTING_NAME})\s*=\s*('(?:[^']|'')*'|[^#'\s][^#]*?)\s*(?:#.*)?")
+#: Settings that say where the server listens and keeps its files: the server is started with its own.
+_WIRING = frozenset(
+    {"port", "listen_addresses", "unix_socket_directories", "data_directory", "config_file", "hba_file", "ident_file"}
+)
 
 
 def parse_settings(lines: Iterable[str], origin: str) -> dict[str, str]:
-    """Read PostgreSQL settings from ``name = value`` lines; blank lines are skipped, and a value in single
-    quotes is unquoted as in postgresql.conf (``search_path = '"$user", public'``).
+    """Read PostgreSQL settings from ``name = value`` lines as in postgresql.conf: blank lines and ``#``
+    comments are skipped, and a value in single quotes is unquoted (``search_path = '"$user", public'``).
 
     :raises ConfigurationError: naming the first line of another shape, and ``origin``, where it was found.
     """
     settings = {}
-    for line in filter(str.strip, lines):
+    for line in (line for line in lines if line.strip() and not line.lstrip().startswith("#")):
         match = _SETTING_LINE.fullmatch(line)
         if match is None:
             raise ConfigurationError(
@@ -132,15 +137,26 @@ def parse_settings(lines: Iterable[str], origin: str) -> dict[str, str]:
         if len(value) > 1 and value[0] == value[-1] == "'":
             value = value[1:-1].replace("''", "'")
         settings[name] = value
-    return settings
+    return _checked_settings(settings, origin)
 
 
-def _checked_settings(settings: Mapping[str, str | int | float]) -> dict[str, str]:
+def environment_settings() -> dict[str, str]:
+    """The settings of ``$PEEWEE_ASYNC_TESTING_PG_SETTINGS``: ``name = value`` lines separated by ``;`` or newlines."""
+    return parse_settings(re.split(r"[;\n]", os.environ.get(SETTINGS_ENV, "")), f"${SETTINGS_ENV}")
+
+
+def _checked_settings(settings: Mapping[str, str | int | float], origin: str = "settings=") -> dict[str, str]:
     for name in settings:
         if not re.fullmatch(_SETTING_NAME, name):
             raise ConfigurationError(
-                f"settings= names {name!r}, which is not a PostgreSQL setting name (letters, digits, _ and ., "
+                f"{origin} names {name!r}, which is not a PostgreSQL setting name (letters, digits, _ and ., "
                 'as in postgresql.conf): give them as {"work_mem": "64MB"}.'
+            )
+        if name.lower() in _WIRING:
+            raise ConfigurationError(
+                f"{origin} sets {name}, but the throwaway server chooses where it listens and keeps its files "
+                "itself (a free port on 127.0.0.1, a folder of its own): leave it out, and read server.port, "
+                "server.host or server.dsn instead."
             )
     return {name: str(value) for name, value in settings.items()}
 
@@ -295,7 +311,7 @@ class PostgresServer:
             raise ServerError(f"{self!r} is already running.")
         settings = self._settings
         if settings is None:
-            settings = parse_settings(re.split(r"[;\n]", os.environ.get(SETTINGS_ENV, "")), f"${SETTINGS_ENV}")
+            settings = environment_settings()
         locale = self.locale = self._locale_setting or os.environ.get(LOCALE_ENV) or _default_locale()
         bindir = self.bindir = find_bindir(self._bindir_setting)
         user = _os_user()
