@@ -1,0 +1,330 @@
+"""The plugin's fixtures: the database and its server, the isolation of a test, the pools, the shared data.
+
+Registered by :mod:`peewee_async_testing.plugin`, which imports them. The library itself is imported only
+when a fixture runs, so that merely having the plugin installed costs pytest's start-up almost nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import os
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import pytest_asyncio
+
+from .markers import LOOP_SCOPES, LoopScope, case_options, is_async, isolation, loop_scope, marker_options
+from .state import (
+    SERVER_START,
+    SUFFIX_ENV,
+    TEST_DATABASE,
+    WORKER_DATABASE,
+    WORKER_DSN,
+    describe,
+    remember_engine,
+    server_options,
+)
+
+if TYPE_CHECKING:
+    from .pools import LoopPool
+    from .server import PostgresServer
+
+#: The scopes that data can be shared across: a ``peewee_<scope>_transaction`` fixture each, narrowest first.
+SHARED_SCOPES: tuple[LoopScope, ...] = ("class", "module", "session")
+
+NOT_CONFIGURED = (
+    "The {fixture} fixture needs a peewee-async database, but none is configured. "
+    'Set `peewee_async_database = "myapp.db:database"` (the module and name of your database object) '
+    "in your pytest ini file, or override the `peewee_database` fixture in your conftest.py:\n\n"
+    "    @pytest.fixture(scope='session')\n"
+    "    def peewee_database():\n"
+    "        return myapp.db.database\n"
+)
+
+
+@pytest.fixture(scope="session")
+def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
+    """The PostgreSQL server that test databases are made on.
+
+    ``--peewee-dsn`` or ``$PEEWEE_ASYNC_TESTING_DSN`` when given (left running), else a throwaway
+    server started for the session and removed at its end (under pytest-xdist, one for all workers).
+    """
+    from .server import DSN_ENV, PostgresServer
+
+    start = request.config.stash.get(SERVER_START, None)
+    if start is not None and os.environ.get(DSN_ENV):
+        start.stop()  # a conftest.py collected later named a server: that one it is
+    elif start is not None:
+        try:
+            yield start.result()
+        finally:
+            start.stop()
+        return
+    workerinput = getattr(request.config, "workerinput", {})
+    dsn = request.config.getoption("peewee_dsn") or workerinput.get(WORKER_DSN)
+    with PostgresServer(dsn=dsn, **({} if dsn else server_options(request.config))) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
+    """The app's peewee-async database object, pointed at the session's test database.
+
+    With ``peewee_async_database`` set in the ini file: makes ``test_<name>`` on the server (one per
+    pytest-xdist worker), points the object at it, creates the models' tables once, and at the end
+    drops it (unless ``--peewee-reuse-db``) and restores the object's settings. A database created
+    uninitialised (``database=None``) is pointed there too, and is uninitialised again at the end.
+    Override this fixture in ``conftest.py`` to hand over a database you manage yourself; the plugin
+    then only isolates tests.
+    """
+    config = request.config
+    spec = config.getini("peewee_async_database")
+    if not spec:
+        fixture = next((name for name in ("in_transaction", "clear_tables") if name in request.fixturenames), None)
+        pytest.fail(NOT_CONFIGURED.format(fixture=fixture or "peewee_database"), pytrace=False)
+    from ._database import is_postgres, resolve_database
+    from .cleanup import bound_models
+    from .testdb import TestDatabase
+
+    configured = _load(spec, config.getini("peewee_async_models"))
+    database = resolve_database(configured, purpose=f"peewee_async_database = {spec}", uninitialised=True)
+    remember_engine(config, spec, is_postgres(database))
+    start = config.stash.get(SERVER_START, None)
+    if start is not None and not is_postgres(database):
+        start.stop()  # started for nothing, this once: the next sessions remember
+    test_database = TestDatabase(
+        database,
+        bound_models(database),
+        server=request.getfixturevalue("peewee_server") if is_postgres(database) else None,
+        module=spec.split(":")[0],
+        suffix=config.getoption("peewee_db_suffix") or os.environ.get(SUFFIX_ENV, ""),
+        worker=os.environ.get("PYTEST_XDIST_WORKER"),
+        reuse=config.getoption("peewee_reuse_db"),
+        create=config.getoption("peewee_create_db"),
+        drop_stale=config.getoption("peewee_drop_stale") or config.getoption("peewee_create_db"),
+    )
+    test_database.setup()
+    config.stash[TEST_DATABASE] = test_database
+    workeroutput = getattr(config, "workeroutput", None)
+    if workeroutput is not None:  # a pytest-xdist worker: the controller prints the closing line
+        workeroutput[WORKER_DATABASE] = describe(test_database)
+    try:
+        yield configured
+    finally:
+        test_database.teardown()
+
+
+@pytest.fixture
+def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iterator[Any]:
+    """Run the test inside a :class:`~peewee_async_testing.TransactionTestCase`, rolled back afterwards.
+
+    Yields the case; it opens its connection (``case.connection``) and transaction at the test's
+    first query, on the test's own event loop, whatever its loop scope. Tests that cannot run in a
+    transaction get ``clear_tables`` instead, and ``None``: synchronous tests, tests that ask for
+    ``clear_tables``, and tests marked ``@pytest.mark.peewee_db(isolation="clear")``.
+    ``peewee_async_autouse = true`` applies it to every test.
+    """
+    chosen, options = isolation(request)
+    if chosen == "clear":
+        request.getfixturevalue("clear_tables")
+        yield None
+        return
+    from .transaction import TransactionTestCase
+
+    pool = request.getfixturevalue(f"_peewee_pool_{loop_scope(request.node)}")
+    # Where it costs least: an async fixture would cost each test more than its BEGIN and ROLLBACK.
+    # So the patches go on here, the transaction opens at the first query, and it is rolled back at the
+    # end of the test's own coroutine. A query of a later fixture tear-down opens a new transaction,
+    # which this fixture's tear-down rolls back on the test's loop.
+    case = TransactionTestCase(peewee_database, **case_options(request.config, options))
+    engine = case.engine(lender=pool, outer=_shared_case(request))
+    item, test = request.node, request.node.obj
+    engine.patch()
+
+    @functools.wraps(test)
+    async def run_in_transaction(*args: Any, **kwargs: Any) -> Any:
+        try:
+            result = await test(*args, **kwargs)
+        except BaseException as error:
+            await engine.finish(type(error), error, error.__traceback__)
+            raise
+        await engine.finish(None, None, None)
+        return result
+
+    from ._compat import replaced_test_function
+
+    try:
+        with replaced_test_function(item, run_in_transaction):
+            yield case
+    finally:
+        engine.close_on_own_loop()
+
+
+@pytest.fixture
+def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterator[None]:
+    """Empty the tables the test wrote to, after the test.
+
+    For tests whose queries cannot run inside the test transaction: synchronous peewee queries, code
+    that commits. Works for sync and async tests alike. The test's statements, async and sync, are
+    watched, and only the tables they wrote to are emptied (all of them after a statement that cannot
+    be read, such as DDL): on PostgreSQL in one round trip, children first. As with ``in_transaction``,
+    ids keep growing from test to test; ``@pytest.mark.peewee_db(reset_sequences=True)`` restarts the
+    emptied tables' sequences too. Writes made outside the database object (another process, another
+    connection) are not seen: clear those with ``aio_clear_tables(database)``.
+    """
+    from .cleanup import WriteTracker
+
+    _, options = isolation(request)  # the marker's mistakes fail the test, as with in_transaction
+    sequences = bool(options.get("reset_sequences", False))
+    pool = request.getfixturevalue(f"_peewee_pool_{loop_scope(request.node)}") if is_async(request.node) else None
+    if pool is None:
+        request.getfixturevalue("_peewee_sync_connection")
+    models = request.getfixturevalue("_peewee_models")
+    with WriteTracker(peewee_database) as tracker:
+        yield
+    if pool is None:
+        tracker.clear(models, sequences=sequences)
+    elif tracker.written(models):
+        pool.loop.run_until_complete(tracker.aio_clear(models, sequences=sequences))
+
+
+@pytest.fixture(scope="session")
+def _peewee_models(peewee_database: Any) -> list[Any]:
+    """The models bound to the database, found once for the session's ``clear_tables``."""
+    from .cleanup import bound_models
+
+    return bound_models(peewee_database)
+
+
+@pytest.fixture(scope="session")
+def _peewee_sync_connection(peewee_database: Any) -> Iterator[None]:
+    """peewee's synchronous connection, kept open for the session's ``clear_tables`` of sync tests."""
+    from ._database import resolve_database
+
+    database = resolve_database(peewee_database, purpose="clear_tables")
+    database.connect(reuse_if_open=True)
+    yield
+    database.close()
+
+
+def _pool_fixture(scope: LoopScope) -> Any:
+    """A pool for the event loop of loop scope ``scope``, closed before that loop ends."""
+
+    @pytest_asyncio.fixture(scope=scope, loop_scope=scope, name=f"_peewee_pool_{scope}")
+    async def pool(peewee_database: Any) -> AsyncIterator[LoopPool]:
+        from ._database import resolve_database
+        from .pools import pool_on_running_loop
+
+        async with pool_on_running_loop(resolve_database(peewee_database, purpose="peewee_database")) as pool:
+            yield pool
+
+    return pool
+
+
+_peewee_pool_function = _pool_fixture("function")
+_peewee_pool_class = _pool_fixture("class")
+_peewee_pool_module = _pool_fixture("module")
+_peewee_pool_package = _pool_fixture("package")
+_peewee_pool_session = _pool_fixture("session")
+
+
+def _shared_fixtures(scope: LoopScope) -> Any:
+    """``peewee_<scope>_transaction``, and its async variants for each loop scope that outlives ``scope``."""
+
+    def shared(request: pytest.FixtureRequest, peewee_database: Any) -> Any:
+        loop = loop_scope(request.node)
+        if LOOP_SCOPES.index(loop) < LOOP_SCOPES.index(scope):
+            pytest.fail(
+                f"peewee_{scope}_transaction keeps one transaction open for the whole {scope}, but the tests get "
+                f"a new event loop per {loop}, and a connection belongs to one loop. Give the tests a loop_scope "
+                f"of {scope} or wider: `asyncio_default_test_loop_scope = session` in the ini file, or "
+                f'@pytest.mark.asyncio(loop_scope="{scope}").',
+                pytrace=False,
+            )
+        request.getfixturevalue(f"_peewee_pool_{loop}")
+        return request.getfixturevalue(f"_peewee_shared_{scope}_{loop}")
+
+    shared.__doc__ = f"""A transaction around the whole {scope}, for data its tests share (Django's setUpTestData).
+
+    Data that a {scope}-scoped fixture creates while it holds this transaction is seen by every test of
+    the {scope}; each test runs on a savepoint inside it (``in_transaction``), so its changes are undone,
+    and the {scope}'s data is rolled back at its end. The tests' loop_scope must be {scope} or wider.
+    """
+    return pytest.fixture(scope=scope, name=f"peewee_{scope}_transaction")(shared)
+
+
+def _shared_loop_fixture(scope: LoopScope, loop: LoopScope) -> Any:
+    @pytest_asyncio.fixture(scope=scope, loop_scope=loop, name=f"_peewee_shared_{scope}_{loop}")
+    async def shared(request: pytest.FixtureRequest, peewee_database: Any) -> AsyncIterator[Any]:
+        from .transaction import TransactionTestCase
+
+        case = TransactionTestCase(peewee_database, **case_options(request.config, marker_options(request.node)))
+        engine = case.engine(outer=_shared_case(request, inside=scope))
+        engine.patch()
+        try:
+            await engine.connection()
+            yield case
+        finally:
+            await engine.close(None, None, None)
+
+    return shared
+
+
+peewee_class_transaction = _shared_fixtures("class")
+peewee_module_transaction = _shared_fixtures("module")
+peewee_session_transaction = _shared_fixtures("session")
+#: What those run on: one per loop scope as wide as the shared scope, or wider.
+_SHARED_ON_LOOPS = {
+    f"_peewee_shared_{scope}_{loop}": _shared_loop_fixture(scope, loop)
+    for scope in SHARED_SCOPES
+    for loop in LOOP_SCOPES[LOOP_SCOPES.index(scope) :]
+}
+globals().update(_SHARED_ON_LOOPS)
+
+#: What the plugin module takes from here (``from .fixtures import *``): every fixture, private ones too.
+__all__ = [
+    "clear_tables",
+    "in_transaction",
+    "peewee_class_transaction",
+    "peewee_database",
+    "peewee_module_transaction",
+    "peewee_server",
+    "peewee_session_transaction",
+    "_peewee_models",
+    "_peewee_pool_class",
+    "_peewee_pool_function",
+    "_peewee_pool_module",
+    "_peewee_pool_package",
+    "_peewee_pool_session",
+    "_peewee_sync_connection",
+    *_SHARED_ON_LOOPS,
+]
+
+
+def _shared_case(request: pytest.FixtureRequest, inside: LoopScope | None = None) -> Any:
+    """The case of the narrowest ``peewee_<scope>_transaction`` the test uses (wider than ``inside``), or None:
+    the one to nest in. (Already set up: pytest sets up wider scopes first.)"""
+    scopes = SHARED_SCOPES if inside is None else SHARED_SCOPES[SHARED_SCOPES.index(inside) + 1 :]
+    names = [f"peewee_{scope}_transaction" for scope in scopes]
+    return next((request.getfixturevalue(name) for name in names if name in request.fixturenames), None)
+
+
+def _load(spec: str, model_modules: list[str]) -> Any:
+    """Import the model modules and return the object named by ``module:attribute``."""
+    module_name, attribute = spec.split(":")
+    for name in [module_name, *model_modules]:
+        try:
+            importlib.import_module(name)
+        except ImportError as error:
+            pytest.fail(f"peewee-async-testing cannot import {name!r}, named in the ini file: {error}", pytrace=False)
+    obj: Any = importlib.import_module(module_name)
+    try:
+        for part in attribute.split("."):
+            obj = getattr(obj, part)
+    except AttributeError:
+        pytest.fail(
+            f"peewee_async_database = {spec}: module {module_name!r} has no attribute {attribute!r}.", pytrace=False
+        )
+    return obj

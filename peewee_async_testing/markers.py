@@ -1,0 +1,96 @@
+"""What a test asks of the plugin: the ``peewee_db`` marker, checked against a signature as pytest-django checks
+``django_db``, and the options and isolation it comes to; whether the test is async, and on which loop it runs."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Literal
+
+import pytest
+
+ISOLATIONS = ("transaction", "clear")
+CASE_OPTIONS = ("allow_transactions", "autosavepoint", "reset_sequences")
+MARKER_OPTIONS = ("isolation", *CASE_OPTIONS)
+LoopScope = Literal["function", "class", "module", "package", "session"]
+LOOP_SCOPES: tuple[LoopScope, ...] = ("function", "class", "module", "package", "session")
+
+
+def peewee_db(
+    isolation: str = "transaction",
+    *,
+    allow_transactions: bool = False,
+    autosavepoint: bool = False,
+    reset_sequences: bool = False,
+) -> None:
+    """``@pytest.mark.peewee_db(...)``'s signature: the marker's arguments are bound to it, so Python itself
+    finds the misplaced ones; ``isolation`` may be given by position (``peewee_db("clear")``)."""
+
+
+_SIGNATURE = inspect.signature(peewee_db)
+_USAGE = (
+    "peewee_db(isolation='transaction'|'clear', allow_transactions=False, autosavepoint=False, reset_sequences=False)"
+)
+
+
+def marker_options(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
+    """The options the closest ``peewee_db`` marker gives (only those): a mistake fails the test, saying why."""
+    marker = node.get_closest_marker("peewee_db")
+    if marker is None:
+        return {}
+    unknown = sorted(set(marker.kwargs) - set(MARKER_OPTIONS))
+    if unknown:
+        pytest.fail(f"peewee_db marker: unknown option(s) {', '.join(unknown)}; valid: {', '.join(MARKER_OPTIONS)}.")
+    try:
+        options = dict(_SIGNATURE.bind(*marker.args, **marker.kwargs).arguments)
+    except TypeError as error:
+        pytest.fail(f"peewee_db marker: {error}; it takes {_USAGE}.")
+    wrong = [name for name in CASE_OPTIONS if name in options and not isinstance(options[name], bool)]
+    if wrong:
+        pytest.fail(f"peewee_db marker: {', '.join(wrong)} must be True or False.")
+    return options
+
+
+def requested_isolation(node: pytest.Item) -> str | None:
+    """The isolation the closest marker names, if it names one; its mistakes are left for the test to report."""
+    marker = node.get_closest_marker("peewee_db")
+    try:
+        isolation = _SIGNATURE.bind(*marker.args, **marker.kwargs).arguments.get("isolation") if marker else None
+    except TypeError:
+        return None
+    return None if isolation is None else str(isolation)
+
+
+def case_options(config: pytest.Config, marker: dict[str, Any]) -> dict[str, bool]:
+    """TransactionTestCase's options: the ini default, then the closest marker's."""
+    options = {"allow_transactions": bool(config.getini("peewee_async_allow_transactions"))}
+    options.update({name: marker[name] for name in CASE_OPTIONS if name in marker})
+    return options
+
+
+def isolation(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
+    """How to isolate this test ("transaction" or "clear"), and the closest ``peewee_db`` marker's options."""
+    options = marker_options(request.node)
+    chosen = options.get("isolation", "transaction")
+    if chosen not in ISOLATIONS:
+        pytest.fail(f"peewee_db marker: isolation={chosen!r} is not one of: {', '.join(map(repr, ISOLATIONS))}.")
+    if "clear_tables" in request.fixturenames:
+        return "clear", options
+    if not is_async(request.node):
+        if "isolation" in options and chosen == "transaction":
+            pytest.fail(
+                "peewee_db(isolation='transaction') needs an async test: a synchronous test's queries use "
+                "their own connection and cannot see a test transaction. Use isolation='clear'."
+            )
+        return "clear", options
+    return str(chosen), options
+
+
+def is_async(item: pytest.Item) -> bool:
+    return isinstance(item, pytest.Function) and inspect.iscoroutinefunction(item.obj)
+
+
+def loop_scope(item: pytest.Item) -> str:
+    """The loop scope pytest-asyncio runs ``item`` in."""
+    from ._compat import loop_scope
+
+    return loop_scope(item)

@@ -1,0 +1,59 @@
+"""What the plugin keeps of a session: its stash keys, what pytest-xdist's nodes hand each other, the server's
+options from the ini file, and what a configured database turned out to be."""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .background_start import BackgroundStart
+    from .testdb import TestDatabase
+
+#: The session's test database (set by the ``peewee_database`` fixture).
+TEST_DATABASE: pytest.StashKey[TestDatabase] = pytest.StashKey()
+#: The throwaway server started as the session starts.
+SERVER_START: pytest.StashKey[BackgroundStart] = pytest.StashKey()
+#: The xdist controller's: what the workers told of their test databases.
+WORKER_DATABASES: pytest.StashKey[list[dict[str, Any]]] = pytest.StashKey()
+WORKER_DSN = "peewee_async_testing_dsn"  # how an xdist controller hands its server to the workers
+WORKER_DATABASE = "peewee_async_testing_database"  # how an xdist worker tells the controller of its test database
+#: pytest's cache key: the configured databases (``module:attribute``) found not to be PostgreSQL.
+NOT_POSTGRES = "peewee_async_testing/not_postgres"
+SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
+
+
+def server_options(config: pytest.Config) -> dict[str, Any]:
+    """The throwaway server's locale and settings: the ini file's, else the environment's (None where neither
+    sets them: the server's default)."""
+    from .server import LOCALE_ENV, environment_settings, parse_settings
+
+    lines = config.getini("peewee_async_server_settings")
+    return {
+        "locale": config.getini("peewee_async_server_locale") or os.environ.get(LOCALE_ENV) or None,
+        "settings": parse_settings(lines, "peewee_async_server_settings") if lines else environment_settings() or None,
+    }
+
+
+def remember_engine(config: pytest.Config, spec: str, postgres: bool) -> None:
+    cache = getattr(config, "cache", None)
+    if cache is None:
+        return
+    not_postgres = cache.get(NOT_POSTGRES, [])
+    if (spec in not_postgres) != (not postgres):
+        cache.set(NOT_POSTGRES, sorted(set(not_postgres) - {spec} if postgres else {*not_postgres, spec}))
+
+
+def describe(test_database: TestDatabase) -> dict[str, Any]:
+    """What the closing line tells of a test database: its name, where it is, how it was made and removed,
+    and the stale databases dropped first."""
+    how = "reused" if test_database.reused else "created"
+    if test_database.server is not None:
+        where = f"on {test_database.server.host}:{test_database.server.port}"
+        if not test_database.reuse:
+            how += ", dropped" if test_database.server.attached else ", removed with the server"
+    else:
+        where, how = "(SQLite)", how + ", removed"
+    return {"name": test_database.name, "where": where, "how": how, "stale": list(test_database.dropped_stale)}
