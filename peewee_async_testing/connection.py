@@ -3,7 +3,7 @@
 :class:`SharedConnection` stands in for every connection the code asks for inside a test transaction:
 one statement (with its fetch) at a time, optionally each under its own savepoint. Statements of the
 transaction machinery itself (``SAVEPOINT``, ``RELEASE``, ``ROLLBACK``) go through :meth:`control`.
-:class:`Borrowed` stands in for ``database.aio_connection()``, handing that connection out.
+:class:`AioConnectionStandIn` stands in for ``database.aio_connection()``, handing that connection out.
 """
 
 from __future__ import annotations
@@ -159,7 +159,7 @@ class _Prefixed:
         return getattr(self._cursor, name)
 
 
-class Borrowed:
+class AioConnectionStandIn:
     """Stands in for ``database.aio_connection``: every ``async with`` yields the shared connection.
 
     :param connection: returns the shared connection, opening it on first use.
@@ -168,7 +168,7 @@ class Borrowed:
     def __init__(self, connection: Callable[[], Awaitable[SharedConnection]]) -> None:
         self._connection = connection
 
-    def __call__(self) -> Borrowed:
+    def __call__(self) -> AioConnectionStandIn:
         return self
 
     async def __aenter__(self) -> SharedConnection:

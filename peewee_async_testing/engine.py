@@ -6,7 +6,7 @@ A :class:`CaseEngine` is built fresh for every entry and driven through its phas
    make ``database.aio_connection()`` hand out the block's one connection, and make ``aio_atomic()``,
    ``aio_transaction()``, ``aio_begin()`` and ``aio_savepoint()`` raise ``ValueError`` (or, with
    ``allow_transactions``, open savepoints);
-2. :meth:`~CaseEngine.connection`, at the block's first query: take a connection (the lender's, the outer
+2. :meth:`~CaseEngine.connection`, at the block's first query: take a connection (the loop pool's kept one, the outer
    case's, or one from the pool, connecting it first if needed) and ``BEGIN`` (``SAVEPOINT`` when nested);
 3. :meth:`~CaseEngine.finish`: ``ROLLBACK`` (to the savepoint), set the sequences back, give the connection
    back (or close it, when broken); the patches stay, so a later query opens a new transaction;
@@ -30,7 +30,7 @@ from . import drivers
 from ._compat import add_note
 from ._database import is_postgres
 from .app_transactions import stand_ins
-from .connection import Borrowed, SharedConnection
+from .connection import AioConnectionStandIn, SharedConnection
 from .exceptions import TransactionError
 from .patches import set_attribute
 
@@ -82,7 +82,7 @@ def innermost(database: AioDatabase) -> CaseEngine | None:
 class CaseEngine:
     """One entry into a TransactionTestCase (see the module's docstring for its phases).
 
-    :param lender: lends a connection kept between entries instead of the pool's (the pytest plugin's
+    :param loop_pool: its kept connection serves instead of one from the pool (the pytest plugin's
         :class:`~peewee_async_testing.pools.LoopPool`, one per event loop).
     :param outer: the case to nest in (on a savepoint of its connection); by default the innermost one
         open on the database in this task.
@@ -95,7 +95,7 @@ class CaseEngine:
         allow_transactions: bool,
         autosavepoint: bool,
         reset_sequences: bool,
-        lender: LoopPool | None = None,
+        loop_pool: LoopPool | None = None,
         outer: CaseEngine | None = None,
     ) -> None:
         self.database = database
@@ -104,7 +104,7 @@ class CaseEngine:
             autosavepoint,
             reset_sequences,
         )
-        self.lender = lender
+        self.loop_pool = loop_pool
         self.outer = outer
         #: The raw driver connection while a transaction is open, else None.
         self.raw: Any = None
@@ -130,7 +130,7 @@ class CaseEngine:
             self.outer = self.outer or innermost(database)
             _open.set((*_open.get(), self))
             patches.callback(self._unregister)
-            patches.callback(set_attribute(database, "aio_connection", Borrowed(self.connection)))
+            patches.callback(set_attribute(database, "aio_connection", AioConnectionStandIn(self.connection)))
             for name, stand_in in stand_ins(self.allow_transactions, self.connection).items():
                 patches.callback(set_attribute(database, name, stand_in))
         except BaseException:
@@ -172,7 +172,7 @@ class CaseEngine:
         self._shared = shared
 
     async def _connect(self, stack: AsyncExitStack) -> SharedConnection:
-        """The connection of the block: the outer case's, the lender's, or a new one from the pool."""
+        """The connection of the block: the outer case's, the loop pool's kept one, or a new one from the pool."""
         if self.outer is not None:
             if self.outer._shared is not None and self.outer._shared.loop is not asyncio.get_running_loop():
                 raise TransactionError(OTHER_LOOP)
@@ -181,8 +181,8 @@ class CaseEngine:
             return shared
         database = self.database
         self._pool = database.pool_backend
-        if self.lender is not None:
-            self.raw = await self.lender.reserved()
+        if self.loop_pool is not None:
+            self.raw = await self.loop_pool.kept_connection()
         else:
             if not database.is_connected:
                 await database.aio_connect()
@@ -247,11 +247,11 @@ class CaseEngine:
             statements = []  # no savepoint left to roll back to
         if self._sequences:  # after the rollback: setval() is not transactional
             statements.append(_reset_sequences(self._sequences))
-        if statements == ["ROLLBACK"] and self.lender is not None and self._shared.can_defer:
+        if statements == ["ROLLBACK"] and self.loop_pool is not None and self._shared.can_defer:
             # Only a ROLLBACK may leave its reply unread: the server undoes the transaction as the statement
             # arrives, before any later statement of this connection. A setval() is seen by other connections
             # at once, so the block must not end before it has run.
-            await self.lender.roll_back(self._shared)
+            await self.loop_pool.roll_back(self._shared)
         elif statements:
             await self._shared.control(*statements)
 

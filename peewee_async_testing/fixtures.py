@@ -139,7 +139,7 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
     # end of the test's own coroutine. A query of a later fixture tear-down opens a new transaction,
     # which this fixture's tear-down rolls back on the test's loop.
     case = TransactionTestCase(peewee_database, **case_options(request.config, options))
-    engine = case.engine(lender=pool, outer=_shared_case(request))
+    engine = case.engine(loop_pool=pool, outer=_shared_case(request))
     item, test = request.node, request.node.obj
     engine.patch()
 

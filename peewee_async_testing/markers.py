@@ -8,8 +8,9 @@ from typing import Any, Literal
 
 import pytest
 
+from .options import CASE_OPTIONS
+
 ISOLATIONS = ("transaction", "clear")
-CASE_OPTIONS = ("allow_transactions", "autosavepoint", "reset_sequences")
 MARKER_OPTIONS = ("isolation", *CASE_OPTIONS)
 LoopScope = Literal["function", "class", "module", "package", "session"]
 LOOP_SCOPES: tuple[LoopScope, ...] = ("function", "class", "module", "package", "session")

@@ -26,20 +26,20 @@ class LoopPool:
     def __init__(self, backend: PoolBackend) -> None:
         self.backend = backend
         self.loop = asyncio.get_running_loop()
-        self._reserved: Any = None
+        self._kept: Any = None
         self._rolling_back: asyncio.Future[None] | None = None
 
-    async def reserved(self) -> Any:
+    async def kept_connection(self) -> Any:
         await self._settle()
-        connection = self._reserved
+        connection = self._kept
         if connection is None or is_closed(connection):
             if connection is not None:
                 await self.backend.release(connection)
-            connection = self._reserved = await self.backend.acquire()
+            connection = self._kept = await self.backend.acquire()
         return connection
 
     async def roll_back(self, shared: SharedConnection) -> None:
-        """Send ``ROLLBACK`` on the reserved connection, and leave the reply to be read later.
+        """Send ``ROLLBACK`` on the kept connection, and leave the reply to be read later.
 
         The server rolls back as the statement arrives, so nothing of the test outlives it; only the
         reply is read later, by the next test's first use of the connection (or at the loop's end),
@@ -56,14 +56,14 @@ class LoopPool:
         try:
             await rolling_back
         except Exception:  # the next test gets a fresh connection
-            if self._reserved is not None:
-                await close(self._reserved)
+            if self._kept is not None:
+                await close(self._kept)
 
     async def close(self) -> None:
         try:
             await self._settle()
         finally:
-            connection, self._reserved = self._reserved, None
+            connection, self._kept = self._kept, None
             try:
                 if connection is not None:
                     await self.backend.release(connection)

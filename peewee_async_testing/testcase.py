@@ -9,8 +9,9 @@ from typing import Any, ClassVar
 from ._compat import OneLoopTestCase, one_loop_problem
 from ._database import resolve_database
 from .exceptions import ConfigurationError
+from .options import CASE_OPTIONS
 from .pools import pool_on_running_loop
-from .transaction import OPTIONS, TransactionTestCase
+from .transaction import TransactionTestCase
 
 
 class AioDatabaseTestCase(OneLoopTestCase):
@@ -88,7 +89,7 @@ class AioDatabaseTestCase(OneLoopTestCase):
 
     @classmethod
     def _transaction(cls) -> TransactionTestCase:
-        return TransactionTestCase(cls.database, **{name: getattr(cls, name) for name in OPTIONS})
+        return TransactionTestCase(cls.database, **{name: getattr(cls, name) for name in CASE_OPTIONS})
 
     @classmethod
     async def _open_class_transaction(cls) -> None:

@@ -54,7 +54,7 @@ def database_name(original: str | None, *, module: str = "", suffix: str = "", w
     return name
 
 
-def point(database: AioDatabase, name: str, **overrides: Any) -> Callable[[], None]:
+def reinit(database: AioDatabase, name: str, **overrides: Any) -> Callable[[], None]:
     """Re-initialise ``database`` on database ``name`` (keeping its other settings); return the undo, which
     puts every attribute back as the identical object and removes what the session added (such as
     ``server_version``): a database created uninitialised (``database=None``) is uninitialised again."""
@@ -125,11 +125,11 @@ class TestDatabase:
         if not is_postgres(self.database):
             self._folder = tempfile.mkdtemp(prefix="peewee-async-testing-sqlite-")
             self.name = str(Path(self._folder, f"{self.name}.db"))
-            self._restore = point(self.database, self.name)
+            self._restore = reinit(self.database, self.name)
             create_tables(self.database, self.models)
             return
         assert self.server is not None
-        self._restore = point(self.database, self.name, **self._server_params())
+        self._restore = reinit(self.database, self.name, **self._server_params())
         if not self.server.attached:
             # A server of this session alone, removed at its end: no other session to guard against,
             # nothing to reuse or drop. Just the database and its tables.

@@ -17,6 +17,7 @@ from peewee_async.databases import AioDatabase
 from ._database import resolve_database
 from .engine import CaseEngine
 from .exceptions import TransactionError
+from .options import CASE_OPTIONS
 
 if TYPE_CHECKING:
     from .pools import LoopPool
@@ -24,8 +25,6 @@ if TYPE_CHECKING:
 P = ParamSpec("P")
 R = TypeVar("R")
 
-#: The keyword options of TransactionTestCase.
-OPTIONS = ("allow_transactions", "autosavepoint", "reset_sequences")
 
 
 class TransactionTestCase:
@@ -92,11 +91,11 @@ class TransactionTestCase:
         """Whether this case runs on a savepoint inside another case on the same database."""
         return self._engine is not None and self._engine.outer is not None
 
-    def engine(self, *, lender: LoopPool | None = None, outer: TransactionTestCase | None = None) -> CaseEngine:
+    def engine(self, *, loop_pool: LoopPool | None = None, outer: TransactionTestCase | None = None) -> CaseEngine:
         """A fresh engine for one entry into this case, for test frameworks that drive its phases themselves
         (the pytest plugin, :class:`~peewee_async_testing.AioDatabaseTestCase`); ``async with`` uses one too.
 
-        :param lender: lends a connection kept from one entry to the next, instead of the pool's.
+        :param loop_pool: a connection kept from one entry to the next serves instead of one from the pool.
         :param outer: the case to nest in (on a savepoint); by default the innermost one open on the database
             in this task.
         """
@@ -104,8 +103,8 @@ class TransactionTestCase:
             raise TransactionError("This TransactionTestCase is already active; create one per block.")
         self._engine = CaseEngine(
             self.database,
-            **{name: getattr(self, name) for name in OPTIONS},
-            lender=lender,
+            **{name: getattr(self, name) for name in CASE_OPTIONS},
+            loop_pool=loop_pool,
             outer=None if outer is None else outer._engine,
         )
         return self._engine
@@ -147,4 +146,4 @@ class TransactionTestCase:
 
     def copy(self) -> TransactionTestCase:
         """A new, inactive case on the same database with the same options."""
-        return TransactionTestCase(self.database, **{name: getattr(self, name) for name in OPTIONS})
+        return TransactionTestCase(self.database, **{name: getattr(self, name) for name in CASE_OPTIONS})

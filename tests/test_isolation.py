@@ -225,7 +225,7 @@ async def test_a_test_on_a_reused_connection_has_its_sequences_back_when_it_ends
             (before,) = cursor.fetchone()
         async with pool_on_running_loop(database) as pool:
             case = TransactionTestCase(database, reset_sequences=True)
-            engine = case.engine(lender=pool)  # as the plugin's in_transaction drives it
+            engine = case.engine(loop_pool=pool)  # as the plugin's in_transaction drives it
             engine.patch()
             try:
                 await Author.aio_create(name="moves the sequence")
