@@ -22,7 +22,7 @@ METHODS = ("aio_atomic", "aio_transaction", "aio_begin", "aio_savepoint")
 def stand_ins(allowed: bool, connection: Callable[[], Awaitable[SharedConnection]]) -> dict[str, Callable[..., Any]]:
     """The four methods as the block's code sees them: refusing with ``ValueError``, or (``allowed``) opening
     savepoints on the block's ``connection()``, with peewee-async's rules."""
-    return _savepoints(connection) if allowed else {name: _refusing(name) for name in METHODS}
+    return _savepoints(connection) if allowed else _REFUSING
 
 
 class Savepoint(Transaction):  # type: ignore[misc]
@@ -49,6 +49,9 @@ def _refusing(name: str) -> Callable[..., NoReturn]:
         )
 
     return refuse
+
+
+_REFUSING = {name: _refusing(name) for name in METHODS}
 
 
 def _savepoints(connection: Callable[[], Awaitable[SharedConnection]]) -> dict[str, Callable[..., Any]]:

@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from contextlib import AsyncExitStack, ExitStack
+from collections.abc import Callable
+from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +33,7 @@ from ._database import is_postgres
 from .app_transactions import stand_ins
 from .connection import AioConnectionStandIn, SharedConnection
 from .exceptions import TransactionError
-from .patches import set_attribute
+from .patches import set_attributes
 
 if TYPE_CHECKING:
     from .pools import LoopPool
@@ -115,7 +116,7 @@ class CaseEngine:
         self._pid: int | None = None
         self._pool: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None  # where the connection was opened
-        self._patches = ExitStack()
+        self._undo_patches: Callable[[], None] | None = None
         self._transaction = AsyncExitStack()
         self._begin_lock = asyncio.Lock()
 
@@ -125,17 +126,12 @@ class CaseEngine:
         """Register as the database's innermost case and patch it: synchronous, no query yet."""
         if self.patched:
             raise TransactionError("This TransactionTestCase is already active; create one per block.")
-        database, patches = self.database, self._patches
-        try:
-            self.outer = self.outer or innermost(database)
-            _open.set((*_open.get(), self))
-            patches.callback(self._unregister)
-            patches.callback(set_attribute(database, "aio_connection", AioConnectionStandIn(self.connection)))
-            for name, stand_in in stand_ins(self.allow_transactions, self.connection).items():
-                patches.callback(set_attribute(database, name, stand_in))
-        except BaseException:
-            patches.close()
-            raise
+        self.outer = self.outer or innermost(self.database)
+        stand_in = {"aio_connection": AioConnectionStandIn(self.connection)}
+        self._undo_patches = set_attributes(
+            self.database, {**stand_in, **stand_ins(self.allow_transactions, self.connection)}
+        )
+        _open.set((*_open.get(), self))
         self.patched = True
 
     def _unregister(self) -> None:
@@ -259,8 +255,12 @@ class CaseEngine:
 
     def unpatch(self) -> None:
         """Undo the patches and the registration (nothing if they are undone already)."""
-        self.patched = False
-        self._patches.close()
+        undo, self._undo_patches, self.patched = self._undo_patches, None, False
+        try:
+            if undo is not None:
+                undo()
+        finally:
+            self._unregister()
 
     async def close(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None

@@ -307,8 +307,9 @@ def _shared_case(request: pytest.FixtureRequest, inside: LoopScope | None = None
     """The case of the narrowest ``peewee_<scope>_transaction`` the test uses (wider than ``inside``), or None:
     the one to nest in. (Already set up: pytest sets up wider scopes first.)"""
     scopes = SHARED_SCOPES if inside is None else SHARED_SCOPES[SHARED_SCOPES.index(inside) + 1 :]
+    used = request.fixturenames
     names = [f"peewee_{scope}_transaction" for scope in scopes]
-    return next((request.getfixturevalue(name) for name in names if name in request.fixturenames), None)
+    return next((request.getfixturevalue(name) for name in names if name in used), None)
 
 
 def _load(spec: str, model_modules: list[str]) -> Any:

@@ -20,35 +20,53 @@ Example::
 
 from __future__ import annotations
 
-import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 _MISSING = object()
 
-#: The patched attributes of each object: name -> [what was there before the first patch, patch, patch, ...].
-_stacks: weakref.WeakKeyDictionary[Any, dict[str, list[Any]]] = weakref.WeakKeyDictionary()
+
+class _Patch:
+    """One call's patches: its values, until undone (compared by identity)."""
+
+    __slots__ = ("values",)
+
+    def __init__(self, values: Mapping[str, object]) -> None:
+        self.values: Mapping[str, object] | None = values
+
+
+#: The patched objects, by id: (the object, held so that its id stays its own; each patched attribute's
+#: stack: what was there before the first patch, then the patches in place, oldest first).
+_patched: dict[int, tuple[Any, dict[str, list[Any]]]] = {}
 
 
 def set_attribute(obj: Any, name: str, value: object) -> Callable[[], None]:
     """Set ``obj.name`` to ``value``; return the undo, which takes this patch out (and only this one)."""
-    stacks = _stacks.setdefault(obj, {})
-    if name not in stacks:
-        stacks[name] = [_current(obj, name)]
-    patch = [value]  # a cell of its own: found by identity, whatever the value
-    stacks[name].append(patch)
-    setattr(obj, name, value)
+    return set_attributes(obj, {name: value})
+
+
+def set_attributes(obj: Any, values: Mapping[str, object]) -> Callable[[], None]:
+    """:func:`set_attribute` for several attributes of ``obj`` at once, undone together."""
+    stacks = _patched.setdefault(id(obj), (obj, {}))[1]
+    patch = _Patch(values)
+    for name, value in values.items():
+        stacks.setdefault(name, [_current(obj, name)]).append(patch)
+        setattr(obj, name, value)
 
     def undo() -> None:
-        stack = _stacks.get(obj, {}).get(name)
-        if stack is None or not any(entry is patch for entry in stack[1:]):
+        if patch.values is None:
             return  # undone already
-        stack[1:] = [entry for entry in stack[1:] if entry is not patch]
-        if len(stack) > 1:
-            setattr(obj, name, stack[-1][0])
-            return
-        del _stacks[obj][name]
-        _put_back(obj, name, stack[0])
+        patch.values = None
+        for name in values:
+            stack = stacks[name]
+            stack.remove(patch)
+            if len(stack) > 1:
+                setattr(obj, name, stack[-1].values[name])
+            else:
+                del stacks[name]
+                _put_back(obj, name, stack[0])
+        if not stacks:
+            _patched.pop(id(obj), None)
 
     return undo
 
