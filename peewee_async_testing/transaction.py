@@ -26,7 +26,6 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-
 class TransactionTestCase:
     """Run a block of async code in one transaction on one connection, and roll it all back on exit.
 
