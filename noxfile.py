@@ -139,7 +139,7 @@ def lint(session: nox.Session) -> None:
     session.install("-e", ".[dev]", "nox")
     session.run("ruff", "check", ".")
     session.run("ruff", "format", "--check", ".")
-    session.run("mypy", "peewee_async_testing", "noxfile.py")
+    session.run("mypy", "peewee_async_testing", "tests", "noxfile.py")
 
 
 @nox.session

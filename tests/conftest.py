@@ -1,9 +1,12 @@
-"""Every test that takes ``database`` runs once per driver: aiopg, psycopg 3 and SQLite, on real servers."""
+"""The project's own test set-up: one throwaway PostgreSQL server for the whole run, a database on it (one
+per pytest-xdist worker), and the ``database`` fixture: every test that takes it runs once per driver, aiopg,
+psycopg 3 and SQLite, on real servers. ``PEEWEE_ASYNC_TESTING_DSN`` points the run at a server of yours instead.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
+import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +14,30 @@ import peewee_async
 import pytest
 import pytest_asyncio
 
+from peewee_async_testing import PostgresServer
+
+from .helpers import acquired, admin
 from .models import MODELS, database_proxy
 
 DRIVERS = ["aiopg", "psycopg", "sqlite"]
 _GONE = object()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """The PostgreSQL server of this run: started here, stopped and removed at the end."""
+    with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: PostgresServer) -> Iterator[str]:
+    """The name of an empty database made for this run (and worker), dropped at the end."""
+    name = f"peewee_async_testing_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    admin(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin(pg_server, f'CREATE DATABASE "{name}"')
+    yield name
+    admin(pg_server, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def make_database(driver: str, request: pytest.FixtureRequest, sqlite_path: Path) -> Any:
@@ -41,22 +64,10 @@ async def session_database(request: pytest.FixtureRequest, tmp_path_factory: pyt
     await db.aio_close()
 
 
-async def acquired(db: Any) -> bool:
-    """Whether the database's pool has a connection handed out.
-
-    psycopg's pool replaces a discarded connection in a background task, and counts it as out until
-    then: give it a moment (this waits only when the answer would be yes).
-    """
-    for _ in range(300):
-        if not db.pool_backend.has_acquired_connections():
-            return False
-        await asyncio.sleep(0.01)
-    return True
-
-
 @pytest_asyncio.fixture
 async def database(session_database: Any) -> AsyncIterator[Any]:
-    """The database of the driver under test, its tables empty; fails the test if it leaks rows or patches."""
+    """The database of the driver under test, its tables empty; fails the test if it leaks rows, patches or a
+    connection."""
     database_proxy.initialize(session_database)
     before = dict(vars(session_database))
     yield session_database

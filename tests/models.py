@@ -8,7 +8,7 @@ from peewee_async import AioModel
 database_proxy = peewee.DatabaseProxy()
 
 
-class BaseModel(AioModel):
+class BaseModel(AioModel):  # type: ignore[misc]  # peewee-async ships no types: AioModel is Any
     class Meta:
         database = database_proxy
 

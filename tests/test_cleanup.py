@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import peewee
@@ -13,11 +14,8 @@ import pytest
 from peewee_async_testing import aio_clear_tables, bound_models, clear_tables
 from peewee_async_testing.cleanup import WriteTracker
 
+from .helpers import is_sqlite
 from .models import MODELS, Author, BaseModel, Book, Ghost, Review
-
-
-def is_sqlite(db: Any) -> bool:
-    return isinstance(db, peewee_async.SqliteDatabase)
 
 
 async def fill() -> None:
@@ -121,16 +119,16 @@ async def test_the_sync_version_clears_through_the_sync_connection(database: Any
     assert await counts() == [0, 0, 0]
 
 
-async def test_sqlite_autoincrement_counters_are_reset(tmp_path: Any) -> None:
+async def test_sqlite_autoincrement_counters_are_reset(tmp_path: Path) -> None:
     db = peewee_async.SqliteDatabase(str(tmp_path / "autoincrement.db"))
 
-    class Ticket(peewee_async.AioModel):
+    class Ticket(peewee_async.AioModel):  # type: ignore[misc]  # peewee-async ships no types: AioModel is Any
         id = peewee.AutoField()  # peewee's AutoField on SQLite: no AUTOINCREMENT, rowid reuse
 
         class Meta:
             database = db
 
-    class Counter(peewee_async.AioModel):
+    class Counter(peewee_async.AioModel):  # type: ignore[misc]  # peewee-async ships no types: AioModel is Any
         id = peewee.AutoField()
 
         class Meta:

@@ -11,6 +11,8 @@ import pytest
 
 from peewee_async_testing import PostgresServer
 
+from .helpers import needs_one_loop
+
 DOCS = Path(__file__).parent.parent / "docs"
 EXAMPLES = sorted((DOCS / "examples").glob("*.py"))
 
@@ -18,9 +20,7 @@ EXAMPLES = sorted((DOCS / "examples").glob("*.py"))
 @pytest.mark.parametrize(
     "example",
     [
-        pytest.param(path, marks=pytest.mark.skipif(sys.version_info < (3, 11), reason="needs Python 3.11+"))
-        if "AioDatabaseTestCase" in path.read_text()
-        else path
+        pytest.param(path, marks=needs_one_loop) if "AioDatabaseTestCase" in path.read_text() else path
         for path in EXAMPLES
     ],
     ids=[path.name for path in EXAMPLES],

@@ -9,7 +9,6 @@ from __future__ import annotations
 import ast
 import asyncio
 import inspect
-import sys
 import textwrap
 import unittest
 from collections.abc import Iterator
@@ -25,6 +24,8 @@ from peewee_async_testing import PostgresServer, clear_tables
 from peewee_async_testing import plugin as plugin_module
 from peewee_async_testing import server as server_module
 from peewee_async_testing.pools import pool_on_running_loop
+
+from .helpers import admin, needs_one_loop
 
 
 def documented() -> Iterator[tuple[str, str]]:
@@ -56,8 +57,6 @@ def literal_blocks(doc: str) -> list[str]:
 
 
 EXAMPLES = [(f"{name}#{i}", block) for name, doc in documented() for i, block in enumerate(literal_blocks(doc))]
-#: AioDatabaseTestCase needs Python 3.11 (tests/test_isolation.py checks its error on 3.10).
-ONE_LOOP = pytest.mark.skipif(sys.version_info < (3, 11), reason="AioDatabaseTestCase needs Python 3.11+")
 
 
 def test_the_public_docstrings_have_examples() -> None:
@@ -66,23 +65,20 @@ def test_the_public_docstrings_have_examples() -> None:
 
 @pytest.fixture(scope="module")
 def docs_database(pg_server: PostgresServer) -> Iterator[Any]:
-    connection = psycopg2.connect(pg_server.dsn)
-    connection.autocommit = True
-    connection.cursor().execute("CREATE DATABASE docstrings")
+    admin(pg_server, "CREATE DATABASE docstrings")
     database = peewee_async.PostgresqlDatabase(**pg_server.connect_params("docstrings"))
     yield database
-    connection.cursor().execute("DROP DATABASE docstrings WITH (FORCE)")
-    connection.close()
+    admin(pg_server, "DROP DATABASE docstrings WITH (FORCE)")
 
 
 def models(database: Any) -> dict[str, Any]:
-    class User(peewee_async.AioModel):
+    class User(peewee_async.AioModel):  # type: ignore[misc]  # peewee-async ships no types: AioModel is Any
         name = peewee.CharField()
 
-    class Author(peewee_async.AioModel):
+    class Author(peewee_async.AioModel):  # type: ignore[misc]  # peewee-async ships no types: AioModel is Any
         name = peewee.CharField(unique=True)
 
-    class Book(peewee_async.AioModel):
+    class Book(peewee_async.AioModel):  # type: ignore[misc]  # peewee-async ships no types: AioModel is Any
         title = peewee.CharField()
         author = peewee.ForeignKeyField(Author, backref="books")
 
@@ -93,7 +89,10 @@ def models(database: Any) -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     ("name", "block"),
-    [pytest.param(*example, marks=[ONE_LOOP] if "AioDatabaseTestCase" in example[1] else []) for example in EXAMPLES],
+    [
+        pytest.param(*example, marks=[needs_one_loop] if "AioDatabaseTestCase" in example[1] else [])
+        for example in EXAMPLES
+    ],
     ids=[name for name, _ in EXAMPLES],
 )
 def test_the_docstring_example_runs(name: str, block: str, docs_database: Any) -> None:

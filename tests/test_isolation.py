@@ -1,22 +1,20 @@
 """Isolation beyond upstream, on every driver: app transactions on savepoints, surviving database errors,
-sequences reset, nested cases sharing data, and the unittest class."""
+sequences reset, and nested cases sharing data."""
 
 from __future__ import annotations
 
 import asyncio
-import sys
-import unittest
 from typing import Any
 
 import peewee
-import peewee_async
 import psycopg2
 import pytest
 
-from peewee_async_testing import AioDatabaseTestCase, TransactionError, TransactionTestCase
+from peewee_async_testing import TransactionError, TransactionTestCase
 from peewee_async_testing.drivers import backend_pid
 from peewee_async_testing.pools import pool_on_running_loop
 
+from .helpers import is_sqlite, names
 from .models import Author, Book
 
 OPTIONS = [
@@ -26,14 +24,6 @@ OPTIONS = [
     {"reset_sequences": True},
     {"allow_transactions": True, "autosavepoint": True, "reset_sequences": True},
 ]
-
-
-def is_sqlite(db: Any) -> bool:
-    return isinstance(db, peewee_async.SqliteDatabase)
-
-
-async def names() -> list[str]:
-    return [author.name for author in await Author.select().order_by(Author.name).aio_execute()]
 
 
 # -- allow_transactions --------------------------------------------------------------------------------------------
@@ -317,75 +307,3 @@ async def test_a_nested_case_on_another_loop_names_the_loop_scope(database: Any)
             await asyncio.to_thread(asyncio.run, enter_elsewhere())
         assert await names() == ["outer"]
     assert await names() == []
-
-
-# -- unittest ------------------------------------------------------------------------------------------------------
-
-
-def run_unittest(case: type[unittest.TestCase]) -> unittest.TestResult:
-    suite = unittest.defaultTestLoader.loadTestsFromTestCase(case)
-    result = unittest.TestResult()
-    suite.run(result)
-    return result
-
-
-needs_one_loop = pytest.mark.skipif(sys.version_info < (3, 11), reason="AioDatabaseTestCase needs Python 3.11+")
-
-
-@needs_one_loop
-def test_the_unittest_class_shares_class_data_and_undoes_each_test(database: Any) -> None:
-    session_database = database
-    seen: list[tuple[str, list[str]]] = []
-
-    class TestAuthors(AioDatabaseTestCase):
-        database = session_database
-        reset_sequences = True
-
-        @classmethod
-        async def asyncSetUpTestData(cls) -> None:
-            cls.ada = await Author.aio_create(name="ada")
-
-        async def test_a_adds_a_book(self) -> None:
-            await Book.aio_create(title="notes", author=self.ada)
-            seen.append(("a", await names()))
-            assert await Book.select().aio_count() == 1
-
-        async def test_b_sees_no_book(self) -> None:
-            seen.append(("b", await names()))
-            assert await Book.select().aio_count() == 0
-
-        async def test_c_uses_app_transactions(self) -> None:
-            with self.assertRaises(ValueError):  # noqa: PT027 - a unittest class, run by unittest
-                async with session_database.aio_atomic():
-                    pass
-
-    result = run_unittest(TestAuthors)
-    assert result.wasSuccessful(), result.errors + result.failures
-    assert result.testsRun == 3
-    assert seen == [("a", ["ada"]), ("b", ["ada"])]  # the database fixture then checks that nothing is left
-
-
-@needs_one_loop
-def test_the_unittest_class_needs_a_database() -> None:
-    class TestNothing(AioDatabaseTestCase):
-        async def test_x(self) -> None:  # pragma: no cover - never run
-            pass
-
-    result = run_unittest(TestNothing)
-    assert len(result.errors) == 1
-    assert "needs a database: set `database = ...` on the class" in result.errors[0][1]
-
-
-@pytest.mark.skipif(sys.version_info >= (3, 11), reason="the error of Python 3.10")
-def test_on_python_3_10_the_unittest_class_says_what_it_needs(database: Any) -> None:
-    session_database = database
-
-    class TestAuthors(AioDatabaseTestCase):
-        database = session_database
-
-        async def test_x(self) -> None:  # pragma: no cover - never run
-            pass
-
-    result = run_unittest(TestAuthors)
-    assert len(result.errors) == 1
-    assert "AioDatabaseTestCase needs Python 3.11 to 3.13, and Python 3.10 has no asyncio.Runner" in result.errors[0][1]

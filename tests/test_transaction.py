@@ -7,27 +7,18 @@ from typing import Any
 
 import peewee
 import peewee_async
-import psycopg2
 import pytest
 
-from peewee_async_testing import ConfigurationError, TransactionError, TransactionTestCase
+from peewee_async_testing import ConfigurationError, PostgresServer, TransactionError, TransactionTestCase
 from peewee_async_testing.connection import SharedConnection
 
-from .conftest import acquired
+from .helpers import acquired, admin, is_sqlite, names
 from .models import Author, Book
-
-
-def is_sqlite(db: Any) -> bool:
-    return isinstance(db, peewee_async.SqliteDatabase)
 
 
 def needs_postgres(db: Any) -> None:
     if is_sqlite(db):
         pytest.skip("PostgreSQL only: SQLite has no server that can kill or cancel a query")
-
-
-async def names() -> list[str]:
-    return [author.name for author in await Author.select().order_by(Author.name).aio_execute()]
 
 
 async def backend_pid(db: Any) -> int:
@@ -132,19 +123,13 @@ async def test_a_timeout_during_a_query_rolls_back(database: Any) -> None:
     assert await names() == []
 
 
-async def test_a_connection_killed_by_the_server_is_discarded(database: Any, pg_server: Any) -> None:
+async def test_a_connection_killed_by_the_server_is_discarded(database: Any, pg_server: PostgresServer) -> None:
     needs_postgres(database)
     before = pristine(database)
     async with TransactionTestCase(database):
         await Author.aio_create(name="ada")
         victim = await backend_pid(database)
-        killer = psycopg2.connect(**pg_server.connect_params(database.database))
-        try:
-            killer.autocommit = True
-            with killer.cursor() as cursor:
-                cursor.execute("SELECT pg_terminate_backend(%s)", (victim,))
-        finally:
-            killer.close()
+        admin(pg_server, "SELECT pg_terminate_backend(%s)", (victim,), database=database.database)
     await assert_restored(database, before)
     assert await names() == []
     assert await backend_pid(database) != victim
@@ -238,7 +223,7 @@ async def test_as_decorator_each_call_gets_a_fresh_transaction(database: Any) ->
 async def test_decorating_a_sync_function_is_a_type_error(database: Any) -> None:
     with pytest.raises(TypeError, match="decorates async functions"):
 
-        @TransactionTestCase(database)
+        @TransactionTestCase(database)  # type: ignore[arg-type]  # the mistake under test
         def sync() -> None:  # pragma: no cover - never called
             pass
 

@@ -1,0 +1,71 @@
+"""What more than one test module needs: SQL as the server's superuser, the driver under test, its leak check."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import sys
+from typing import Any
+
+import aiosqlite
+import peewee_async
+import psycopg2
+import pytest
+
+from peewee_async_testing import PostgresServer
+
+from .models import Author
+
+#: AioDatabaseTestCase runs its tests on an asyncio.Runner, new in Python 3.11 (tests/test_testcase.py checks
+#: its error on 3.10).
+needs_one_loop = pytest.mark.skipif(sys.version_info < (3, 11), reason="AioDatabaseTestCase needs Python 3.11+")
+
+
+def admin(server: PostgresServer, sql: str, params: tuple[Any, ...] = (), database: str = "postgres") -> list[Any]:
+    """Run one statement on ``database`` of the server, outside any transaction; return its rows."""
+    connection = psycopg2.connect(**server.connect_params(database))
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            return cursor.fetchall() if cursor.description else []
+    finally:
+        connection.close()
+
+
+def databases(server: PostgresServer) -> set[str]:
+    """The names of the server's databases."""
+    return {name for (name,) in admin(server, "SELECT datname FROM pg_database")}
+
+
+def is_sqlite(db: Any) -> bool:
+    return isinstance(db, peewee_async.SqliteDatabase)
+
+
+async def names() -> list[str]:
+    """The names of the authors in the table, sorted."""
+    return [author.name for author in await Author.select().order_by(Author.name).aio_execute()]
+
+
+def open_sqlite_connections() -> int:
+    """How many aiosqlite connections of this process are open.
+
+    SQLite's "pool" in peewee-async opens a connection for each acquire and closes it on release, and
+    counts nothing (its ``has_acquired_connections()`` is always false): an open connection is a held one.
+    """
+    return sum(isinstance(held, aiosqlite.Connection) and held._connection is not None for held in gc.get_objects())
+
+
+async def acquired(db: Any) -> bool:
+    """Whether a connection of the database is still held, counted where it is held.
+
+    aiopg's and psycopg's pools count what they hand out; for SQLite, see :func:`open_sqlite_connections`.
+    psycopg's pool replaces a discarded connection in a background task, and counts it as out until
+    then: give it a moment (this waits only when the answer would be yes).
+    """
+    for _ in range(300):
+        held = open_sqlite_connections() if is_sqlite(db) else db.pool_backend.has_acquired_connections()
+        if not held:
+            return False
+        await asyncio.sleep(0.01)
+    return True

@@ -1,0 +1,88 @@
+"""How the plugin is found and set up: its entry point, its documented fixtures, inert until configured,
+and the errors of a configuration that is wrong or incomplete."""
+
+from __future__ import annotations
+
+import importlib.metadata
+
+import pytest
+
+from .project import make_ini
+
+
+def test_the_plugin_is_registered_under_its_entry_point() -> None:
+    (entry,) = [e for e in importlib.metadata.entry_points(group="pytest11") if e.name == "peewee_async_testing"]
+    assert entry.value == "peewee_async_testing.plugin"
+
+
+def test_the_fixtures_are_documented(pytester: pytest.Pytester) -> None:
+    make_ini(pytester, extra="")
+    result = pytester.runpytest("--fixtures")
+    for fixture, doc in [
+        ("in_transaction", "*Run the test inside a*TransactionTestCase*"),
+        ("clear_tables", "*Empty the tables the test wrote to, after the test.*"),
+        ("peewee_database", "*The app's peewee-async database object, pointed at the session's test database.*"),
+        ("peewee_server", "*The PostgreSQL server that test databases are made on.*"),
+        ("peewee_module_transaction", "*A transaction around the whole module, for data its tests share*"),
+    ]:
+        result.stdout.fnmatch_lines([f"{fixture}* -- *peewee_async_testing/fixtures.py:*", doc])
+
+
+def test_unconfigured_the_plugin_changes_nothing(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+    make_ini(pytester, extra="")
+    monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DSN", "postgresql://nobody@127.0.0.1:1/none")  # a server would fail
+    pytester.makepyfile(
+        """
+        import sys
+
+        def test_sync(request):
+            assert not {"in_transaction", "clear_tables", "peewee_database"} & set(request.fixturenames)
+
+        async def test_async(request):
+            assert not {"in_transaction", "clear_tables", "peewee_database"} & set(request.fixturenames)
+            assert "peewee_async_testing.server" not in sys.modules
+        """
+    )
+    result = pytester.runpytest_subprocess()  # a fresh interpreter: nothing of the library imported yet
+    result.assert_outcomes(passed=2)
+    assert "peewee-async-testing:" not in result.stdout.str()  # no header, no test database
+
+
+def test_without_a_database_the_error_says_what_to_add(inner: pytest.Pytester) -> None:
+    make_ini(inner, extra="")
+    inner.makepyfile("async def test_needs_db(in_transaction):\n    pass\n")
+    result = inner.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "The in_transaction fixture needs a peewee-async database, but none is configured. "
+            'Set `peewee_async_database = "myapp.db:database"` *',
+            "    def peewee_database():",
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("peewee_async_database = app.db.database", "*is not of the form package.module:attribute*"),
+        (
+            "peewee_async_server_settings =\n    fsync = on\n    work_mem 3MB",
+            "peewee_async_server_settings: 'work_mem 3MB' is not a PostgreSQL setting of the form `name = value` *",
+        ),
+    ],
+)
+def test_configuration_mistakes_are_usage_errors(pytester: pytest.Pytester, extra: str, message: str) -> None:
+    make_ini(pytester, extra=extra)
+    pytester.makepyfile("def test_x():\n    pass\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+
+
+def test_a_database_that_cannot_be_imported_is_named(inner: pytest.Pytester) -> None:
+    make_ini(inner, extra="peewee_async_database = app.nowhere:database")
+    inner.makepyfile("async def test_x(in_transaction):\n    pass\n")
+    result = inner.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*peewee-async-testing cannot import 'app.nowhere', named in the ini file*"])

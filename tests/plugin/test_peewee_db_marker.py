@@ -1,0 +1,128 @@
+"""The ``peewee_db`` marker: its choices per test, class and module, its options, and its mistakes named."""
+
+from __future__ import annotations
+
+import pytest
+
+from .project import make_ini
+
+
+@pytest.mark.parametrize("loop", ["function", "session"])
+def test_marker_choices_per_test_class_and_module(inner: pytest.Pytester, loop: str) -> None:
+    make_ini(inner, loop=loop)
+    inner.makepyfile(
+        test_clear="""
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        pytestmark = pytest.mark.peewee_db(isolation="clear")
+
+        def sync_texts():
+            with database.allow_sync():
+                return [note.text for note in Note.select()]
+
+        async def test_committed_rows_are_visible_to_sync_code(in_transaction):
+            assert in_transaction is None
+            await Note.aio_create(text="committed")
+            assert sync_texts() == ["committed"]
+
+        def test_sync_tests_are_cleared_too():
+            assert sync_texts() == []
+            with database.allow_sync():
+                Note.create(text="sync")
+
+        def test_and_cleared_after():
+            assert sync_texts() == []
+        """,
+        test_transaction="""
+        import pytest
+        from app.models import Note
+
+        @pytest.mark.peewee_db(isolation="transaction")
+        class TestInTransactions:
+            async def test_one(self, in_transaction):
+                assert in_transaction.connection is None  # opened by the first query
+                await Note.aio_create(text="x")
+                assert in_transaction.connection is not None
+
+            async def test_two(self):
+                assert await Note.select().aio_count() == 0
+                await Note.aio_create(text="x")
+        """,
+    )
+    inner.runpytest().assert_outcomes(passed=5)
+
+
+def test_marker_options_reach_the_transaction(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import peewee
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        @pytest.mark.peewee_db(autosavepoint=True, reset_sequences=True)
+        async def test_goes_on_after_an_integrity_error():
+            note = await Note.aio_create(text="x")
+            assert note.id == 1
+            with pytest.raises(peewee.IntegrityError):
+                await Note.aio_create(text="x")
+            assert await Note.select().aio_count() == 1
+
+        @pytest.mark.peewee_db(reset_sequences=True)
+        async def test_the_sequence_was_reset():
+            assert (await Note.aio_create(text="y")).id == 1
+
+        @pytest.mark.peewee_db(allow_transactions=True)
+        async def test_app_transactions():
+            async with database.aio_transaction():
+                await Note.aio_create(text="z")
+
+        @pytest.mark.peewee_db
+        async def test_refused_by_default():
+            with pytest.raises(ValueError, match="allow_transactions=True"):
+                async with database.aio_transaction():
+                    pass
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=4)
+
+
+def test_marker_mistakes_name_the_valid_choices(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+
+        @pytest.mark.peewee_db(isolation="truncate")
+        async def test_wrong_isolation():
+            pass
+
+        @pytest.mark.peewee_db(isolaton="clear")
+        async def test_misspelt_option():
+            pass
+
+        @pytest.mark.peewee_db(isolation="transaction")
+        def test_sync_in_a_transaction():
+            pass
+
+        @pytest.mark.peewee_db(autosavepoint="yes")
+        async def test_not_a_bool():
+            pass
+
+        @pytest.mark.peewee_db(isolation="clear", reset_sequence=True)
+        async def test_misspelt_option_of_clear():
+            pass
+        """
+    )
+    result = inner.runpytest()
+    result.assert_outcomes(errors=5)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*isolation='truncate' is not one of: 'transaction', 'clear'*",
+            "*unknown option(s) isolaton; valid: isolation*",
+            "*unknown option(s) reset_sequence; valid: isolation*",
+            "*needs an async test*Use isolation='clear'*",
+            "*autosavepoint must be True or False*",
+        ]
+    )

@@ -1,0 +1,221 @@
+"""Isolation by transaction: with autouse on, or for marked tests, each test runs in a transaction rolled
+back at its end, fixtures and tear-downs included, whatever the event loop scopes and asyncio mode."""
+
+from __future__ import annotations
+
+import pytest
+
+from peewee_async_testing import PostgresServer
+
+from ..helpers import databases
+from .project import CONFIGURED, ISOLATED_TESTS, make_ini
+
+
+def test_autouse_isolates_every_test_on_a_test_database(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        test_names="""
+        from app.db import database
+
+        def test_the_database_object_points_at_the_test_database():
+            assert database.database == "test_app"
+        """,
+        test_isolated=ISOLATED_TESTS,
+    )
+    result = inner.runpytest()
+    result.assert_outcomes(passed=4, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "peewee-async-testing: database app.db:database, autouse on",
+            "*RuntimeError: boom*",
+            f"peewee-async-testing: test database test_app on 127.0.0.1:{pg_server.port} (created, dropped)",
+        ]
+    )
+    assert "test_app" not in databases(pg_server)
+
+
+def test_fixture_data_and_fixture_tear_downs_are_isolated_too(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        """
+        import pytest
+        from app.models import Note
+
+        @pytest.fixture
+        async def note():
+            note = await Note.aio_create(text="from a fixture")  # inside the test's transaction
+            yield note
+            await Note.aio_create(text="from a tear-down")  # after it: in one of its own, rolled back too
+
+        async def test_uses_the_fixture(note):
+            assert [n.text for n in await Note.select().aio_execute()] == ["from a fixture"]
+
+        async def test_nothing_survived():
+            assert await Note.select().aio_count() == 0
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
+
+def test_without_autouse_only_marked_tests_are_isolated(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+        from app.models import Note
+
+        async def test_unisolated_write(peewee_database):
+            await Note.aio_create(text="kept")
+
+        async def test_so_the_next_test_sees_it(peewee_database):
+            assert await Note.select().aio_count() == 1
+
+        @pytest.mark.peewee_db
+        async def test_marked_writes():
+            await Note.aio_create(text="rolled back")
+
+        async def test_the_marked_write_is_gone(peewee_database):
+            assert [n.text for n in await Note.select().aio_execute()] == ["kept"]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=4)
+
+
+def test_the_ini_lets_app_code_open_transactions(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true\npeewee_async_allow_transactions = true")
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        async def test_get_or_create():
+            assert (await Note.aio_get_or_create(text="x"))[1]
+            assert not (await Note.aio_get_or_create(text="x"))[1]
+
+        async def test_undone():
+            assert await Note.select().aio_count() == 0
+
+        @pytest.mark.peewee_db(allow_transactions=False)
+        async def test_the_marker_overrides_the_ini():
+            with pytest.raises(ValueError):
+                async with database.aio_atomic():
+                    pass
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=3)
+
+
+def test_a_test_transaction_is_over_for_other_connections_the_moment_the_test_ends(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        """
+        from app.db import database
+        from app.models import Note
+
+        async def test_writes_a_unique_row():
+            await Note.aio_create(text="only once")
+
+        def test_another_connection_writes_it_without_waiting():  # its own connection: clear_tables
+            with database.allow_sync():
+                database.execute_sql("SET lock_timeout = '2s'")  # fails if the row's transaction were open
+                Note.create(text="only once")
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_a_connection_killed_during_a_test_is_replaced_for_the_next(
+    inner: pytest.Pytester, pg_server: PostgresServer
+) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        f"""
+        import psycopg2
+        from peewee_async.databases import fetchall
+        from app.db import database
+        from app.models import Note
+
+        async def test_loses_its_connection():
+            await Note.aio_create(text="lost")
+            [(pid,)] = await database.aio_execute_sql("SELECT pg_backend_pid()", fetch_results=fetchall)
+            killer = psycopg2.connect({pg_server.dsn!r})
+            killer.autocommit = True
+            killer.cursor().execute("SELECT pg_terminate_backend(%s, 5000)", (pid,))
+            killer.close()
+
+        async def test_runs_on_a_fresh_one():
+            assert await Note.select().aio_count() == 0
+            await Note.aio_create(text="lost")
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
+
+
+def test_loop_scopes_can_be_mixed_in_one_run(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true", loop="function")
+    inner.makepyfile(
+        test_function_loops=ISOLATED_TESTS.replace("raise RuntimeError", "pass  #"),
+        test_module_loop="""
+        import pytest
+        from app.models import Note
+
+        pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+        async def test_module_loop_one():
+            await Note.aio_create(text="m")
+
+        async def test_module_loop_two():
+            assert await Note.select().aio_count() == 0
+        """,
+        test_session_loop="""
+        import pytest
+        from app.models import Note
+
+        @pytest.mark.asyncio(loop_scope="session")
+        async def test_session_loop():
+            assert await Note.select().aio_count() == 0
+            await Note.aio_create(text="s")
+        """,
+    )
+    inner.runpytest().assert_outcomes(passed=7)
+
+
+def test_strict_mode_works_too(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true", mode="strict", loop="function")
+    inner.makepyfile(
+        """
+        import pytest
+        from app.models import Note
+
+        @pytest.mark.asyncio
+        async def test_one():
+            await Note.aio_create(text="x")
+
+        @pytest.mark.asyncio
+        async def test_two():
+            assert await Note.select().aio_count() == 0
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
+
+def test_a_case_the_test_opens_nests_in_its_transaction(inner: pytest.Pytester) -> None:
+    """The cases open in a task are a context variable: the test's task must see in_transaction's."""
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        """
+        from peewee_async_testing import TransactionTestCase
+        from app.db import database
+        from app.models import Note
+
+        async def test_nests(in_transaction):
+            await Note.aio_create(text="the test's")
+            async with TransactionTestCase(database) as inner:
+                assert inner.nested
+                assert inner.connection is in_transaction.connection
+                assert await Note.select().aio_count() == 1
+                await Note.aio_create(text="the inner block's")
+            assert [note.text for note in await Note.select().aio_execute()] == ["the test's"]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=1)
