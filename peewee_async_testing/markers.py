@@ -1,5 +1,8 @@
-"""What a test asks of the plugin: the ``peewee_db`` marker, checked against a signature as pytest-django checks
-``django_db``, and the options and isolation it comes to; whether the test is async, and on which loop it runs."""
+"""What a test asks of the plugin: the ``peewee_db`` marker's options, the isolation they come to, the test's loop.
+
+The marker's arguments are bound to a signature function (:func:`peewee_db`), as pytest-django checks
+``django_db``'s, so Python itself finds a misplaced one.
+"""
 
 from __future__ import annotations
 

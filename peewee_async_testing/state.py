@@ -1,5 +1,8 @@
-"""What the plugin keeps of a session: its stash keys, what pytest-xdist's nodes hand each other, the server's
-options from the ini file, and what a configured database turned out to be."""
+"""What the plugin keeps of a session, shared by its hooks and its fixtures.
+
+Its stash keys, what pytest-xdist's nodes hand each other, the server's options from the ini file, and what
+a configured database turned out to be.
+"""
 
 from __future__ import annotations
 
