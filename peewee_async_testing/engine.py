@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -127,12 +127,17 @@ class CaseEngine:
         if self.patched:
             raise TransactionError("This TransactionTestCase is already active; create one per block.")
         self.outer = self.outer or innermost(self.database)
-        stand_in = {"aio_connection": AioConnectionStandIn(self.connection)}
+        stand_in = {"aio_connection": AioConnectionStandIn(self._task_connection)}
         self._undo_patches = set_attributes(
-            self.database, {**stand_in, **stand_ins(self.allow_transactions, self.connection)}
+            self.database, {**stand_in, **stand_ins(self.allow_transactions, self._task_connection)}
         )
         _open.set((*_open.get(), self))
         self.patched = True
+
+    def _task_connection(self) -> Awaitable[SharedConnection]:
+        """The connection of the innermost case the calling task knows (this one where it knows none): so
+        blocks open at once in sibling tasks each keep to their own, whichever patched the database last."""
+        return (innermost(self.database) or self).connection()
 
     def _unregister(self) -> None:
         _open.set(tuple(case for case in _open.get() if case is not self))

@@ -46,29 +46,48 @@ def set_attribute(obj: Any, name: str, value: object) -> Callable[[], None]:
 
 
 def set_attributes(obj: Any, values: Mapping[str, object]) -> Callable[[], None]:
-    """:func:`set_attribute` for several attributes of ``obj`` at once, undone together."""
+    """:func:`set_attribute` for several attributes of ``obj`` at once, undone together. If one cannot be
+    set, those set before it are undone and the error raised."""
     stacks = _patched.setdefault(id(obj), (obj, {}))[1]
-    patch = _Patch(values)
-    for name, value in values.items():
-        stacks.setdefault(name, [_current(obj, name)]).append(patch)
-        setattr(obj, name, value)
+    patch, names = _Patch(values), list(values)
+    for done, name in enumerate(names):
+        try:
+            stacks.setdefault(name, [_current(obj, name)]).append(patch)
+            setattr(obj, name, values[name])
+        except BaseException:
+            _take_out(obj, stacks, patch, names[: done + 1])
+            raise
 
     def undo() -> None:
-        if patch.values is None:
-            return  # undone already
-        patch.values = None
-        for name in values:
-            stack = stacks[name]
-            stack.remove(patch)
+        if patch.values is not None:  # else undone already
+            _take_out(obj, stacks, patch, names)
+
+    return undo
+
+
+def _take_out(obj: Any, stacks: dict[str, list[Any]], patch: _Patch, names: list[str]) -> None:
+    """Take ``patch`` out of the stacks of ``names``: each attribute shows the newest patch still in place,
+    or what was there before the first. Every name is seen to, even after one that fails."""
+    patch.values = None
+    failures = []
+    for name in names:
+        stack = stacks.get(name, [])
+        place = next((index for index in range(1, len(stack)) if stack[index] is patch), None)
+        if place is None:
+            continue  # never got in (its setattr failed before)
+        del stack[place]
+        try:
             if len(stack) > 1:
                 setattr(obj, name, stack[-1].values[name])
             else:
                 del stacks[name]
                 _put_back(obj, name, stack[0])
-        if not stacks:
-            _patched.pop(id(obj), None)
-
-    return undo
+        except Exception as error:  # the others are put back all the same
+            failures.append(error)
+    if not stacks:
+        _patched.pop(id(obj), None)
+    if failures:
+        raise failures[0]
 
 
 def snapshot(obj: Any) -> Callable[[], None]:
@@ -84,16 +103,18 @@ def snapshot(obj: Any) -> Callable[[], None]:
 
 
 def _current(obj: Any, name: str) -> Any:
-    """What to put back: the instance attribute, or (for a property) its value, or nothing (the class's shows)."""
-    if name in vars(obj):
-        return vars(obj)[name]
+    """What to put back: the instance attribute, or (for a property or a slot) its value, or nothing (the
+    class's attribute shows)."""
+    own = getattr(obj, "__dict__", {})
+    if name in own:
+        return own[name]
     if hasattr(getattr(type(obj), name, None), "__set__"):
         return getattr(obj, name)
     return _MISSING
 
 
 def _put_back(obj: Any, name: str, original: Any) -> None:
-    if original is _MISSING:
-        vars(obj).pop(name, None)
-    else:
+    if original is not _MISSING:
         setattr(obj, name, original)
+    elif name in getattr(obj, "__dict__", {}):
+        delattr(obj, name)  # (a class's own attribute too: its __dict__ is read-only)

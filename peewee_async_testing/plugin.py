@@ -9,7 +9,7 @@ the ini file names a database, a test carries the marker, or a test asks for a f
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
 
@@ -33,8 +33,6 @@ except ImportError:  # installed without the [pytest] extra: inert, and says so 
 else:
     from .fixtures import *  # noqa: F403 - the fixtures, where pytest looks for them: on the plugin module
 
-if TYPE_CHECKING:
-    pass
 
 #: pytest's options for sessions that run no test: no server for them.
 NO_TESTS_RUN = ("collectonly", "showfixtures", "show_fixtures_per_test", "setupplan")

@@ -270,6 +270,39 @@ async def test_fifty_gathered_queries_with_each_option(database: Any, options: d
 # -- nesting: shared test data -------------------------------------------------------------------------------------
 
 
+async def test_blocks_open_at_once_in_sibling_tasks_each_keep_to_their_own(database: Any) -> None:
+    """Two blocks in sibling tasks, the first ending while the second is open: each sees only its own rows
+    (the database object is patched by both; each task's queries go to its own block's connection)."""
+    if is_sqlite(database):
+        pytest.skip("SQLite lets one connection write at a time: two open write transactions wait on each other")
+    first_open, second_open, first_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def first() -> list[str]:
+        async with TransactionTestCase(database):
+            await Author.aio_create(name="first")
+            first_open.set()
+            await second_open.wait()
+            return await names()
+
+    async def second() -> list[str]:
+        await first_open.wait()
+        async with TransactionTestCase(database):
+            await Author.aio_create(name="second")
+            second_open.set()
+            await first_done.wait()  # the first block ends while this one is open
+            return await names()
+
+    async def first_then_done() -> list[str]:
+        try:
+            return await first()
+        finally:
+            first_done.set()
+
+    seen = await asyncio.gather(first_then_done(), second())
+    assert list(seen) == [["first"], ["second"]]
+    assert await names() == []  # (and the database fixture checks every attribute is back)
+
+
 async def test_a_nested_case_sees_the_outer_data_and_undoes_its_own(database: Any) -> None:
     async with TransactionTestCase(database) as outer:
         await Author.aio_create(name="shared")

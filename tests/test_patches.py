@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from peewee_async_testing.patches import set_attribute, snapshot
+from peewee_async_testing.patches import set_attribute, set_attributes, snapshot
 
 
 class Thing:
@@ -81,3 +81,68 @@ def test_a_snapshot_puts_back_the_identical_objects_and_drops_the_new_ones() -> 
     undo()
     assert thing.settings is settings
     assert not hasattr(thing, "added")
+
+
+class Equal:
+    """A value equal to everything, as peewee's fields and expressions are (their == builds an expression)."""
+
+    def __eq__(self, other: object) -> bool:
+        return True
+
+    __hash__ = object.__hash__
+
+
+def test_patches_are_told_apart_by_identity_not_equality() -> None:
+    thing: Any = Thing()
+    original = thing.name = Equal()
+    first, second = set_attribute(thing, "name", Equal()), set_attribute(thing, "name", Equal())
+    first()
+    second()
+    assert thing.name is original
+
+
+def test_several_attributes_are_set_and_undone_together() -> None:
+    thing: Any = Thing()
+    undo = set_attributes(thing, {"name": "patched", "shown": "shown", "kind": "instance"})
+    assert (thing.name, thing.shown, thing.kind) == ("patched", "shown", "instance")
+    undo()
+    assert (vars(thing)["name"], thing.shown, "kind" in vars(thing)) == ("original", "behind a property", False)
+
+
+class ReadOnly(Thing):
+    @property
+    def fixed(self) -> str:
+        return "fixed"
+
+
+def test_an_attribute_that_cannot_be_set_undoes_those_set_before_it() -> None:
+    thing: Any = ReadOnly()
+    with pytest.raises(AttributeError):
+        set_attributes(thing, {"name": "patched", "fixed": "no"})
+    assert vars(thing)["name"] == "original"
+    assert set_attribute(thing, "name", "again") is not None  # nothing half-done is left in the way
+    assert thing.name == "again"
+
+
+def test_a_class_attribute_inherited_from_a_base_shows_again() -> None:
+    class Derived(Thing):
+        pass
+
+    undo = set_attribute(Derived, "kind", "patched")
+    assert Derived.kind == "patched"
+    undo()
+    assert "kind" not in vars(Derived)
+    assert Derived.kind == "class"
+
+
+def test_a_slot_is_put_back() -> None:
+    class Slotted:
+        __slots__ = ("value",)
+
+        def __init__(self) -> None:
+            self.value = "original"
+
+    slotted = Slotted()
+    undo = set_attribute(slotted, "value", "patched")
+    undo()
+    assert slotted.value == "original"
