@@ -189,7 +189,12 @@ def pytest_configure_node(node: Any) -> None:
         from .background_start import BackgroundStart
 
         config.stash[SERVER_START] = BackgroundStart(**server_options(config))
-    node.workerinput[WORKER_DSN] = config.stash[SERVER_START].result().dsn
+    from .exceptions import PeeweeAsyncTestingError
+
+    try:
+        node.workerinput[WORKER_DSN] = config.stash[SERVER_START].result().dsn
+    except PeeweeAsyncTestingError as error:  # said once, here, instead of an INTERNALERROR (or one per worker)
+        pytest.exit(f"peewee-async-testing: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:

@@ -78,3 +78,15 @@ def test_under_xdist_the_controller_reports_the_workers_databases(
         ]
     )
     assert result.stdout.str().count("peewee-async-testing: test database") == 1
+
+
+def test_a_server_that_cannot_start_is_said_once_under_xdist(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    make_ini(inner, CONFIGURED + "peewee_async_server_settings =\n    wrk_mem = 64MB")
+    inner.makepyfile("async def test_it(peewee_database):\n    pass\n")
+    result = inner.runpytest("-n", "2", "-p", "no:benchmark")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "INTERNALERROR" not in result.stdout.str() + result.stderr.str()
+    assert result.stdout.str().count('unrecognized configuration parameter "wrk_mem"') == 1  # not per worker
