@@ -307,7 +307,8 @@ def _shared_case(request: pytest.FixtureRequest, inside: LoopScope | None = None
     """The case of the narrowest ``peewee_<scope>_transaction`` the test uses (wider than ``inside``), or None:
     the one to nest in. (Already set up: pytest sets up wider scopes first.)"""
     scopes = SHARED_SCOPES if inside is None else SHARED_SCOPES[SHARED_SCOPES.index(inside) + 1 :]
-    used = request.fixturenames
+    # A test's own closure where the request is a test's: request.fixturenames builds a new list each time.
+    used = request.node.fixturenames if isinstance(request.node, pytest.Function) else request.fixturenames
     names = [f"peewee_{scope}_transaction" for scope in scopes]
     return next((request.getfixturevalue(name) for name in names if name in used), None)
 

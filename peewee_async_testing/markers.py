@@ -44,8 +44,8 @@ def marker_options(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
     unknown = sorted(set(marker.kwargs) - set(MARKER_OPTIONS))
     if unknown:
         pytest.fail(f"peewee_db marker: unknown option(s) {', '.join(unknown)}; valid: {', '.join(MARKER_OPTIONS)}.")
-    try:
-        options = dict(_SIGNATURE.bind(*marker.args, **marker.kwargs).arguments)
+    try:  # (keywords alone need no binding: a test's set-up costs less)
+        options = dict(_SIGNATURE.bind(*marker.args, **marker.kwargs).arguments) if marker.args else dict(marker.kwargs)
     except TypeError as error:
         pytest.fail(f"peewee_db marker: {error}; it takes {_USAGE}.")
     wrong = [name for name in CASE_OPTIONS if name in options and not isinstance(options[name], bool)]
