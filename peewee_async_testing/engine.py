@@ -127,9 +127,12 @@ class CaseEngine:
         if self.patched:
             raise TransactionError("This TransactionTestCase is already active; create one per block.")
         self.outer = self.outer or innermost(self.database)
-        stand_in = {"aio_connection": AioConnectionStandIn(self._task_connection)}
         self._undo_patches = set_attributes(
-            self.database, {**stand_in, **stand_ins(self.allow_transactions, self._task_connection)}
+            self.database,
+            {
+                "aio_connection": AioConnectionStandIn(self._task_connection),
+                **stand_ins(self.allow_transactions, self._task_connection),
+            },
         )
         _open.set((*_open.get(), self))
         self.patched = True

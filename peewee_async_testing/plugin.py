@@ -112,9 +112,11 @@ def pytest_configure(config: pytest.Config) -> None:
         )
     if spec or config.getini("peewee_async_server_settings"):  # a mistake is said once, before any test
         from .exceptions import ConfigurationError
+        from .server import environment_settings
 
         try:
             server_options(config)
+            environment_settings()
         except ConfigurationError as error:
             raise pytest.UsageError(str(error)) from None
 
@@ -167,13 +169,17 @@ def _starts_a_server(config: pytest.Config) -> bool:
     return not hasattr(config, "workerinput") and spec not in not_postgres
 
 
+def _start_server(config: pytest.Config) -> None:
+    from .background_start import BackgroundStart
+
+    config.stash[SERVER_START] = BackgroundStart(**server_options(config))
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_sessionstart(session: pytest.Session) -> None:
     config = session.config
     if not any(getattr(config.option, name, False) for name in NO_TESTS_RUN) and _starts_a_server(config):
-        from .background_start import BackgroundStart
-
-        config.stash[SERVER_START] = BackgroundStart(**server_options(config))
+        _start_server(config)
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -186,9 +192,7 @@ def pytest_configure_node(node: Any) -> None:
     if SERVER_START not in config.stash:
         if not _starts_a_server(config):
             return
-        from .background_start import BackgroundStart
-
-        config.stash[SERVER_START] = BackgroundStart(**server_options(config))
+        _start_server(config)
     from .exceptions import PeeweeAsyncTestingError
 
     try:

@@ -6,7 +6,6 @@ a configured database turned out to be.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -29,14 +28,14 @@ SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
 
 
 def server_options(config: pytest.Config) -> dict[str, Any]:
-    """The throwaway server's locale and settings: the ini file's, else the environment's (None where neither
-    sets them: the server's default)."""
-    from .server import LOCALE_ENV, environment_settings, parse_settings
+    """The throwaway server's locale and settings from the ini file; None where it sets none (the server then
+    takes the environment's, else its defaults)."""
+    from .server import parse_settings
 
     lines = config.getini("peewee_async_server_settings")
     return {
-        "locale": config.getini("peewee_async_server_locale") or os.environ.get(LOCALE_ENV) or None,
-        "settings": parse_settings(lines, "peewee_async_server_settings") if lines else environment_settings() or None,
+        "locale": config.getini("peewee_async_server_locale") or None,
+        "settings": parse_settings(lines, "peewee_async_server_settings") if lines else None,
     }
 
 
