@@ -26,7 +26,7 @@ import time
 import urllib.parse
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .binaries import BINDIR_ENV as BINDIR_ENV  # re-exported: every *_ENV name is importable from here
 from .binaries import OS_USER_ENV as OS_USER_ENV
@@ -62,6 +62,13 @@ def _temp_parent() -> str | None:
 
 FOLDER_PREFIX = "peewee-async-testing-"
 _OWNER = "owner.pid"
+#: The (host, port) of every throwaway server this process runs: what :func:`is_throwaway` answers from.
+_RUNNING: set[tuple[str, int]] = set()
+
+
+def is_throwaway(host: object, port: object) -> bool:
+    """Whether ``host``:``port`` is a throwaway server that this process started (and still runs)."""
+    return (str(host), int(port) if isinstance(port, (int, str)) and str(port).isdigit() else -1) in _RUNNING
 
 
 def _alive(pid: int) -> bool:
@@ -284,6 +291,15 @@ class PostgresServer:
             "password": self.password,
         }
 
+    def connect(self, database: str) -> Any:
+        """A psycopg2 connection to ``database`` of the server, in autocommit mode (for administration)."""
+        import psycopg2
+
+        params = {key: value for key, value in self.connect_params(database).items() if value is not None}
+        connection = psycopg2.connect(dbname=params.pop("database"), **params)
+        connection.autocommit = True
+        return connection
+
     def __repr__(self) -> str:
         where = _redact(self._attached_dsn) if self._attached_dsn else f"{self.host}:{self.port}"
         state = "attached" if self.attached else ("running" if self._process else "stopped")
@@ -335,6 +351,7 @@ class PostgresServer:
         """
         process, self._process = self._process, None
         if process is not None:
+            _RUNNING.discard((self.host, self.port))
             _terminate(process)
         publisher, self._publisher = self._publisher, None
         if publisher is not None:
@@ -359,6 +376,7 @@ class PostgresServer:
                     command, stdout=log_file, stderr=subprocess.STDOUT, cwd=folder, **_as_user(user)
                 )
             if _wait_ready(self._process, data, log, deadline):
+                _RUNNING.add((self.host, self.port))
                 return
             self._process = None
             if not _port_taken(self.host, self.port):

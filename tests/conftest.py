@@ -18,6 +18,7 @@ from peewee_async_testing import PostgresServer
 
 from .helpers import acquired, admin
 from .models import MODELS, database_proxy
+from .production import Production, start_production
 
 DRIVERS = ["aiopg", "psycopg", "sqlite"]
 _GONE = object()
@@ -28,6 +29,23 @@ def pg_server() -> Iterator[PostgresServer]:
     """The PostgreSQL server of this run: started here, stopped and removed at the end."""
     with PostgresServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def _production_server() -> Iterator[Production]:
+    server, production = start_production()
+    try:
+        yield production
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def production(_production_server: Production) -> Iterator[Production]:
+    """The stand-in for the user's real server (see tests/production.py); fails the test if it reached ``shop``."""
+    _production_server.mark()
+    yield _production_server
+    _production_server.assert_untouched()
 
 
 @pytest.fixture(scope="session")
