@@ -54,15 +54,26 @@ def database_name(original: str | None, *, module: str = "", suffix: str = "", w
     return name
 
 
+def repoint(database: AioDatabase, name: str, **overrides: Any) -> None:
+    """Point ``database`` at database ``name``, with ``overrides`` over its connection settings, keeping
+    everything else as it is: ``init()`` would also reset what it takes as arguments (SQLite's ``timeout``,
+    PostgreSQL's ``isolation_level`` and ``encoding``, the psycopg adapter) to their defaults."""
+    if not database.is_closed():
+        database.close()
+    old = database.connect_params
+    connect = {**old, **overrides}
+    pool_only = {key: value for key, value in database.pool_params.items() if key not in old}
+    database.database, database.deferred = name, not name
+    database.connect_params, database.pool_params = connect, {**pool_only, **connect}
+    database.pool_backend = database.pool_backend_cls(database=name, **database.pool_params)
+
+
 def reinit(database: AioDatabase, name: str, **overrides: Any) -> Callable[[], None]:
-    """Re-initialise ``database`` on database ``name`` (keeping its other settings); return the undo, which
-    puts every attribute back as the identical object and removes what the session added (such as
+    """Point ``database`` at database ``name`` (see :func:`repoint`); return the undo, which puts every
+    attribute back as the identical object and removes what the session added (such as
     ``server_version``): a database created uninitialised (``database=None``) is uninitialised again."""
-    undo = snapshot(database)  # every attribute: init() replaces more than the connection settings
-    connect = {**database.connect_params, **overrides}
-    pool_params = {key: value for key, value in database.pool_params.items() if key not in database.connect_params}
-    database.connect_params, database.pool_params = {}, {}  # new ones for init() to fill: the saved ones stay intact
-    database.init(name, pool_params=pool_params, **connect)
+    undo = snapshot(database)  # every attribute, the connection settings' dicts included
+    repoint(database, name, **overrides)
 
     def restore() -> None:
         database.close()
@@ -171,7 +182,7 @@ class TestDatabase:
 
     def _use(self, name: str) -> None:
         """Point the (already re-initialised) database object at database ``name`` of the server."""
-        self.database.init(name, **self.database.connect_params)
+        repoint(self.database, name)
 
     def _server_params(self) -> dict[str, Any]:
         assert self.server is not None
