@@ -17,3 +17,8 @@ class TransactionError(PeeweeAsyncTestingError):
 
 class ServerError(PeeweeAsyncTestingError):
     """The throwaway PostgreSQL server could not be found, started or stopped."""
+
+
+class DatabaseAccessError(PeeweeAsyncTestingError):
+    """Under the pytest plugin: the configured database was asked to connect where it may not (the real database,
+    or from a test that is not isolated)."""

@@ -7,7 +7,6 @@ when a fixture runs, so that merely having the plugin installed costs pytest's s
 from __future__ import annotations
 
 import functools
-import importlib
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -17,6 +16,8 @@ import pytest_asyncio
 
 from .markers import LOOP_SCOPES, LoopScope, case_options, is_async, isolation, loop_scope, marker_options
 from .state import (
+    CONFIGURED,
+    GATE,
     SERVER_START,
     SUFFIX_ENV,
     TEST_DATABASE,
@@ -84,34 +85,37 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
     if not spec:
         fixture = next((name for name in ("in_transaction", "clear_tables") if name in request.fixturenames), None)
         pytest.fail(NOT_CONFIGURED.format(fixture=fixture or "peewee_database"), pytrace=False)
-    from ._database import is_postgres, resolve_database
+    from ._database import is_postgres
     from .cleanup import bound_models
+    from .exceptions import PeeweeAsyncTestingError
     from .testdb import TestDatabase
 
-    configured = _load(spec, config.getini("peewee_async_models"))
-    database = resolve_database(configured, purpose=f"peewee_async_database = {spec}", uninitialised=True)
+    database = config.stash[GATE].database
     remember_engine(config, spec, is_postgres(database))
     start = config.stash.get(SERVER_START, None)
     if start is not None and not is_postgres(database):
         start.stop()  # started for nothing, this once: the next sessions remember
-    test_database = TestDatabase(
-        database,
-        bound_models(database),
-        server=request.getfixturevalue("peewee_server") if is_postgres(database) else None,
-        module=spec.split(":")[0],
-        suffix=config.getoption("peewee_db_suffix") or os.environ.get(SUFFIX_ENV, ""),
-        worker=os.environ.get("PYTEST_XDIST_WORKER"),
-        reuse=config.getoption("peewee_reuse_db"),
-        create=config.getoption("peewee_create_db"),
-        drop_stale=config.getoption("peewee_drop_stale") or config.getoption("peewee_create_db"),
-    )
-    test_database.setup()
+    try:
+        test_database = TestDatabase(
+            database,
+            bound_models(database),
+            server=request.getfixturevalue("peewee_server") if is_postgres(database) else None,
+            module=spec.split(":")[0],
+            suffix=config.getoption("peewee_db_suffix") or os.environ.get(SUFFIX_ENV, ""),
+            worker=os.environ.get("PYTEST_XDIST_WORKER"),
+            reuse=config.getoption("peewee_reuse_db"),
+            create=config.getoption("peewee_create_db"),
+            drop_stale=config.getoption("peewee_drop_stale") or config.getoption("peewee_create_db"),
+        )
+        test_database.setup()
+    except PeeweeAsyncTestingError as error:  # said once for the session, not once per test
+        pytest.exit(f"peewee-async-testing: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
     config.stash[TEST_DATABASE] = test_database
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # a pytest-xdist worker: the controller prints the closing line
         workeroutput[WORKER_DATABASE] = describe(test_database)
     try:
-        yield configured
+        yield config.stash[CONFIGURED]
     finally:
         test_database.teardown()
 
@@ -311,22 +315,3 @@ def _shared_case(request: pytest.FixtureRequest, inside: LoopScope | None = None
     used = request.node.fixturenames if isinstance(request.node, pytest.Function) else request.fixturenames
     names = [f"peewee_{scope}_transaction" for scope in scopes]
     return next((request.getfixturevalue(name) for name in names if name in used), None)
-
-
-def _load(spec: str, model_modules: list[str]) -> Any:
-    """Import the model modules and return the object named by ``module:attribute``."""
-    module_name, attribute = spec.split(":")
-    for name in [module_name, *model_modules]:
-        try:
-            importlib.import_module(name)
-        except ImportError as error:
-            pytest.fail(f"peewee-async-testing cannot import {name!r}, named in the ini file: {error}", pytrace=False)
-    obj: Any = importlib.import_module(module_name)
-    try:
-        for part in attribute.split("."):
-            obj = getattr(obj, part)
-    except AttributeError:
-        pytest.fail(
-            f"peewee_async_database = {spec}: module {module_name!r} has no attribute {attribute!r}.", pytrace=False
-        )
-    return obj

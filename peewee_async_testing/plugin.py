@@ -8,13 +8,20 @@ the ini file names a database, a test carries the marker, or a test asks for a f
 
 from __future__ import annotations
 
+import importlib
 import os
+import sys
+import unittest
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from .markers import is_async, loop_scope, requested_isolation
 from .state import (
+    CONFIGURED,
+    CONFIGURED_MODELS,
+    GATE,
     NOT_POSTGRES,
     SERVER_START,
     SUFFIX_ENV,
@@ -119,6 +126,49 @@ def pytest_configure(config: pytest.Config) -> None:
             environment_settings()
         except ConfigurationError as error:
             raise pytest.UsageError(str(error)) from None
+    if spec:
+        _configure_database(config, spec)
+
+
+def _configure_database(config: pytest.Config, spec: str) -> None:
+    """Import what the ini file names, and put the gate on the database object before any test module is
+    collected: from now on it reaches the session's test database only. A mistake is a usage error, said once."""
+    import peewee
+
+    from . import gate
+    from ._database import resolve_database
+    from .exceptions import DatabaseAccessError, PeeweeAsyncTestingError
+
+    module_name, attribute = spec.split(":")
+    modules = [module_name, *config.getini("peewee_async_models")]
+    for name in modules:
+        try:
+            with gate.refusing_imports(name):
+                importlib.import_module(name)
+        except DatabaseAccessError as error:
+            raise pytest.UsageError(str(error)) from None
+        except ImportError as error:
+            message = f"peewee-async-testing cannot import {name!r}, named in the ini file: {error}"
+            raise pytest.UsageError(message) from None
+    configured: Any = sys.modules[module_name]
+    try:
+        for part in attribute.split("."):
+            configured = getattr(configured, part)
+        database = resolve_database(configured, purpose=f"peewee_async_database = {spec}", uninitialised=True)
+    except AttributeError:
+        message = f"peewee_async_database = {spec}: module {module_name!r} has no attribute {attribute!r}."
+        raise pytest.UsageError(message) from None
+    except PeeweeAsyncTestingError as error:
+        raise pytest.UsageError(str(error)) from None
+    config.stash[CONFIGURED] = configured
+    config.stash[CONFIGURED_MODELS] = [
+        model
+        for name in modules
+        for model in vars(sys.modules[name]).values()
+        if isinstance(model, type) and issubclass(model, peewee.Model) and model.__module__ == name
+    ]
+    config.stash[GATE] = gate.Gate(database, spec)
+    config.stash[GATE].install()
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -130,27 +180,113 @@ def pytest_report_header(config: pytest.Config) -> str | None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Isolate the tests that carry the marker (every test with ``peewee_async_autouse = true``), and give
-    the tests and fixtures that use the database a pool on their event loop, closed with it."""
+    """Once a database is configured: make the test database before anything else of a test (so fixtures of any
+    scope reach it, not the real one), isolate the tests that carry the marker (every test with
+    ``peewee_async_autouse = true``), and give the tests a pool on their event loop, closed with it."""
+    if GATE not in config.stash:
+        return
     autouse = config.getini("peewee_async_autouse")
     for item in items:
         if not isinstance(item, pytest.Function):
             continue
         names = item.fixturenames
+        if "peewee_database" in names:
+            names.remove("peewee_database")
+        names.insert(0, "peewee_database")
+        if _unittest(item):
+            continue  # AioDatabaseTestCase isolates itself, on a loop and pool of its own
         marked = item.get_closest_marker("peewee_db") is not None
         if not {"in_transaction", "clear_tables"} & set(names) and (autouse or marked):
             # clear_tables straight away where in_transaction would only hand over to it: one fixture less.
             isolation = requested_isolation(item)
             clears = isolation == "clear" or (isolation is None and not is_async(item))
-            names.insert(_first_function_scoped(item), "clear_tables" if clears else "in_transaction")
-        if "peewee_database" in names:
-            # Session-scoped first: fixtures of wider scope that use the database run on the session's loop.
-            pools = ["_peewee_pool_session", f"_peewee_pool_{loop_scope(item)}"] if is_async(item) else []
-            position = names.index("peewee_database") + 1
-            for pool in dict.fromkeys(pools or ["_peewee_pool_session"]):
-                if pool not in names:
-                    names.insert(position, pool)
-                    position += 1
+            names.insert(_first_scoped(item, "function"), "clear_tables" if clears else "in_transaction")
+        # Each pool before the fixtures of its scope: those of wider scope that use the database run on the
+        # session's loop, with the session's pool.
+        scopes = ["session", loop_scope(item)] if is_async(item) else ["session"]
+        for scope in dict.fromkeys(scopes):
+            if f"_peewee_pool_{scope}" not in names:
+                names.insert(_first_scoped(item, scope), f"_peewee_pool_{scope}")
+
+
+def _unittest(item: pytest.Function) -> bool:
+    return isinstance(item.cls, type) and issubclass(item.cls, unittest.TestCase)
+
+
+def _isolated(item: pytest.Item) -> bool:
+    """Whether the plugin (or the test's own class, AioDatabaseTestCase) isolates ``item``."""
+    if not isinstance(item, pytest.Function):
+        return False
+    if _unittest(item):
+        from .testcase import AioDatabaseTestCase
+
+        return issubclass(item.cls, AioDatabaseTestCase)
+    return "in_transaction" in item.fixturenames or "clear_tables" in item.fixturenames
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    """A test that is not isolated may not reach the database, nor may its function-scoped fixtures."""
+    gate = item.config.stash.get(GATE, None)
+    if gate is None or _isolated(item):
+        return (yield)
+    with gate.refusing(not_isolated(item)):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    gate = item.config.stash.get(GATE, None)
+    if gate is None:
+        return (yield)
+    if _isolated(item):
+        _check_bindings(item.config)
+        return (yield)
+    with gate.refusing(not_isolated(item)):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Iterator[Any]:
+    """Fixtures of wider scope than the function reach the test database, whichever test sets them up first.
+
+    A ``peewee_database`` fixture of the user's own is in charge of the database object: the gate comes off."""
+    gate = request.config.stash.get(GATE, None)
+    if (
+        gate is not None
+        and fixturedef.argname == "peewee_database"
+        and fixturedef.func.__module__ != __package__ + ".fixtures"
+    ):
+        gate.uninstall()
+        del request.config.stash[GATE]
+        return (yield)
+    if gate is None or fixturedef.scope == "function":
+        return (yield)
+    with gate.refusing(None):
+        return (yield)
+
+
+def not_isolated(item: pytest.Item) -> str:
+    from .gate import NOT_ISOLATED, NOT_ISOLATED_UNITTEST
+
+    message = NOT_ISOLATED_UNITTEST if isinstance(item, pytest.Function) and _unittest(item) else NOT_ISOLATED
+    return message.format(test=item.nodeid)
+
+
+def _check_bindings(config: pytest.Config) -> None:
+    """Fail the test if a model of the configured modules is bound to another database object: isolation would
+    wrap an object that its queries do not use."""
+    database = config.stash[GATE].database
+    for model in config.stash[CONFIGURED_MODELS]:
+        bound = model._meta.database
+        if bound is not None and bound is not database and getattr(bound, "obj", None) is not database:
+            pytest.fail(
+                f"{model.__module__}.{model.__name__} is bound to {bound!r}, not to the configured database "
+                f"{config.stash[GATE].spec}: the test is isolated on that one, so {model.__name__}'s queries would "
+                "escape it. Bind the model back (a fixture that rebinds models must undo it), or leave its module "
+                "out of peewee_async_models.",
+                pytrace=False,
+            )
 
 
 def _starts_a_server(config: pytest.Config) -> bool:
@@ -203,8 +339,13 @@ def pytest_configure_node(node: Any) -> None:
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     start = config.stash.get(SERVER_START, None)
-    if start is not None:
-        start.stop()
+    try:
+        if start is not None:
+            start.stop()
+    finally:
+        gate = config.stash.get(GATE, None)
+        if gate is not None:
+            gate.uninstall()
 
 
 @pytest.hookimpl(optionalhook=True)
@@ -235,11 +376,14 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(line)
 
 
-def _first_function_scoped(item: pytest.Function) -> int:
-    """Where function-scoped fixtures start in ``item.fixturenames`` (pytest orders them by scope)."""
+def _first_scoped(item: pytest.Function, scope: str) -> int:
+    """Where the fixtures of ``scope`` or narrower start in ``item.fixturenames`` (pytest orders them by scope),
+    after the test database."""
     from ._compat import fixture_scope
+    from .markers import LOOP_SCOPES
 
-    for index, name in enumerate(item.fixturenames):
-        if fixture_scope(item, name) == "function":
+    narrower = LOOP_SCOPES[: LOOP_SCOPES.index(scope) + 1]
+    for index, name in enumerate(item.fixturenames[1:], start=1):
+        if (fixture_scope(item, name) or "function") in narrower:
             return index
     return len(item.fixturenames)

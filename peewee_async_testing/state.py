@@ -12,10 +12,17 @@ import pytest
 
 if TYPE_CHECKING:
     from .background_start import BackgroundStart
+    from .gate import Gate
     from .testdb import TestDatabase
 
 #: The session's test database (set by the ``peewee_database`` fixture).
 TEST_DATABASE: pytest.StashKey[TestDatabase] = pytest.StashKey()
+#: The gate on the configured database object, installed as pytest configures.
+GATE: pytest.StashKey[Gate] = pytest.StashKey()
+#: What ``peewee_async_database`` names, as named (a proxy stays a proxy), loaded as pytest configures.
+CONFIGURED: pytest.StashKey[Any] = pytest.StashKey()
+#: The models that the configured modules define: each must stay bound to the configured database.
+CONFIGURED_MODELS: pytest.StashKey[list[Any]] = pytest.StashKey()
 #: The throwaway server started as the session starts.
 SERVER_START: pytest.StashKey[BackgroundStart] = pytest.StashKey()
 #: The xdist controller's: what the workers told of their test databases.

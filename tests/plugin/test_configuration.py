@@ -84,5 +84,5 @@ def test_a_database_that_cannot_be_imported_is_named(inner: pytest.Pytester) -> 
     make_ini(inner, extra="peewee_async_database = app.nowhere:database")
     inner.makepyfile("async def test_x(in_transaction):\n    pass\n")
     result = inner.runpytest()
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*peewee-async-testing cannot import 'app.nowhere', named in the ini file*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: peewee-async-testing cannot import 'app.nowhere', named in the ini file*"])

@@ -17,14 +17,16 @@ from .project import APP_DB, APP_MODELS, CONFIGURED, ISOLATED_TESTS, make_ini
 def test_the_database_object_is_restored_after_the_session(inner: pytest.Pytester) -> None:
     inner.makeconftest(
         """
+        import pytest
         from app.db import database
 
-        BEFORE = (database.database, dict(database.connect_params), database.pool_backend)
+        BEFORE = dict(vars(database))  # as the app made it, before the plugin configures
 
-        def pytest_sessionfinish(session):  # after every fixture is torn down
-            after = (database.database, dict(database.connect_params), database.pool_backend)
-            restored = after[:2] == BEFORE[:2] and after[2] is BEFORE[2]
-            session.config.rootpath.joinpath("restored").write_text(str(restored))
+        @pytest.hookimpl(trylast=True)
+        def pytest_unconfigure(config):  # after the plugin's own
+            after = vars(database)
+            restored = after.keys() == BEFORE.keys() and all(after[key] is BEFORE[key] for key in BEFORE)
+            config.rootpath.joinpath("restored").write_text(str(restored))
         """
     )
     inner.makepyfile(
@@ -98,7 +100,7 @@ def test_a_name_in_use_by_a_live_session_is_refused(inner: pytest.Pytester, pg_s
     try:
         inner.makepyfile("import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n")
         result = inner.runpytest()
-        result.assert_outcomes(errors=1)
+        assert result.ret == pytest.ExitCode.USAGE_ERROR
         result.stdout.fnmatch_lines(["*'test_app' is in use by another session*--peewee-db-suffix*"])
     finally:
         holder.close()

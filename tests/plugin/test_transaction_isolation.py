@@ -63,21 +63,22 @@ def test_without_autouse_only_marked_tests_are_isolated(inner: pytest.Pytester) 
         import pytest
         from app.models import Note
 
-        async def test_unisolated_write(peewee_database):
-            await Note.aio_create(text="kept")
+        from peewee_async_testing import DatabaseAccessError
 
-        async def test_so_the_next_test_sees_it(peewee_database):
-            assert await Note.select().aio_count() == 1
+        async def test_an_unisolated_write_is_refused(peewee_database):
+            with pytest.raises(DatabaseAccessError, match="not isolated"):
+                await Note.aio_create(text="kept")
 
         @pytest.mark.peewee_db
         async def test_marked_writes():
             await Note.aio_create(text="rolled back")
 
-        async def test_the_marked_write_is_gone(peewee_database):
-            assert [n.text for n in await Note.select().aio_execute()] == ["kept"]
+        @pytest.mark.peewee_db
+        async def test_the_marked_write_is_gone():
+            assert await Note.select().aio_count() == 0
         """
     )
-    inner.runpytest().assert_outcomes(passed=4)
+    inner.runpytest().assert_outcomes(passed=3)
 
 
 def test_the_ini_lets_app_code_open_transactions(inner: pytest.Pytester) -> None:

@@ -36,6 +36,7 @@ UNINITIALISED_APPS = {
 #: and a dict's or list's content unchanged.
 VARS_RESTORED = """
 import peewee
+import pytest
 
 from {module} import database
 
@@ -56,11 +57,12 @@ def same(before, after):
     return before[0] is after[0] and before[1] == after[1]
 
 
-def pytest_sessionfinish(session):  # after every fixture is torn down
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):  # after the plugin's own
     after, missing = snapshot(), (object(), None)
     keys = sorted(BEFORE.keys() | after.keys())
     changed = [key for key in keys if not same(BEFORE.get(key, missing), after.get(key, missing))]
-    session.config.rootpath.joinpath("restored").write_text(f"deferred={{real.deferred}} changed={{changed}}")
+    config.rootpath.joinpath("restored").write_text(f"deferred={{real.deferred}} changed={{changed}}")
 """
 
 
