@@ -108,8 +108,13 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
             drop_stale=config.getoption("peewee_drop_stale") or config.getoption("peewee_create_db"),
         )
         test_database.setup()
-    except PeeweeAsyncTestingError as error:  # said once for the session, not once per test
-        pytest.exit(f"peewee-async-testing: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
+    except Exception as error:  # said once for the session, not once per test
+        what = (
+            ""
+            if isinstance(error, PeeweeAsyncTestingError)
+            else f"could not make the test database: {type(error).__name__}: "
+        )
+        pytest.exit(f"peewee-async-testing: {what}{error}", returncode=pytest.ExitCode.USAGE_ERROR)
     config.stash[TEST_DATABASE] = test_database
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # a pytest-xdist worker: the controller prints the closing line

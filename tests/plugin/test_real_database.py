@@ -1,0 +1,274 @@
+"""The configured database object never reaches the database it was configured with: whoever asks, when.
+
+The inner app's database is ``shop`` on the "production" server (tests/production.py), password-protected and
+logging every connection; the ``production`` fixture fails the test if the session reached it at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from peewee_async_testing import PostgresServer
+
+from ..helpers import databases, needs_one_loop
+from ..production import Production
+from .project import make_ini
+
+SHOP_DB = """
+import os
+
+import peewee_async
+
+database = peewee_async.PostgresqlDatabase(
+    "shop", host=os.environ["PROD_HOST"], port=int(os.environ["PROD_PORT"]), user="app",
+    password=os.environ["PROD_PASSWORD"],
+)
+"""
+
+SHOP_MODELS = """
+import peewee
+import peewee_async
+
+from app.db import database
+
+
+class Item(peewee_async.AioModel):
+    name = peewee.CharField(unique=True)
+
+    class Meta:
+        database = database
+        table_name = "item"
+"""
+
+SHOP = """
+peewee_async_database = app.db:database
+peewee_async_models = app.models
+"""
+
+
+@pytest.fixture
+def shop(
+    inner: pytest.Pytester, production: Production, pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[pytest.Pytester]:
+    """The inner project, its app on the production server's ``shop``; its test databases on this run's server."""
+    inner.path.joinpath("app", "db.py").write_text(SHOP_DB)
+    inner.path.joinpath("app", "models.py").write_text(SHOP_MODELS)
+    make_ini(inner, SHOP)
+    monkeypatch.setenv("PROD_HOST", production.host)
+    monkeypatch.setenv("PROD_PORT", str(production.port))
+    monkeypatch.setenv("PROD_PASSWORD", production.password)
+    yield inner
+    assert not {name for name in databases(pg_server) if name.startswith("test_shop")}, "a test database was left"
+
+
+def test_a_test_that_is_not_isolated_is_refused(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Item
+        from peewee_async_testing import DatabaseAccessError
+
+        REFUSED = "not isolated.*peewee_db.*in_transaction or clear_tables.*peewee_async_autouse = true"
+
+        async def test_async():
+            with pytest.raises(DatabaseAccessError, match=REFUSED):
+                await Item.aio_create(name="async")
+
+        def test_sync():
+            with pytest.raises(DatabaseAccessError, match=REFUSED), database.allow_sync():
+                Item.create(name="sync")
+
+        async def test_asking_for_the_database_is_not_isolating(peewee_database):
+            with pytest.raises(DatabaseAccessError, match=REFUSED):
+                await Item.select().aio_count()
+
+        @pytest.fixture
+        async def seeded():
+            await Item.aio_create(name="from a fixture")
+
+        async def test_nor_are_its_function_scoped_fixtures(seeded):
+            pass
+
+        @pytest.mark.peewee_db
+        async def test_a_marked_one_writes_to_the_test_database():
+            await Item.aio_create(name="async")
+            assert database.database == "test_shop"
+        """
+    )
+    result = shop.runpytest()
+    result.assert_outcomes(passed=4, errors=1)
+    result.stdout.fnmatch_lines(["*DatabaseAccessError: *test_nor_are_its_function_scoped_fixtures: the test is not*"])
+
+
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
+def test_a_wider_fixture_reaches_the_test_database(shop: pytest.Pytester, workers: list[str]) -> None:
+    make_ini(shop, SHOP + "peewee_async_autouse = true")
+    shop.makepyfile(
+        """
+        import pytest
+        import pytest_asyncio
+        from app.db import database
+        from app.models import Item
+
+        @pytest_asyncio.fixture(scope="module", loop_scope="session")
+        async def seeded():
+            await Item.aio_create(name="module")
+            yield
+            await Item.delete().aio_execute()
+
+        @pytest.fixture(scope="session")
+        def sync_seeded():
+            with database.allow_sync():
+                Item.create(name="session")
+            yield
+            with database.allow_sync():
+                Item.delete().execute()
+
+        async def test_one(seeded, sync_seeded):
+            assert database.database.startswith("test_shop")
+            assert sorted(item.name for item in await Item.select().aio_execute()) == ["module", "session"]
+            await Item.aio_create(name="mine")
+
+        async def test_two(seeded, sync_seeded):
+            assert await Item.select().aio_count() == 2
+        """
+    )
+    shop.runpytest(*workers).assert_outcomes(passed=2)
+
+
+@needs_one_loop
+def test_unittest_classes_run_on_the_test_database(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import unittest
+        from app.db import database
+        from app.models import Item
+        from peewee_async_testing import AioDatabaseTestCase, DatabaseAccessError
+
+        class TestShop(AioDatabaseTestCase):
+            database = database
+
+            @classmethod
+            async def asyncSetUpTestData(cls):
+                await Item.aio_create(name="class")
+
+            async def test_one(self):
+                assert database.database == "test_shop"
+                await Item.aio_create(name="one")
+                assert await Item.select().aio_count() == 2
+
+            async def test_two(self):
+                assert await Item.select().aio_count() == 1
+
+        class TestPlain(unittest.IsolatedAsyncioTestCase):
+            async def test_refused(self):
+                with self.assertRaisesRegex(DatabaseAccessError, "AioDatabaseTestCase"):
+                    await Item.select().aio_count()
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=3)
+
+
+def test_queries_at_collection_are_refused(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        test_at_import="""
+        import asyncio
+        from app.models import Item
+
+        COUNT = asyncio.run(Item.select().aio_count())
+        """,
+        test_other="async def test_x():\n    pass\n",
+    )
+    result = shop.runpytest()
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*DatabaseAccessError: *still points at your real database 'shop'*"])
+
+
+def test_queries_while_the_ini_file_imports_the_app_are_refused(shop: pytest.Pytester) -> None:
+    shop.path.joinpath("app", "models.py").write_text(
+        SHOP_MODELS + "\nwith database.allow_sync():\n    Item.select().count()\n"
+    )
+    shop.makepyfile("async def test_x():\n    pass\n")
+    result = shop.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: peewee-async-testing: importing 'app.models'*refuses queries at import*"])
+
+
+def test_a_transaction_test_case_by_hand_runs_on_the_test_database(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        from app.db import database
+        from app.models import Item
+        from peewee_async_testing import TransactionTestCase
+
+        async def test_by_hand():
+            async with TransactionTestCase(database):
+                await Item.aio_create(name="by hand")
+                assert await Item.select().aio_count() == 1
+
+        @TransactionTestCase(database)
+        async def test_decorated():
+            assert await Item.select().aio_count() == 0
+        """
+    )
+    shop.runpytest_subprocess().assert_outcomes(passed=2)  # one package, as a user has: no re-import
+
+
+def test_the_code_under_test_cannot_point_it_back(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import os
+        import pytest
+        from app.db import database
+        from app.models import Item
+        from peewee_async_testing import DatabaseAccessError
+
+        REAL = dict(host=os.environ["PROD_HOST"], port=int(os.environ["PROD_PORT"]), user="app",
+                    password=os.environ["PROD_PASSWORD"])
+
+        @pytest.mark.peewee_db(isolation="clear")  # every query takes a connection of its own
+        async def test_app_start_up_calls_init():
+            database.init("shop", **REAL)  # what an app's start-up hook may do
+            with pytest.raises(DatabaseAccessError, match="still points at your real database 'shop'"):
+                await Item.aio_create(name="start-up")
+            database.init("shop_replica", **REAL)
+            with pytest.raises(DatabaseAccessError, match="pointed at 'shop_replica' during the session"):
+                await Item.aio_create(name="start-up")
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_model_bound_to_another_database_is_reported(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import peewee_async
+        import pytest
+        from app.models import Item
+
+        @pytest.fixture
+        def rebound():
+            other = peewee_async.PostgresqlDatabase("elsewhere")
+            with Item.bind_ctx(other):
+                yield
+
+        @pytest.mark.peewee_db
+        async def test_rebound(rebound):
+            pass
+        """
+    )
+    result = shop.runpytest()
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*app.models.Item is bound to *, not to the configured database app.db:database*"])
+
+
+def test_a_test_database_that_cannot_be_made_is_said_once(shop: pytest.Pytester) -> None:
+    shop.makepyfile("\n".join(f"async def test_{n}(in_transaction):\n    pass\n" for n in range(3)))
+    result = shop.runpytest("--peewee-dsn", "postgresql://postgres@127.0.0.1:1/postgres")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    output = result.stdout.str() + result.stderr.str()
+    assert output.count("Connection refused") == 1, output
+    assert "no tests ran" in output, output
