@@ -9,7 +9,8 @@ import pytest
 from peewee_async_testing import PostgresServer
 
 from ..helpers import admin, databases
-from .project import APP_DB, APP_MODELS, make_ini
+from ..production import Production
+from .project import APP_DB, APP_MODELS, SHOP, SHOP_DB, SHOP_MODELS, make_ini
 
 
 @pytest.fixture
@@ -48,3 +49,18 @@ def _not_a_worker(monkeypatch: pytest.MonkeyPatch) -> None:
     """Inner sessions are not workers of this run, even when this run uses pytest-xdist."""
     for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture
+def shop(
+    inner: pytest.Pytester, production: Production, pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[pytest.Pytester]:
+    """The inner project, its app on the production server's ``shop``; its test databases on this run's server."""
+    inner.path.joinpath("app", "db.py").write_text(SHOP_DB)
+    inner.path.joinpath("app", "models.py").write_text(SHOP_MODELS)
+    make_ini(inner, SHOP)
+    monkeypatch.setenv("PROD_HOST", production.host)
+    monkeypatch.setenv("PROD_PORT", str(production.port))
+    monkeypatch.setenv("PROD_PASSWORD", production.password)
+    yield inner
+    assert not {name for name in databases(pg_server) if name.startswith("test_shop")}, "a test database was left"

@@ -82,3 +82,36 @@ async def test_a_crash():
 async def test_the_crash_left_nothing():
     assert await Note.select().aio_count() == 0
 """
+
+
+#: The app of the safety tests: its database is ``shop`` on the production stand-in (tests/production.py).
+SHOP_DB = """
+import os
+
+import peewee_async
+
+database = peewee_async.PostgresqlDatabase(
+    "shop", host=os.environ["PROD_HOST"], port=int(os.environ["PROD_PORT"]), user="app",
+    password=os.environ["PROD_PASSWORD"],
+)
+"""
+
+SHOP_MODELS = """
+import peewee
+import peewee_async
+
+from app.db import database
+
+
+class Item(peewee_async.AioModel):
+    name = peewee.CharField(unique=True)
+
+    class Meta:
+        database = database
+        table_name = "item"
+"""
+
+SHOP = """
+peewee_async_database = app.db:database
+peewee_async_models = app.models
+"""

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from ..production import PASSWORD, Production
-from .test_real_database import shop as shop  # noqa: F401 - the fixture
 
 REFUSED_MID_SESSION = """
 import os
@@ -42,7 +41,9 @@ async def test_the_password_changed_under_it(password_changed):
 
 
 @pytest.mark.parametrize("options", [[], ["--tb=long", "-l"], ["--tb=native"]], ids=["default", "long", "native"])
-def test_a_failed_connection_shows_no_password(shop: pytest.Pytester, production: Production, options: list[str]) -> None:
+def test_a_failed_connection_shows_no_password(
+    shop: pytest.Pytester, production: Production, options: list[str]
+) -> None:
     shop.makepyfile(REFUSED_MID_SESSION)
     result = shop.runpytest("--peewee-dsn", production.dsn(), *options)
     result.assert_outcomes(failed=1)

@@ -6,61 +6,10 @@ logging every connection; the ``production`` fixture fails the test if the sessi
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from peewee_async_testing import PostgresServer
-
-from ..helpers import databases, needs_one_loop
-from ..production import Production
-from .project import make_ini
-
-SHOP_DB = """
-import os
-
-import peewee_async
-
-database = peewee_async.PostgresqlDatabase(
-    "shop", host=os.environ["PROD_HOST"], port=int(os.environ["PROD_PORT"]), user="app",
-    password=os.environ["PROD_PASSWORD"],
-)
-"""
-
-SHOP_MODELS = """
-import peewee
-import peewee_async
-
-from app.db import database
-
-
-class Item(peewee_async.AioModel):
-    name = peewee.CharField(unique=True)
-
-    class Meta:
-        database = database
-        table_name = "item"
-"""
-
-SHOP = """
-peewee_async_database = app.db:database
-peewee_async_models = app.models
-"""
-
-
-@pytest.fixture
-def shop(
-    inner: pytest.Pytester, production: Production, pg_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[pytest.Pytester]:
-    """The inner project, its app on the production server's ``shop``; its test databases on this run's server."""
-    inner.path.joinpath("app", "db.py").write_text(SHOP_DB)
-    inner.path.joinpath("app", "models.py").write_text(SHOP_MODELS)
-    make_ini(inner, SHOP)
-    monkeypatch.setenv("PROD_HOST", production.host)
-    monkeypatch.setenv("PROD_PORT", str(production.port))
-    monkeypatch.setenv("PROD_PASSWORD", production.password)
-    yield inner
-    assert not {name for name in databases(pg_server) if name.startswith("test_shop")}, "a test database was left"
+from ..helpers import needs_one_loop
+from .project import SHOP, SHOP_MODELS, make_ini
 
 
 def test_a_test_that_is_not_isolated_is_refused(shop: pytest.Pytester) -> None:
