@@ -88,15 +88,19 @@ class Gate:
             self.check(database.database, database.connect_params)
             return own_cursor(*args, **kwargs)
 
-        self._undo = set_attributes(
-            database,
-            {
-                "_connect": connect,
-                "cursor": cursor,
-                "pool_backend_cls": GatedPool,
-                "pool_backend": GatedPool(database=database.database, **database.pool_params),
-            },
+        undo_methods = set_attributes(database, {"_connect": connect, "cursor": cursor, "pool_backend_cls": GatedPool})
+        # The pool in use is replaced outright, not patched: the session replaces it in turn (repoint) while
+        # others patch it for a while (a loop's pool), and a patch would put back this one, not the session's.
+        own_pool, database.pool_backend = (
+            database.pool_backend,
+            GatedPool(database=database.database, **database.pool_params),
         )
+
+        def undo() -> None:
+            database.pool_backend = own_pool
+            undo_methods()
+
+        self._undo = undo
 
     def uninstall(self) -> None:
         undo, self._undo = self._undo, None
