@@ -126,7 +126,7 @@ class Gate:
                 "at the test database only when the first test starts. Query it from a fixture or a test, not at "
                 "import or collection time."
             )
-        if target == self.original:
+        if self.original is not None and target[0] == self.original[0]:
             raise DatabaseAccessError(
                 f"peewee-async-testing: database access not allowed: {self.spec} still points at your real database "
                 f"{database!r}, and the plugin points it at the test database only when the first test starts. "

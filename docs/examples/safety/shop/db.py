@@ -1,0 +1,13 @@
+"""The app's database: its real one, on its real server (which the tests never reach, and need not exist)."""
+
+import peewee
+import peewee_async
+
+database = peewee_async.PostgresqlDatabase("shop", host="db.example.com", user="shop", password="not-for-tests")
+
+
+class Item(peewee_async.AioModel):
+    name = peewee.CharField(unique=True)
+
+    class Meta:
+        database = database
