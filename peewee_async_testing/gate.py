@@ -34,7 +34,8 @@ Target = tuple[str, object, object]
 NOT_ISOLATED = (
     "peewee-async-testing: database access not allowed in {test}: the test is not isolated, so what it writes "
     "would outlive it. Mark it @pytest.mark.peewee_db (or peewee_db(isolation='clear') for synchronous queries), "
-    "ask for the in_transaction or clear_tables fixture, or set `peewee_async_autouse = true` in the ini file."
+    "ask for the in_transaction or clear_tables fixture, or set `peewee_async_autouse = true` in the ini file "
+    "(or ask for peewee_database, to take the database as it is and isolate the test yourself)."
 )
 
 NOT_ISOLATED_UNITTEST = (

@@ -190,8 +190,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if not isinstance(item, pytest.Function):
             continue
         names = item.fixturenames
-        if "peewee_database" in names:
+        if "peewee_database" in names:  # asked for by the test: it takes the database as it is
             names.remove("peewee_database")
+            item.stash[ASKED] = True
         names.insert(0, "peewee_database")
         if _unittest(item):
             continue  # AioDatabaseTestCase isolates itself, on a loop and pool of its own
@@ -213,10 +214,15 @@ def _unittest(item: pytest.Function) -> bool:
     return isinstance(item.cls, type) and issubclass(item.cls, unittest.TestCase)
 
 
+#: Set on the tests that ask for ``peewee_database`` themselves (or through their fixtures).
+ASKED = pytest.StashKey[bool]()
+
+
 def _isolated(item: pytest.Item) -> bool:
-    """Whether the plugin (or the test's own class, AioDatabaseTestCase) isolates ``item``."""
-    if not isinstance(item, pytest.Function):
-        return False
+    """Whether the plugin (or the test's own class, AioDatabaseTestCase) isolates ``item``, or the test asked for
+    the database as it is, to isolate it itself (``peewee_database``)."""
+    if not isinstance(item, pytest.Function) or item.stash.get(ASKED, False):
+        return isinstance(item, pytest.Function)
     if _unittest(item):
         from .testcase import AioDatabaseTestCase
 

@@ -65,9 +65,12 @@ def test_without_autouse_only_marked_tests_are_isolated(inner: pytest.Pytester) 
 
         from peewee_async_testing import DatabaseAccessError
 
-        async def test_an_unisolated_write_is_refused(peewee_database):
+        async def test_an_unisolated_write_is_refused():
             with pytest.raises(DatabaseAccessError, match="not isolated"):
-                await Note.aio_create(text="kept")
+                await Note.aio_create(text="refused")
+
+        async def test_asking_for_the_database_takes_it_as_it_is(peewee_database):
+            await Note.aio_create(text="kept")
 
         @pytest.mark.peewee_db
         async def test_marked_writes():
@@ -75,10 +78,10 @@ def test_without_autouse_only_marked_tests_are_isolated(inner: pytest.Pytester) 
 
         @pytest.mark.peewee_db
         async def test_the_marked_write_is_gone():
-            assert await Note.select().aio_count() == 0
+            assert [note.text for note in await Note.select().aio_execute()] == ["kept"]
         """
     )
-    inner.runpytest().assert_outcomes(passed=3)
+    inner.runpytest().assert_outcomes(passed=4)
 
 
 def test_the_ini_lets_app_code_open_transactions(inner: pytest.Pytester) -> None:
