@@ -40,6 +40,16 @@ def test_a_test_that_is_not_isolated_is_refused(shop: pytest.Pytester) -> None:
         async def test_nor_are_its_function_scoped_fixtures(seeded):
             pass
 
+        @pytest.fixture(scope="module")
+        async def module_seeded():
+            await Item.aio_create(name="module")
+            yield
+            await Item.delete().aio_execute()
+
+        async def test_but_a_wider_fixture_may_use_it(module_seeded):
+            with pytest.raises(DatabaseAccessError, match=REFUSED):
+                await Item.select().aio_count()
+
         @pytest.mark.peewee_db
         async def test_a_marked_one_writes_to_the_test_database():
             await Item.aio_create(name="async")
@@ -47,7 +57,7 @@ def test_a_test_that_is_not_isolated_is_refused(shop: pytest.Pytester) -> None:
         """
     )
     result = shop.runpytest()
-    result.assert_outcomes(passed=4, errors=1)
+    result.assert_outcomes(passed=5, errors=1)
     result.stdout.fnmatch_lines(["*DatabaseAccessError: *test_nor_are_its_function_scoped_fixtures: the test is not*"])
 
 
