@@ -86,3 +86,19 @@ def test_a_database_that_cannot_be_imported_is_named(inner: pytest.Pytester) -> 
     result = inner.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: peewee-async-testing cannot import 'app.nowhere', named in the ini file*"])
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("app.db:nowhere", "peewee_async_database = app.db:nowhere: module 'app.db' has no attribute 'nowhere'."),
+        ("app.db:os", "peewee_async_database = app.db:os needs a peewee-async database *"),
+    ],
+)
+def test_a_wrong_database_object_is_said_once(inner: pytest.Pytester, spec: str, message: str) -> None:
+    make_ini(inner, extra=f"peewee_async_database = {spec}")
+    inner.makepyfile("\n".join(f"async def test_{n}(in_transaction):\n    pass\n" for n in range(3)))
+    result = inner.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert (result.stdout.str() + result.stderr.str()).count(spec) == 1
