@@ -31,6 +31,11 @@ SYNC_ALLOWED = "_allow_sync"
 
 # -- peewee 4 ------------------------------------------------------------------------------------------------------
 
+#: ``peewee.Proxy``'s list of the callbacks ``initialize()`` calls (the plugin's gate adds one for the session,
+#: replacing the list, as a proxy takes no other attribute). Public alternative: ``attach_callback()``, which
+#: cannot be undone.
+PROXY_CALLBACKS = "_callbacks"
+
 
 def create_table_sql(model: Any) -> list[str]:
     """The SQL that creates ``model``'s table and indexes, without running it (``SchemaManager._create_table``).

@@ -90,16 +90,21 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
     from .exceptions import PeeweeAsyncTestingError
     from .testdb import TestDatabase
 
-    database = config.stash[GATE].database
+    gate = config.stash[GATE]
+    database = gate.database
     remember_engine(config, spec, is_postgres(database))
     start = config.stash.get(SERVER_START, None)
     if start is not None and not is_postgres(database):
         start.stop()  # started for nothing, this once: the next sessions remember
     try:
+        server = request.getfixturevalue("peewee_server") if is_postgres(database) else None
+        if server is not None:
+            params = server.connect_params("")
+            gate.server = (params["host"], params["port"])
         test_database = TestDatabase(
             database,
             bound_models(database),
-            server=request.getfixturevalue("peewee_server") if is_postgres(database) else None,
+            server=server,
             module=spec.split(":")[0],
             suffix=config.getoption("peewee_db_suffix") or os.environ.get(SUFFIX_ENV, ""),
             worker=os.environ.get("PYTEST_XDIST_WORKER"),
@@ -116,6 +121,7 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
         )
         pytest.exit(f"peewee-async-testing: {what}{error}", returncode=pytest.ExitCode.USAGE_ERROR)
     config.stash[TEST_DATABASE] = test_database
+    gate.ready = True
     workeroutput = getattr(config, "workeroutput", None)
     if workeroutput is not None:  # a pytest-xdist worker: the controller prints the closing line
         workeroutput[WORKER_DATABASE] = describe(test_database)

@@ -8,12 +8,14 @@ the ini file names a database, a test carries the marker, or a test asks for a f
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
 import unittest
 from collections.abc import Iterator
-from typing import Any
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -32,6 +34,9 @@ from .state import (
     describe,
     server_options,
 )
+
+if TYPE_CHECKING:
+    from .gate import Gate
 
 try:
     import pytest_asyncio
@@ -99,7 +104,34 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+#: Until the gate is on: every database of the process refuses to connect (set while the conftests load).
+EARLY_REFUSAL = pytest.StashKey[ExitStack]()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]:
+    """A conftest.py may import the app, which may query as it is imported: from the first conftest on, no
+    database may connect, until the gate is on the configured one (in :func:`pytest_configure`)."""
+    if not early_config.getini("peewee_async_database"):
+        return (yield)
+    from .gate import refuse_all
+
+    stack = early_config.stash[EARLY_REFUSAL] = ExitStack()
+    stack.enter_context(refuse_all("a conftest.py"))
+    return (yield)
+
+
+@pytest.hookimpl(tryfirst=True)  # the gate goes on before any conftest's pytest_configure runs
 def pytest_configure(config: pytest.Config) -> None:
+    try:
+        _configure(config)
+    finally:
+        early = config.stash.get(EARLY_REFUSAL, None)
+        if early is not None:
+            early.close()
+
+
+def _configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
         "peewee_db(isolation='transaction'|'clear', allow_transactions=False, autosavepoint=False, "
@@ -112,10 +144,11 @@ def pytest_configure(config: pytest.Config) -> None:
             f"peewee_async_database = {spec!r} is not of the form package.module:attribute "
             '(for example "myapp.db:database").'
         )
-    if spec and pytest_asyncio is None:
+    if spec and (pytest_asyncio is None or not config.pluginmanager.has_plugin("asyncio")):
         raise pytest.UsageError(
-            f"peewee_async_database = {spec} is set, but pytest-asyncio is not installed, and the plugin runs "
-            "the tests' event loops through it. Install the plugin's extra: pip install 'peewee-async-testing[pytest]'."
+            f"peewee_async_database = {spec} is set, but pytest-asyncio is not installed (or disabled with "
+            "-p no:asyncio), and the plugin runs the tests' event loops through it. Install the plugin's extra: "
+            "pip install 'peewee-async-testing[pytest]'."
         )
     if spec or config.getini("peewee_async_server_settings"):  # a mistake is said once, before any test
         from .exceptions import ConfigurationError
@@ -143,7 +176,7 @@ def _configure_database(config: pytest.Config, spec: str) -> None:
     modules = [module_name, *config.getini("peewee_async_models")]
     for name in modules:
         try:
-            with gate.refusing_imports(name):
+            with gate.refuse_all(f"importing {name!r}, named in the ini file,"):
                 importlib.import_module(name)
         except DatabaseAccessError as error:
             raise pytest.UsageError(str(error)) from None
@@ -167,7 +200,8 @@ def _configure_database(config: pytest.Config, spec: str) -> None:
         for model in vars(sys.modules[name]).values()
         if isinstance(model, type) and issubclass(model, peewee.Model) and model.__module__ == name
     ]
-    config.stash[GATE] = gate.Gate(database, spec)
+    proxy = configured if isinstance(configured, peewee.DatabaseProxy) else None
+    config.stash[GATE] = gate.Gate(database, spec, proxy)
     config.stash[GATE].install()
 
 
@@ -218,81 +252,131 @@ def _unittest(item: pytest.Function) -> bool:
 ASKED = pytest.StashKey[bool]()
 
 
-def _isolated(item: pytest.Item) -> bool:
-    """Whether the plugin (or the test's own class, AioDatabaseTestCase) isolates ``item``, or the test asked for
-    the database as it is, to isolate it itself (``peewee_database``)."""
-    if not isinstance(item, pytest.Function) or item.stash.get(ASKED, False):
-        return isinstance(item, pytest.Function)
+def _isolated(item: pytest.Item, gate: Gate) -> bool:
+    """Whether the plugin (or the test's own class, an AioDatabaseTestCase of the configured database) isolates
+    ``item``, or the test asked for the database as it is, to isolate it itself (``peewee_database``)."""
+    if not isinstance(item, pytest.Function):
+        return False
+    if item.stash.get(ASKED, False):
+        return True
     if _unittest(item):
+        from ._database import resolve_database
         from .testcase import AioDatabaseTestCase
 
-        return issubclass(item.cls, AioDatabaseTestCase)
+        cls = item.cls
+        return issubclass(cls, AioDatabaseTestCase) and resolve_database(cls.database, purpose=cls.__name__) is (
+            gate.database
+        )
     return "in_transaction" in item.fixturenames or "clear_tables" in item.fixturenames
+
+
+@contextmanager
+def _window(item: pytest.Item) -> Iterator[None]:
+    """A test's phase: the database is open to it if it is isolated, else refused, saying what to do."""
+    gate = item.config.stash.get(GATE, None)
+    if gate is None:
+        yield
+        return
+    if _isolated(item, gate):
+        reason = None
+    else:
+        from .gate import NOT_ISOLATED, NOT_ISOLATED_UNITTEST
+
+        unittest_item = isinstance(item, pytest.Function) and _unittest(item)
+        reason = (NOT_ISOLATED_UNITTEST if unittest_item else NOT_ISOLATED).format(test=item.nodeid)
+    with gate.refusing(reason):
+        yield
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
-    """A test that is not isolated may not reach the database, nor may its function-scoped fixtures."""
     gate = item.config.stash.get(GATE, None)
-    if gate is None or _isolated(item):
+    if gate is not None and isinstance(item, pytest.Function) and _unittest(item):
+        _check_test_case(item.cls, gate)
+    with _window(item):
         return (yield)
-    with gate.refusing(not_isolated(item)):
-        return (yield)
+
+
+def _check_test_case(cls: type, gate: Gate) -> None:
+    """Fail an AioDatabaseTestCase of another database object than the configured one, before its class set-up."""
+    from ._database import resolve_database
+    from .testcase import AioDatabaseTestCase
+
+    if (
+        issubclass(cls, AioDatabaseTestCase)
+        and resolve_database(cls.database, purpose=cls.__name__) is not gate.database
+    ):
+        pytest.fail(
+            f"{cls.__name__}.database is not the configured database {gate.spec}, which the plugin points at the "
+            "test database: its tests would run wherever that other object points. Set `database = ` the object "
+            f"that {gate.spec} names.",
+            pytrace=False,
+        )
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    gate = item.config.stash.get(GATE, None)
-    if gate is None:
+    with _window(item):
+        if GATE in item.config.stash and _isolated(item, item.config.stash[GATE]):
+            _check_bindings(item.config)
         return (yield)
-    if _isolated(item):
-        _check_bindings(item.config)
-        return (yield)
-    with gate.refusing(not_isolated(item)):
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    with _window(item):
         return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> Iterator[Any]:
-    """Fixtures of wider scope than the function reach the test database, whichever test sets them up first.
+    """A fixture of wider scope than the function reaches the test database, in its set-up and its tear-down,
+    whichever test sets it up (unittest's class and module set-up only for an AioDatabaseTestCase).
 
-    A ``peewee_database`` fixture of the user's own is in charge of the database object: the gate comes off."""
+    A ``peewee_database`` fixture of the user's own is in charge of where the object points: the gate then
+    refuses the configured database alone."""
     gate = request.config.stash.get(GATE, None)
-    if (
-        gate is not None
-        and fixturedef.argname == "peewee_database"
-        and fixturedef.func.__module__ != __package__ + ".fixtures"
-    ):
-        gate.uninstall()
-        del request.config.stash[GATE]
+    if gate is not None and fixturedef.argname == "peewee_database" and fixturedef.func.__module__ != FIXTURES:
+        gate.overridden = True
+    if gate is None or fixturedef.scope == "function" or _unittest_set_up(fixturedef, request):
         return (yield)
-    if gate is None or fixturedef.scope == "function":
-        return (yield)
-    with gate.refusing(None):
-        return (yield)
+    fixturedef.addfinalizer(gate.pop)  # finalizers run last first: these two frame the fixture's own tear-down
+    try:
+        with gate.refusing(None):
+            return (yield)
+    finally:
+        fixturedef.addfinalizer(functools.partial(gate.push, None))
 
 
-def not_isolated(item: pytest.Item) -> str:
-    from .gate import NOT_ISOLATED, NOT_ISOLATED_UNITTEST
+FIXTURES = __package__ + ".fixtures"
 
-    message = NOT_ISOLATED_UNITTEST if isinstance(item, pytest.Function) and _unittest(item) else NOT_ISOLATED
-    return message.format(test=item.nodeid)
+
+def _unittest_set_up(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> bool:
+    """Whether this is unittest's ``setUpClass``/``setUpModule``, run as a fixture, of a class that does not
+    isolate itself."""
+    if not fixturedef.argname.startswith("_unittest_"):
+        return False
+    from .testcase import AioDatabaseTestCase
+
+    cls = request.cls
+    return not (isinstance(cls, type) and issubclass(cls, AioDatabaseTestCase))
 
 
 def _check_bindings(config: pytest.Config) -> None:
     """Fail the test if a model of the configured modules is bound to another database object: isolation would
     wrap an object that its queries do not use."""
-    database = config.stash[GATE].database
+    gate = config.stash[GATE]
     for model in config.stash[CONFIGURED_MODELS]:
         bound = model._meta.database
-        if bound is not None and bound is not database and getattr(bound, "obj", None) is not database:
-            pytest.fail(
-                f"{model.__module__}.{model.__name__} is bound to {bound!r}, not to the configured database "
-                f"{config.stash[GATE].spec}: the test is isolated on that one, so {model.__name__}'s queries would "
-                "escape it. Bind the model back (a fixture that rebinds models must undo it), or leave its module "
-                "out of peewee_async_models.",
-                pytrace=False,
-            )
+        if bound is None or bound is gate.database or bound is gate.proxy:
+            continue
+        pytest.fail(
+            f"{model.__module__}.{model.__name__} is bound to {bound!r}, not to the configured database "
+            f"{gate.spec}: the test is isolated on that one, so {model.__name__}'s queries would escape it. Bind "
+            "the model back (a fixture that rebinds models must undo it), or leave its module out of "
+            "peewee_async_models.",
+            pytrace=False,
+        )
 
 
 def _starts_a_server(config: pytest.Config) -> bool:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from ..helpers import needs_one_loop
-from .project import SHOP, SHOP_MODELS, make_ini
+from .project import SHOP, SHOP_DB, SHOP_MODELS, make_ini
 
 
 def test_a_test_that_is_not_isolated_is_refused(shop: pytest.Pytester) -> None:
@@ -190,7 +190,7 @@ def test_the_code_under_test_cannot_point_it_back(shop: pytest.Pytester) -> None
         @pytest.mark.peewee_db(isolation="clear")  # every query takes a connection of its own
         async def test_app_start_up_calls_init():
             database.init("shop", **REAL)  # what an app's start-up hook may do
-            with pytest.raises(DatabaseAccessError, match="still points at your real database 'shop'"):
+            with pytest.raises(DatabaseAccessError, match="pointed back at your real database 'shop'"):
                 await Item.aio_create(name="start-up")
             database.init("shop_replica", **REAL)
             with pytest.raises(DatabaseAccessError, match="pointed at 'shop_replica' during the session"):
@@ -230,3 +230,180 @@ def test_a_test_database_that_cannot_be_made_is_said_once(shop: pytest.Pytester)
     output = result.stdout.str() + result.stderr.str()
     assert output.count("Connection refused") == 1, output
     assert "no tests ran" in output, output
+
+
+SEEDS_AT_IMPORT = """
+with database.allow_sync():
+    Item.get_or_create(name="seeded at import")
+"""
+
+
+@pytest.mark.parametrize(
+    "conftest",
+    [
+        "import app.models\n",
+        "import asyncio\nfrom app.models import Item\n\nasyncio.run(Item.select().aio_count())\n",
+        "from app.models import Item\n\n\ndef pytest_configure(config):\n    with Item._meta.database.allow_sync():\n"
+        "        Item.get_or_create(name='configure')\n",
+    ],
+    ids=["the app seeds as a conftest imports it", "a conftest queries", "a conftest's pytest_configure writes"],
+)
+def test_a_conftest_cannot_reach_it(shop: pytest.Pytester, conftest: str) -> None:
+    shop.path.joinpath("app", "models.py").write_text(SHOP_MODELS + SEEDS_AT_IMPORT)
+    shop.makeconftest(conftest)
+    shop.makepyfile("import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n")
+    result = shop.runpytest_subprocess()
+    assert result.ret != pytest.ExitCode.OK
+    result.stderr.fnmatch_lines(["*DatabaseAccessError: peewee-async-testing: *connected to a database as pytest*"])
+
+
+def test_a_proxy_in_the_ini_file_cannot_be_initialised_again(shop: pytest.Pytester) -> None:
+    shop.path.joinpath("app", "db.py").write_text(
+        SHOP_DB.replace("database = peewee_async", "real = peewee_async")
+        + "\nimport peewee\n\ndatabase = peewee.DatabaseProxy()\ndatabase.initialize(real)\n\n\n"
+        "def start_up():\n    database.initialize(peewee_async.PostgresqlDatabase('shop', **real.connect_params))\n"
+    )
+    shop.makepyfile(
+        """
+        import pytest
+        from app.db import database, real, start_up
+        from app.models import Item
+        from peewee_async_testing import DatabaseAccessError
+
+        @pytest.mark.peewee_db
+        async def test_start_up():
+            with pytest.raises(DatabaseAccessError, match="DatabaseProxy .* cannot be initialised again"):
+                start_up()
+            assert database.obj is real
+            await Item.aio_create(name="to the test database")
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_next():
+            assert await Item.select().aio_count() == 0
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=2)
+
+
+def test_an_override_still_cannot_reach_the_real_database(shop: pytest.Pytester) -> None:
+    shop.makeconftest(
+        """
+        import pytest
+        from app.db import database
+
+        @pytest.fixture(scope="session")
+        def peewee_database():
+            return database  # forgot to point it anywhere
+        """
+    )
+    shop.makepyfile(
+        """
+        import pytest
+        from app.models import Item
+        from peewee_async_testing import DatabaseAccessError
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_x():
+            with pytest.raises(DatabaseAccessError, match="real database 'shop'"):
+                await Item.aio_create(name="x")
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=1)
+
+
+def test_what_a_test_that_is_not_isolated_leaves_running_is_refused(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import unittest
+        import pytest
+        from app.db import database
+        from app.models import Item
+        from peewee_async_testing import DatabaseAccessError
+
+        refused = []
+
+        @pytest.fixture
+        async def writes_in_its_tear_down():
+            yield
+            try:
+                await Item.aio_create(name="tear-down")
+            except DatabaseAccessError as error:
+                refused.append("tear-down")
+
+        async def test_with_a_writing_tear_down(writes_in_its_tear_down):
+            pass
+
+        @pytest.fixture(scope="module")
+        async def held():
+            async with database.aio_connection():  # peewee-async keeps it for the task's later queries
+                yield
+
+        async def test_on_a_held_connection(held):
+            with pytest.raises(DatabaseAccessError, match="not isolated"):
+                await Item.aio_create(name="held")
+
+        class TestPlain(unittest.TestCase):
+            @classmethod
+            def setUpClass(cls):
+                try:
+                    with database.allow_sync():
+                        Item.create(name="setUpClass")
+                except DatabaseAccessError:
+                    refused.append("setUpClass")
+
+            def test_nothing(self):
+                pass
+
+        @pytest.mark.peewee_db
+        async def test_nothing_was_written():
+            assert sorted(refused) == ["setUpClass", "tear-down"]
+            assert await Item.select().aio_count() == 0
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=4)
+
+
+@needs_one_loop
+def test_an_aio_database_test_case_of_another_database_is_reported(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import peewee_async
+        from app.db import database
+        from peewee_async_testing import AioDatabaseTestCase
+
+        class TestElsewhere(AioDatabaseTestCase):
+            database = peewee_async.PostgresqlDatabase("shop", **database.connect_params)
+
+            async def test_x(self):
+                pass
+        """
+    )
+    result = shop.runpytest_subprocess()  # one package, as a user has: no re-import
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(["*TestElsewhere.database is not the configured database app.db:database*"])
+
+
+def test_the_test_database_name_on_another_server_is_refused(shop: pytest.Pytester) -> None:
+    shop.makepyfile(
+        """
+        import os
+        import pytest
+        from app.db import database
+        from app.models import Item
+        from peewee_async_testing import DatabaseAccessError
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_x():
+            database.init("test_shop", host=os.environ["PROD_HOST"], port=int(os.environ["PROD_PORT"]))
+            with pytest.raises(DatabaseAccessError, match="pointed at 'test_shop' during the session"):
+                await Item.aio_create(name="x")
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=1)
+
+
+def test_without_pytest_asyncio_the_error_is_said_once(shop: pytest.Pytester) -> None:
+    shop.makepyfile("async def test_x():\n    pass\n")
+    result = shop.runpytest("-p", "no:asyncio")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: peewee_async_database = app.db:database is set, but pytest-asyncio*"])
