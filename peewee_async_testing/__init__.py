@@ -22,6 +22,7 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AioDatabaseTestCase": "testcase",
     "ConfigurationError": "exceptions",
+    "DatabaseArgumentError": "exceptions",
     "PeeweeAsyncTestingError": "exceptions",
     "PostgresServer": "server",
     "ServerError": "exceptions",
@@ -35,6 +36,7 @@ _EXPORTS = {
 __all__ = [
     "AioDatabaseTestCase",
     "ConfigurationError",
+    "DatabaseArgumentError",
     "PeeweeAsyncTestingError",
     "PostgresServer",
     "ServerError",
@@ -47,7 +49,13 @@ __all__ = [
 
 if TYPE_CHECKING:
     from .cleanup import aio_clear_tables, bound_models, clear_tables
-    from .exceptions import ConfigurationError, PeeweeAsyncTestingError, ServerError, TransactionError
+    from .exceptions import (
+        ConfigurationError,
+        DatabaseArgumentError,
+        PeeweeAsyncTestingError,
+        ServerError,
+        TransactionError,
+    )
     from .server import PostgresServer
     from .testcase import AioDatabaseTestCase
     from .transaction import TransactionTestCase
