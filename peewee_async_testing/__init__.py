@@ -23,6 +23,7 @@ _EXPORTS = {
     "AioDatabaseTestCase": "testcase",
     "ConfigurationError": "exceptions",
     "DatabaseAccessError": "exceptions",
+    "DatabaseArgumentError": "exceptions",
     "PeeweeAsyncTestingError": "exceptions",
     "PostgresServer": "server",
     "ServerError": "exceptions",
@@ -37,6 +38,7 @@ __all__ = [
     "AioDatabaseTestCase",
     "ConfigurationError",
     "DatabaseAccessError",
+    "DatabaseArgumentError",
     "PeeweeAsyncTestingError",
     "PostgresServer",
     "ServerError",
@@ -52,6 +54,7 @@ if TYPE_CHECKING:
     from .exceptions import (
         ConfigurationError,
         DatabaseAccessError,
+        DatabaseArgumentError,
         PeeweeAsyncTestingError,
         ServerError,
         TransactionError,

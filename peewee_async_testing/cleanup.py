@@ -3,7 +3,8 @@
 Synchronous peewee queries run on their own connection and never see a test transaction, so tests
 that use them clean up by emptying the tables afterwards. The statements are planned once, by a
 generator, and run either on the async pool (:func:`aio_clear_tables`) or on the synchronous
-connection (:func:`clear_tables`).
+connection (:func:`clear_tables`). Before any statement, the models must be bound to the database,
+and the database must be a test database (:mod:`~peewee_async_testing.guard`) unless told otherwise.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from peewee_async.databases import AioDatabase, fetchall
 from peewee_async.utils import sort_models
 
 from ._database import is_postgres, resolve_database, sync_queries
+from .exceptions import ConfigurationError
+from .guard import describe, refuse_unless_test_database
 from .patches import set_attribute
 
 Strategy = Literal["truncate", "delete"]
@@ -93,24 +96,56 @@ def bound_models(database: Any) -> list[type[peewee.Model]]:
     while pending:
         for model in pending.pop().__subclasses__():
             pending.append(model)
-            bound = model._meta.database
-            if isinstance(bound, peewee.DatabaseProxy):
-                bound = bound.obj
-            if bound is database:
+            if _bound_database(model) is database:
                 found.setdefault((model._meta.schema, model._meta.table_name), model)
     return list(sort_models(found.values()))
 
 
-def _check(models: Iterable[Any] | None, strategy: str) -> list[type[peewee.Model]] | None:
+def _bound_database(model: type[peewee.Model]) -> Any:
+    """The database ``model`` is bound to, through a proxy; None for none (or a proxy not initialised)."""
+    bound = model._meta.database
+    return bound.obj if isinstance(bound, peewee.DatabaseProxy) else bound
+
+
+def _bound_to(model: type[peewee.Model]) -> str:
+    bound = _bound_database(model)
+    return "no database" if bound is None else repr(getattr(bound, "database", bound))
+
+
+def _check_strategy(strategy: Strategy) -> Strategy:
     if strategy not in STRATEGIES:
         raise ValueError(f"Unknown clear_tables strategy {strategy!r}; use one of: {', '.join(STRATEGIES)}.")
+    return strategy
+
+
+def _guarded(
+    database: AioDatabase, models: Iterable[Any] | None, *, purpose: str, allow_any_database: bool
+) -> list[type[peewee.Model]]:
+    """``models`` (by default every model bound to ``database``), parents first, once they are shown to be
+    model classes bound to ``database``, and ``database`` a test database (unless ``allow_any_database``).
+
+    :raises TypeError: for what is not a model class.
+    :raises ConfigurationError: for a model bound to another database (its namesake table in ``database``
+        would be emptied), or a database that is not a test database.
+    """
     if models is None:
-        return None
+        models = bound_models(database)
     models = list(models)
     wrong = [model for model in models if not (isinstance(model, type) and issubclass(model, peewee.Model))]
     if wrong:
-        raise TypeError(f"clear_tables takes peewee model classes, but was given {wrong!r}.")
-    return list(sort_models(models))
+        raise TypeError(f"{purpose} takes peewee model classes, but was given {wrong!r}.")
+    models = list(sort_models(models))
+    strangers = [model for model in models if _bound_database(model) is not database]
+    if strangers:
+        names = ", ".join(f"{model.__name__} (bound to {_bound_to(model)})" for model in strangers)
+        raise ConfigurationError(
+            f"{purpose} empties the tables of {describe(database)}, and was given models not bound to it: {names}. "
+            "Nothing was emptied: their namesake tables in it would have been. Pass the models' own database, or "
+            "leave models out to empty those of every model bound to it (bound_models(database) lists them)."
+        )
+    if not allow_any_database:
+        refuse_unless_test_database(database, models, purpose=purpose)
+    return models
 
 
 def _quoted(database: AioDatabase, model: type[peewee.Model]) -> str:
@@ -121,18 +156,18 @@ def _quoted(database: AioDatabase, model: type[peewee.Model]) -> str:
 
 def _plan(
     database: AioDatabase,
-    models: list[type[peewee.Model]] | None,
+    models: list[type[peewee.Model]],
     strategy: Strategy,
     *,
     written: bool = False,
     sequences: bool = True,
 ) -> Plan:
-    """Yield the statements that empty the tables of ``models``; receive each statement's rows.
+    """Yield the statements that empty the tables of ``models`` (checked by :func:`_guarded`); receive each
+    statement's rows.
 
     ``written``: the tables are known to exist (a :class:`WriteTracker` saw writes to them succeed).
     ``sequences``: restart their auto-increment counters too.
     """
-    models = bound_models(database) if models is None else models
     if not models:
         return
     if is_postgres(database):
@@ -161,16 +196,27 @@ def _plan(
 
 
 async def aio_clear_tables(
-    database: Any, models: Iterable[type[peewee.Model]] | None = None, *, strategy: Strategy = "truncate"
+    database: Any,
+    models: Iterable[type[peewee.Model]] | None = None,
+    *,
+    strategy: Strategy = "truncate",
+    allow_any_database: bool = False,
 ) -> None:
     """Empty the tables of ``models`` through the database's async pool.
 
-    :param database: a peewee-async database, or a :class:`peewee.DatabaseProxy` initialised with one.
-    :param models: the models whose tables to empty; by default every model bound to ``database``.
+    :param database: a peewee-async database (PostgreSQL or SQLite), or a :class:`peewee.DatabaseProxy`
+        initialised with one.
+    :param models: the models whose tables to empty, each bound to ``database`` (directly or through a
+        proxy); by default every model bound to it.
     :param strategy: on PostgreSQL, ``"truncate"`` runs one ``TRUNCATE ... RESTART IDENTITY CASCADE`` for
         all tables; ``"delete"`` runs one statement that, children first, deletes from the tables that have
         rows and restarts their sequences that were used (much cheaper for the few rows of a test).
         SQLite always deletes (children first) and resets ``sqlite_sequence``.
+    :param allow_any_database: empty the tables of a database that is not a test database too. By default
+        only a test database is emptied: one named ``test_...``, one on a throwaway server this process
+        started, or SQLite in memory or in a temporary folder.
+    :raises ConfigurationError: before any statement, for a model bound to another database, or a database
+        that is not a test database (unless ``allow_any_database``).
 
     Tables that do not exist are skipped.
 
@@ -180,23 +226,30 @@ async def aio_clear_tables(
         await aio_clear_tables(database, [Book], strategy="delete")
     """
     db = resolve_database(database, purpose="aio_clear_tables")
-    await _aio_run(db, _plan(db, _check(models, strategy), strategy))
+    strategy = _check_strategy(strategy)
+    checked = _guarded(db, models, purpose="aio_clear_tables", allow_any_database=allow_any_database)
+    await _aio_run(db, _plan(db, checked, strategy))
 
 
 def clear_tables(
-    database: Any, models: Iterable[type[peewee.Model]] | None = None, *, strategy: Strategy = "truncate"
+    database: Any,
+    models: Iterable[type[peewee.Model]] | None = None,
+    *,
+    strategy: Strategy = "truncate",
+    allow_any_database: bool = False,
 ) -> None:
     """Empty the tables of ``models`` through the database's synchronous connection.
 
-    The same as :func:`aio_clear_tables`, for code without an event loop (and for synchronous tests).
-    Sync queries are allowed for the call only; a connection it opens, it closes.
+    The same as :func:`aio_clear_tables` (with the same guards), for code without an event loop (and for
+    synchronous tests). Sync queries are allowed for the call only; a connection it opens, it closes.
 
     Example::
 
         clear_tables(database, strategy="delete")
     """
     db = resolve_database(database, purpose="clear_tables")
-    _run(db, _plan(db, _check(models, strategy), strategy))
+    strategy = _check_strategy(strategy)
+    _run(db, _plan(db, _guarded(db, models, purpose="clear_tables", allow_any_database=allow_any_database), strategy))
 
 
 async def _aio_run(database: AioDatabase, plan: Plan) -> None:
@@ -232,7 +285,8 @@ class WriteTracker:
 
     So a test's clean-up can leave alone the tables it never touched. A statement counts once it has
     succeeded; one it cannot read (DDL, ``WITH ... INSERT``, a function call) counts as a write to
-    every table.
+    every table. A database that is not a test database is refused when the tracker is made, and the
+    models to clear must be bound to it, as for :func:`aio_clear_tables` (``allow_any_database`` too).
 
     Example::
 
@@ -242,8 +296,11 @@ class WriteTracker:
         assert tracker.written([Author, Book, User]) == [Author, Book]
     """
 
-    def __init__(self, database: Any) -> None:
+    def __init__(self, database: Any, *, allow_any_database: bool = False) -> None:
         self.database = resolve_database(database, purpose="WriteTracker")
+        self.allow_any_database = allow_any_database
+        if not allow_any_database:
+            refuse_unless_test_database(self.database, (), purpose="WriteTracker")
         self.tables: set[str] = set()
         self.everything = False
         self._undo: list[Callable[[], None]] = []
@@ -309,4 +366,5 @@ class WriteTracker:
         self.tables, self.everything = set(), False
         if not written:
             return None
+        written = _guarded(self.database, written, purpose="WriteTracker", allow_any_database=self.allow_any_database)
         return _plan(self.database, written, "delete", written=readable, sequences=sequences)

@@ -11,6 +11,12 @@ class ConfigurationError(PeeweeAsyncTestingError):
     """The library was handed something it cannot work with (a database object, an option)."""
 
 
+class DatabaseArgumentError(ConfigurationError, TypeError):
+    """What was handed over as the database is not one this library works with: None, a module, a class, a
+    plain peewee database, an empty proxy, or a peewee-async database of another backend than PostgreSQL and
+    SQLite. A :class:`TypeError` too, as Python raises for an argument of the wrong kind."""
+
+
 class TransactionError(PeeweeAsyncTestingError):
     """A test transaction could not be opened or rolled back."""
 

@@ -7,8 +7,8 @@ from contextlib import AsyncExitStack
 from typing import Any, ClassVar
 
 from ._compat import OneLoopTestCase, one_loop_problem
-from ._database import resolve_database
-from .exceptions import ConfigurationError
+from ._database import SUPPORTED, resolve_database
+from .exceptions import ConfigurationError, DatabaseArgumentError
 from .options import CASE_OPTIONS
 from .pools import pool_on_running_loop
 from .transaction import TransactionTestCase
@@ -64,7 +64,10 @@ class AioDatabaseTestCase(OneLoopTestCase):
                 "an IsolatedAsyncioTestCase's asyncSetUp instead, or the pytest plugin."
             )
         if cls.database is None:
-            raise ConfigurationError(f"{cls.__name__} needs a database: set `database = ...` on the class.")
+            raise DatabaseArgumentError(
+                f"{cls.__name__} needs a database: set `database = ...` on the class to {SUPPORTED}."
+            )
+        resolve_database(cls.database, purpose=f"{cls.__name__}.database")  # refused now, before a loop or connection
         cls._class_runner = asyncio.Runner(loop_factory=getattr(cls, "loop_factory", None))
         try:
             cls._class_runner.run(cls._open_class_transaction())

@@ -37,7 +37,9 @@ class TransactionTestCase:
     are undone.
 
     :param database: a peewee-async database (``PostgresqlDatabase``, ``Psycopg3Database``,
-        ``SqliteDatabase``) or a :class:`peewee.DatabaseProxy` initialised with one.
+        ``SqliteDatabase``) or a :class:`peewee.DatabaseProxy` initialised with one. Anything else (None, a
+        module, a class, a plain peewee database, an empty proxy, a ``MySQLDatabase``) raises
+        :class:`~peewee_async_testing.DatabaseArgumentError`, a ``TypeError``, at once.
     :param allow_transactions: let the code under test open transactions: ``aio_atomic()`` and
         ``aio_transaction()`` run on savepoints, released on success and rolled back to on an exception,
         and ``aio_begin()``/``aio_savepoint()`` return savepoints whose ``commit()`` releases them. By

@@ -50,8 +50,9 @@ def production(_production_server: Production) -> Iterator[Production]:
 
 @pytest.fixture(scope="session")
 def pg_database(pg_server: PostgresServer) -> Iterator[str]:
-    """The name of an empty database made for this run (and worker), dropped at the end."""
-    name = f"peewee_async_testing_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    """The name of an empty database made for this run (and worker), dropped at the end: a test database by its
+    name, test_..., also on a server of yours, so that clean-up may empty it."""
+    name = f"test_peewee_async_testing_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
     admin(pg_server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     admin(pg_server, f'CREATE DATABASE "{name}"')
     yield name

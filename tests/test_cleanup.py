@@ -1,8 +1,12 @@
-"""aio_clear_tables and clear_tables: both strategies, foreign keys, sequences, missing tables, bad input."""
+"""aio_clear_tables and clear_tables: both strategies, foreign keys, sequences, missing tables, bad input, and the
+guards: models of another database, and databases that are not test databases, refused before any statement."""
 
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,11 +15,13 @@ import peewee
 import peewee_async
 import pytest
 
-from peewee_async_testing import aio_clear_tables, bound_models, clear_tables
+from peewee_async_testing import ConfigurationError, PostgresServer, aio_clear_tables, bound_models, clear_tables
+from peewee_async_testing import server as server_module
 from peewee_async_testing.cleanup import WriteTracker
 
-from .helpers import is_sqlite
+from .helpers import admin, is_sqlite, names
 from .models import MODELS, Author, BaseModel, Book, Ghost, Review
+from .production import ROLE, Production
 
 
 async def fill() -> None:
@@ -224,3 +230,273 @@ async def test_a_statement_the_tracker_cannot_read_counts_as_writing_everywhere(
     with WriteTracker(database) as tracker:
         await database.aio_execute_sql("WITH numbers AS (SELECT 1 AS n) SELECT n FROM numbers")
     assert tracker.written(MODELS) == MODELS
+
+
+# -- the guards ---------------------------------------------------------------------------------------------------
+
+
+async def clear(how: str, database: Any, models: list[Any] | None = None, **options: Any) -> None:
+    """Empty the tables of ``models`` the way ``how`` names: each entry point that sends destructive statements."""
+    if how == "aio_clear_tables":
+        await aio_clear_tables(database, models, **options)
+    elif how == "clear_tables":
+        clear_tables(database, models, **options)
+    else:
+        with WriteTracker(database, **options) as tracker:
+            tracker.everything = True  # as after a statement it could not read: every table counts as written
+        models = bound_models(database) if models is None else models
+        await tracker.aio_clear(models) if how == "WriteTracker.aio_clear" else tracker.clear(models)
+
+
+CLEARS = ["aio_clear_tables", "clear_tables", "WriteTracker.aio_clear", "WriteTracker.clear"]
+
+
+def model(database: Any, table: str, **meta: Any) -> Any:
+    """A model of table ``table`` (a ``name`` column), bound to ``database``, with ``meta`` as its Meta options."""
+    return type(
+        f"{table.title()}Model",
+        (peewee_async.AioModel,),
+        {"name": peewee.CharField(), "Meta": type("Meta", (), {"database": database, "table_name": table, **meta})},
+    )
+
+
+@pytest.mark.parametrize("how", CLEARS)
+@pytest.mark.parametrize("binding", ["another database", "a proxy to another database", "no database"])
+async def test_a_model_of_another_database_is_refused_and_its_namesake_table_kept(
+    database: Any, tmp_path: Path, how: str, binding: str
+) -> None:
+    other = peewee_async.SqliteDatabase(str(tmp_path / "other.db"))
+    proxy = peewee.DatabaseProxy()
+    proxy.initialize(other)
+    namesake = model({"another database": other, "a proxy to another database": proxy}.get(binding), "author")
+    await Author.aio_create(name="ada")
+    with pytest.raises(ConfigurationError, match=r"not bound to it: AuthorModel") as refused:
+        await clear(how, database, [Author, namesake])
+    assert "bound_models(database)" in str(refused.value), "the error says how to proceed"
+    assert await names() == ["ada"], "the table of the given database was emptied"
+    await Author.delete().aio_execute()
+
+
+@pytest.fixture
+def real_server(production: Production) -> Iterator[Production]:
+    """The production stand-in as the user's real server looks: not a throwaway server of this process (which
+    did start it, so it is in the registry that ``server.is_throwaway`` answers from)."""
+    where = (production.host, production.port)
+    server_module._RUNNING.discard(where)
+    try:
+        yield production
+    finally:
+        server_module._RUNNING.add(where)
+
+
+def on_server(server: Any, name: str, driver: str, **params: Any) -> Any:
+    """A peewee-async database of ``driver`` for database ``name`` of ``server`` (the production stand-in, as role
+    ``app``, or a :class:`PostgresServer`)."""
+    if isinstance(server, PostgresServer):
+        params = {**server.connect_params(name), **params}
+    else:
+        params = {"database": name, "host": server.host, "port": server.port, "user": ROLE, **params}
+        params.setdefault("password", server.password)
+    cls = peewee_async.PostgresqlDatabase if driver == "aiopg" else peewee_async.Psycopg3Database
+    return cls(**params)
+
+
+PG_TRICKS = {
+    "plain": ("shop", {}),
+    "test_ only in the schema": ("shop", {"schema": "test_shop"}),
+    # psycopg 3's pool pastes the name into a URL, unquoted: its query sends the connection to shop
+    "test_ only before the URL's query": ("test_shop?dbname=shop", {}),
+}
+PG_CASES = [
+    *((driver, trick) for trick in list(PG_TRICKS)[:2] for driver in ("aiopg", "psycopg")),
+    ("psycopg", "test_ only before the URL's query"),  # aiopg quotes the name: a database of that very name
+]
+
+
+@pytest.mark.parametrize("how", CLEARS)
+@pytest.mark.parametrize(("driver", "trick"), PG_CASES)
+async def test_a_database_that_is_not_a_test_database_is_refused_before_any_statement(
+    real_server: Production, how: str, driver: str, trick: str
+) -> None:
+    name, meta = PG_TRICKS[trick]
+    shop = on_server(real_server, name, driver)
+    item = model(shop, "item", **meta)
+    with pytest.raises(ConfigurationError) as refused:
+        await clear(how, shop, [item] if meta else None)
+    message = str(refused.value)
+    assert "is not a test database" in message
+    assert f"{real_server.host}:{real_server.port}" in message
+    assert "allow_any_database=True" in message
+    assert real_server.password not in message
+    assert shop.pool_backend.pool is None
+    # the production fixture then checks, from the server's log, that nothing reached shop: no connection at all
+
+
+@pytest.fixture
+def staging(real_server: Production) -> Iterator[str]:
+    """A database ``staging`` on the real server, not a test database, table ``item`` holding a row."""
+    real_server.admin(f"CREATE DATABASE staging OWNER {ROLE}")
+    real_server.admin(f"SET ROLE {ROLE}; CREATE TABLE item (id serial PRIMARY KEY, name text)", "staging")
+    real_server.admin("INSERT INTO item (name) VALUES ('kept')", "staging")
+    yield "staging"
+    real_server.admin("DROP DATABASE staging WITH (FORCE)")
+
+
+@pytest.mark.parametrize("how", CLEARS)
+@pytest.mark.parametrize("driver", ["aiopg", "psycopg"])
+async def test_any_database_is_cleared_when_told_so_explicitly(
+    real_server: Production, staging: str, how: str, driver: str
+) -> None:
+    database = on_server(real_server, staging, driver)
+    item = model(database, "item")
+    with pytest.raises(ConfigurationError, match="'staging'"):
+        await clear(how, database)
+    assert real_server.admin("SELECT count(*) FROM item", staging) == [(1,)]
+    await clear(how, database, allow_any_database=True)
+    assert real_server.admin("SELECT count(*) FROM item", staging) == [(0,)]
+    assert item._meta.database is database
+    await database.aio_close()
+
+
+@pytest.mark.parametrize("driver", ["aiopg", "psycopg"])
+async def test_a_database_named_test_something_is_a_test_database_on_any_server(
+    real_server: Production, driver: str
+) -> None:
+    real_server.admin(f"CREATE DATABASE test_shop OWNER {ROLE}")
+    try:
+        real_server.admin(f"SET ROLE {ROLE}; CREATE TABLE item (id serial PRIMARY KEY, name text)", "test_shop")
+        real_server.admin("INSERT INTO item (name) VALUES ('gone')", "test_shop")
+        database = on_server(real_server, "test_shop", driver)
+        model(database, "item")
+        await aio_clear_tables(database)
+        await database.aio_close()
+        assert real_server.admin("SELECT count(*) FROM item", "test_shop") == [(0,)]
+    finally:
+        real_server.admin("DROP DATABASE test_shop WITH (FORCE)")
+
+
+@pytest.fixture
+def shop_on_pg_server(pg_server: PostgresServer) -> Iterator[str]:
+    """A database ``shop_<worker>`` (not named test_...) on this run's throwaway server, table ``item`` with a row."""
+    name = f"shop_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    admin(pg_server, f'CREATE DATABASE "{name}"')
+    admin(pg_server, "CREATE TABLE item (id serial PRIMARY KEY, name text)", database=name)
+    admin(pg_server, "INSERT INTO item (name) VALUES ('row')", database=name)
+    yield name
+    admin(pg_server, f'DROP DATABASE "{name}" WITH (FORCE)')
+
+
+@pytest.mark.parametrize("driver", ["aiopg", "psycopg"])
+async def test_any_database_of_a_throwaway_server_of_this_process_is_a_test_database(
+    pg_server: PostgresServer, shop_on_pg_server: str, driver: str
+) -> None:
+    if pg_server.attached:
+        pytest.skip("the run uses a server of yours ($PEEWEE_ASYNC_TESTING_DSN), not a throwaway one")
+    database = on_server(pg_server, shop_on_pg_server, driver)
+    model(database, "item")
+    await aio_clear_tables(database)
+    await database.aio_close()
+    assert admin(pg_server, "SELECT count(*) FROM item", database=shop_on_pg_server) == [(0,)]
+
+
+REDIRECTS: dict[str, dict[str, Any]] = {
+    "hostaddr": {"hostaddr": "127.0.0.1"},
+    "the pool's hostaddr": {"pool_params": {"hostaddr": "127.0.0.1"}},
+    "a service": {"service": "anything"},
+    "PGHOSTADDR": {},
+}
+
+
+@pytest.mark.parametrize("redirect", REDIRECTS)
+async def test_a_throwaway_server_is_not_trusted_when_libpq_may_connect_elsewhere(
+    pg_server: PostgresServer, shop_on_pg_server: str, redirect: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if redirect == "PGHOSTADDR":
+        monkeypatch.setenv("PGHOSTADDR", "127.0.0.1")
+    database = on_server(pg_server, shop_on_pg_server, "aiopg", **REDIRECTS[redirect])
+    model(database, "item")
+    with pytest.raises(ConfigurationError, match="is not a test database"):
+        await aio_clear_tables(database)
+    assert admin(pg_server, "SELECT count(*) FROM item", database=shop_on_pg_server) == [(1,)]
+
+
+@pytest.fixture
+def prod_db(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """``prod.db``, an SQLite file outside every temporary folder (in the project), table ``item`` with a row."""
+    folder = Path(tempfile.mkdtemp(prefix=".prod-", dir=request.config.rootpath))
+    path = folder / "prod.db"
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT)")
+        connection.execute("INSERT INTO item (name) VALUES ('kept')")
+    connection.close()
+    yield path
+    path.unlink()
+    folder.rmdir()
+
+
+def sqlite_rows(path: Path) -> int:
+    connection = sqlite3.connect(path)
+    try:
+        return int(connection.execute("SELECT count(*) FROM item").fetchone()[0])
+    finally:
+        connection.close()
+
+
+def sqlite_trick(trick: str, prod_db: Path, tmp_path: Path) -> tuple[Any, dict[str, Any]]:
+    """A peewee-async SQLite database whose tables are in ``prod_db`` by ``trick``, and its model's Meta options."""
+    if trick == "a path through a temporary folder":
+        temp = tempfile.gettempdir()  # /tmp/../../srv/prod.db
+        return peewee_async.SqliteDatabase(os.path.join(temp, os.path.relpath(prod_db, temp))), {}
+    if trick == "a link in a temporary folder":
+        (tmp_path / "link.db").symlink_to(prod_db)
+        return peewee_async.SqliteDatabase(str(tmp_path / "link.db")), {}
+    if trick == "a linked folder in a temporary folder":
+        (tmp_path / "folder").symlink_to(prod_db.parent)
+        return peewee_async.SqliteDatabase(str(tmp_path / "folder" / prod_db.name)), {}
+    if trick == "a URI":
+        return peewee_async.SqliteDatabase(f"file:{prod_db}?cache=private", uri=True), {}
+    if trick == "a URI that looks like a relative path in a temporary folder":
+        os.chdir(tmp_path)  # SQLite reads names starting file: as URIs when built so (as Debian's is)
+        return peewee_async.SqliteDatabase(f"file:{prod_db}"), {}
+    if trick == "an attached database":
+        database = peewee_async.SqliteDatabase(str(tmp_path / "test.db"))
+        database.attach(str(prod_db), "prod")
+        return database, {"schema": "prod"}
+    return peewee_async.SqliteDatabase(str(prod_db)), {}
+
+
+SQLITE_TRICKS = [
+    "plain",
+    "a path through a temporary folder",
+    "a link in a temporary folder",
+    "a linked folder in a temporary folder",
+    "a URI",
+    "a URI that looks like a relative path in a temporary folder",
+    "an attached database",
+]
+
+
+@pytest.mark.parametrize("how", CLEARS)
+@pytest.mark.parametrize("trick", SQLITE_TRICKS)
+async def test_an_sqlite_file_outside_the_temporary_folders_is_refused(
+    prod_db: Path, tmp_path: Path, how: str, trick: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(os.getcwd())  # undo the chdir of a trick
+    database, meta = sqlite_trick(trick, prod_db, tmp_path)
+    item = model(database, "item", **meta)
+    with pytest.raises(ConfigurationError, match=r"is not a test database.*allow_any_database=True"):
+        await clear(how, database, [item])
+    assert sqlite_rows(prod_db) == 1
+
+
+@pytest.mark.parametrize("how", CLEARS)
+@pytest.mark.parametrize("name", ["file", ":memory:", "file::memory:?cache=shared", "file:memdb1?mode=memory"])
+async def test_a_temporary_sqlite_database_is_a_test_database(tmp_path: Path, how: str, name: str) -> None:
+    if name == "file":
+        database = peewee_async.SqliteDatabase(str(tmp_path / "test.db"))
+    else:
+        database = peewee_async.SqliteDatabase(name, uri=name.startswith("file:"))
+    item = model(database, "item")
+    await database.aio_create_tables([item])
+    await clear(how, database)
+    await database.aio_close()

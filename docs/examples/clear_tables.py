@@ -3,7 +3,12 @@ import asyncio
 import peewee
 import peewee_async
 
-from peewee_async_testing import PostgresServer, aio_clear_tables, clear_tables
+from peewee_async_testing import (
+    ConfigurationError,
+    PostgresServer,
+    aio_clear_tables,
+    clear_tables,
+)
 
 
 class Customer(peewee_async.AioModel):
@@ -34,11 +39,25 @@ async def main(database: peewee_async.PostgresqlDatabase) -> None:
     clear_tables(database, strategy="delete")  # the synchronous twin
     assert await Customer.select().aio_count() == 0
 
+    # Not a test database (not named test_..., not on a throwaway server of
+    # this process): refused before anything connects to it.
+    shop = peewee_async.PostgresqlDatabase("shop", host="db.example.com")
+    try:
+        await aio_clear_tables(shop)
+        raise AssertionError("a database that is not a test database was cleared")
+    except ConfigurationError as refused:
+        assert "allow_any_database=True" in str(refused)
+
     await database.aio_drop_tables([Customer, Order])
     await database.aio_close()
 
 
 with PostgresServer() as server:
-    asyncio.run(
-        main(peewee_async.PostgresqlDatabase(**server.connect_params("postgres")))
-    )
+    admin = server.connect("postgres")
+    admin.cursor().execute("CREATE DATABASE test_example")  # a test database
+    try:
+        params = server.connect_params("test_example")
+        asyncio.run(main(peewee_async.PostgresqlDatabase(**params)))
+    finally:
+        admin.cursor().execute("DROP DATABASE test_example")
+        admin.close()
