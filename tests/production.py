@@ -13,6 +13,7 @@ import urllib.parse
 import psycopg2
 
 from peewee_async_testing import PostgresServer
+from peewee_async_testing import server as server_module
 
 PASSWORD = "s3cr3t-hunter2-p4ss"  # what no output may show
 ROLE = "app"
@@ -75,6 +76,8 @@ class Production:
 def start_production() -> tuple[PostgresServer, Production]:
     server = PostgresServer(settings=SETTINGS)
     server.start()
+    # The user's real server is not a throwaway server of this process, which did start this one.
+    server_module._RUNNING.discard((server.host, server.port))
     try:
         assert server.socket_dir is not None
         production = Production(server)

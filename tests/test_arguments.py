@@ -168,7 +168,10 @@ def test_the_plugin_refuses_a_mysql_database(pytester: pytest.Pytester) -> None:
         "[pytest]\nasyncio_mode = auto\nasyncio_default_fixture_loop_scope = function\n"
         "peewee_async_database = shop:database\npythonpath = .\n"
     )
-    pytester.makepyfile(shop=MYSQL_PROJECT, test_it="async def test_it(in_transaction):\n    pass\n")
+    tests = "\n".join(f"async def test_{n}(in_transaction):\n    pass\n" for n in range(3))
+    pytester.makepyfile(shop=MYSQL_PROJECT, test_it=tests)
     result = pytester.runpytest("-p", "no:cacheprovider")
-    result.assert_outcomes(errors=1)
-    result.stdout.fnmatch_lines(["*supports PostgreSQL (aiopg, psycopg 3) and SQLite*peewee_async.MySQLDatabase*"])
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # at once, for the session: not once per test
+    result.stderr.fnmatch_lines(
+        ["ERROR: *supports PostgreSQL (aiopg, psycopg 3) and SQLite*peewee_async.MySQLDatabase*"]
+    )

@@ -16,7 +16,6 @@ import peewee_async
 import pytest
 
 from peewee_async_testing import ConfigurationError, PostgresServer, aio_clear_tables, bound_models, clear_tables
-from peewee_async_testing import server as server_module
 from peewee_async_testing.cleanup import WriteTracker
 
 from .helpers import admin, is_sqlite, names
@@ -277,18 +276,6 @@ async def test_a_model_of_another_database_is_refused_and_its_namesake_table_kep
     await Author.delete().aio_execute()
 
 
-@pytest.fixture
-def real_server(production: Production) -> Iterator[Production]:
-    """The production stand-in as the user's real server looks: not a throwaway server of this process (which
-    did start it, so it is in the registry that ``server.is_throwaway`` answers from)."""
-    where = (production.host, production.port)
-    server_module._RUNNING.discard(where)
-    try:
-        yield production
-    finally:
-        server_module._RUNNING.add(where)
-
-
 def on_server(server: Any, name: str, driver: str, **params: Any) -> Any:
     """A peewee-async database of ``driver`` for database ``name`` of ``server`` (the production stand-in, as role
     ``app``, or a :class:`PostgresServer`)."""
@@ -316,63 +303,63 @@ PG_CASES = [
 @pytest.mark.parametrize("how", CLEARS)
 @pytest.mark.parametrize(("driver", "trick"), PG_CASES)
 async def test_a_database_that_is_not_a_test_database_is_refused_before_any_statement(
-    real_server: Production, how: str, driver: str, trick: str
+    production: Production, how: str, driver: str, trick: str
 ) -> None:
     name, meta = PG_TRICKS[trick]
-    shop = on_server(real_server, name, driver)
+    shop = on_server(production, name, driver)
     item = model(shop, "item", **meta)
     with pytest.raises(ConfigurationError) as refused:
         await clear(how, shop, [item] if meta else None)
     message = str(refused.value)
     assert "is not a test database" in message
-    assert f"{real_server.host}:{real_server.port}" in message
+    assert f"{production.host}:{production.port}" in message
     assert "allow_any_database=True" in message
-    assert real_server.password not in message
+    assert production.password not in message
     assert shop.pool_backend.pool is None
     # the production fixture then checks, from the server's log, that nothing reached shop: no connection at all
 
 
 @pytest.fixture
-def staging(real_server: Production) -> Iterator[str]:
+def staging(production: Production) -> Iterator[str]:
     """A database ``staging`` on the real server, not a test database, table ``item`` holding a row."""
-    real_server.admin(f"CREATE DATABASE staging OWNER {ROLE}")
-    real_server.admin(f"SET ROLE {ROLE}; CREATE TABLE item (id serial PRIMARY KEY, name text)", "staging")
-    real_server.admin("INSERT INTO item (name) VALUES ('kept')", "staging")
+    production.admin(f"CREATE DATABASE staging OWNER {ROLE}")
+    production.admin(f"SET ROLE {ROLE}; CREATE TABLE item (id serial PRIMARY KEY, name text)", "staging")
+    production.admin("INSERT INTO item (name) VALUES ('kept')", "staging")
     yield "staging"
-    real_server.admin("DROP DATABASE staging WITH (FORCE)")
+    production.admin("DROP DATABASE staging WITH (FORCE)")
 
 
 @pytest.mark.parametrize("how", CLEARS)
 @pytest.mark.parametrize("driver", ["aiopg", "psycopg"])
 async def test_any_database_is_cleared_when_told_so_explicitly(
-    real_server: Production, staging: str, how: str, driver: str
+    production: Production, staging: str, how: str, driver: str
 ) -> None:
-    database = on_server(real_server, staging, driver)
+    database = on_server(production, staging, driver)
     item = model(database, "item")
     with pytest.raises(ConfigurationError, match="'staging'"):
         await clear(how, database)
-    assert real_server.admin("SELECT count(*) FROM item", staging) == [(1,)]
+    assert production.admin("SELECT count(*) FROM item", staging) == [(1,)]
     await clear(how, database, allow_any_database=True)
-    assert real_server.admin("SELECT count(*) FROM item", staging) == [(0,)]
+    assert production.admin("SELECT count(*) FROM item", staging) == [(0,)]
     assert item._meta.database is database
     await database.aio_close()
 
 
 @pytest.mark.parametrize("driver", ["aiopg", "psycopg"])
 async def test_a_database_named_test_something_is_a_test_database_on_any_server(
-    real_server: Production, driver: str
+    production: Production, driver: str
 ) -> None:
-    real_server.admin(f"CREATE DATABASE test_shop OWNER {ROLE}")
+    production.admin(f"CREATE DATABASE test_shop OWNER {ROLE}")
     try:
-        real_server.admin(f"SET ROLE {ROLE}; CREATE TABLE item (id serial PRIMARY KEY, name text)", "test_shop")
-        real_server.admin("INSERT INTO item (name) VALUES ('gone')", "test_shop")
-        database = on_server(real_server, "test_shop", driver)
+        production.admin(f"SET ROLE {ROLE}; CREATE TABLE item (id serial PRIMARY KEY, name text)", "test_shop")
+        production.admin("INSERT INTO item (name) VALUES ('gone')", "test_shop")
+        database = on_server(production, "test_shop", driver)
         model(database, "item")
         await aio_clear_tables(database)
         await database.aio_close()
-        assert real_server.admin("SELECT count(*) FROM item", "test_shop") == [(0,)]
+        assert production.admin("SELECT count(*) FROM item", "test_shop") == [(0,)]
     finally:
-        real_server.admin("DROP DATABASE test_shop WITH (FORCE)")
+        production.admin("DROP DATABASE test_shop WITH (FORCE)")
 
 
 @pytest.fixture

@@ -302,13 +302,18 @@ def test_an_override_still_cannot_reach_the_real_database(shop: pytest.Pytester)
         from app.models import Item
         from peewee_async_testing import DatabaseAccessError
 
-        @pytest.mark.peewee_db(isolation="clear")
-        async def test_x():
+        async def test_in_a_transaction(in_transaction):
             with pytest.raises(DatabaseAccessError, match="real database 'shop'"):
                 await Item.aio_create(name="x")
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_clearing_tables():
+            pass
         """
     )
-    shop.runpytest().assert_outcomes(passed=1)
+    result = shop.runpytest()
+    result.assert_outcomes(passed=1, errors=1)
+    result.stdout.fnmatch_lines(["*refuses to empty the tables of database 'shop'*Nothing was sent to it*"])
 
 
 def test_what_a_test_that_is_not_isolated_leaves_running_is_refused(shop: pytest.Pytester) -> None:
