@@ -114,12 +114,16 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
         )
         test_database.setup()
     except Exception as error:  # said once for the session, not once per test
-        what = (
+        cause = (
             ""
             if isinstance(error, PeeweeAsyncTestingError)
             else f"could not make the test database: {type(error).__name__}: "
         )
-        pytest.exit(f"peewee-async-testing: {what}{error}", returncode=pytest.ExitCode.USAGE_ERROR)
+        message = f"peewee-async-testing: {cause}{error}"
+        if hasattr(config, "workerinput"):  # a pytest-xdist worker: pytest.exit would crash the controller
+            request.session.shouldstop = message
+            raise pytest.fail.Exception(message, pytrace=False) from None
+        pytest.exit(message, returncode=pytest.ExitCode.USAGE_ERROR)
     config.stash[TEST_DATABASE] = test_database
     gate.ready = True
     workeroutput = getattr(config, "workeroutput", None)
