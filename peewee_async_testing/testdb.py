@@ -222,6 +222,10 @@ class TestDatabase:
         copy = f" TEMPLATE {_quote(template)}" if template else ""
         _execute(admin, f"CREATE DATABASE {_quote(name)}{copy}{options}")
         if template is None:
+            if self.server is not None and self.server.attached:
+                # Its first connection ours, so that a refusal (pg_hba.conf) is said with the DSN masked: the
+                # traceback of peewee's own connect would show psycopg2's, which holds the password.
+                self.server.connect(name).close()
             self._use(name)
             create_tables(self.database, self.models)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import psycopg2
 import pytest
 
 from ..production import PASSWORD, Production
@@ -172,3 +173,45 @@ def test_psycopg_3_refuses_what_its_pool_cannot_pass_on(
     monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DSN", production.dsn())  # the password alone it takes
     inner.makepyfile(USES_THE_DATABASE)
     inner.runpytest().assert_outcomes(passed=1)
+
+
+def _refused(production: Production, database: str) -> bool:
+    """Whether pg_hba.conf refuses role app on ``database`` now (the server reloads it when it gets to it)."""
+    try:
+        psycopg2.connect(dbname=database, host=production.host, port=production.port, user="app").close()
+    except psycopg2.OperationalError as error:
+        return "pg_hba.conf rejects" in str(error)
+    return False
+
+
+def _reload_until(production: Production, refused: bool) -> None:
+    production.admin("SELECT pg_reload_conf()")
+    for _ in range(10_000):
+        if _refused(production, "test_app") == refused:
+            return
+    raise AssertionError("the production server never reloaded its pg_hba.conf")
+
+
+def test_a_test_database_the_server_refuses_is_said_without_the_password(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, production: Production
+) -> None:
+    hba = production.log.parent / "data" / "pg_hba.conf"
+    original = hba.read_text()
+    hba.write_text("host test_app app 127.0.0.1/32 reject\n" + original)  # test_app only: postgres it may use
+    _reload_until(production, refused=True)
+    try:
+        monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DSN", production.dsn())
+        inner.makepyfile(USES_THE_DATABASE)
+        result = inner.runpytest()
+    finally:
+        hba.write_text(original)
+        _reload_until(production, refused=False)
+        production.admin("DROP DATABASE IF EXISTS test_app")
+    result.assert_outcomes(errors=1)
+    result.stdout.fnmatch_lines(
+        [
+            "*Cannot connect to database test_app of the server of $PEEWEE_ASYNC_TESTING_DSN "
+            f"(postgresql://app:***@127.0.0.1:{production.port}/postgres): *pg_hba.conf rejects connection*"
+        ]
+    )
+    assert PASSWORD not in _output(result)
