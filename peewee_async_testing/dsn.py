@@ -113,7 +113,8 @@ def hide(dsn: str | None) -> DSN | None:
 _URL = re.compile(r"(?P<scheme>\s*[A-Za-z][A-Za-z0-9+.-]*://)(?P<rest>.*)", re.DOTALL)
 # A key = value pair as libpq reads one: a value in single quotes (\ escapes), or bare up to a space.
 _PAIR = re.compile(r"\s*(?P<key>[^\s=]+)\s*=\s*(?P<value>'(?:[^'\\]|\\.)*(?:'|\Z)|(?:[^\s\\]|\\.)*)", re.DOTALL)
-_PLAIN = re.compile(r"[^/?#&=]*")  # a user name in a URL, or something else that may hide a secret
+_PLAIN = re.compile(r"[^/?#&=]*")  # what a URL's user name looks like (else it may be a query, holding a secret)
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")  # what a parameter's name looks like (else it may be a secret)
 _PORTS = re.compile(r"[0-9,]*")
 
 
@@ -153,7 +154,7 @@ def _mask_query_pair(pair: str) -> str:
     if not equals:
         return pair if name in KEYWORDS and name not in SECRETS else MASK
     shown = value if name in KEYWORDS and name not in SECRETS else MASK
-    return f"{key if re.fullmatch(r'[A-Za-z_][A-Za-z0-9_]*', name) else MASK}={shown}"
+    return f"{key if _NAME.fullmatch(name) else MASK}={shown}"
 
 
 def _mask_pairs(text: str) -> str:
@@ -166,7 +167,10 @@ def _mask_pairs(text: str) -> str:
             break
         key = pair["key"]
         value = pair["value"] if key in KEYWORDS and key not in SECRETS else MASK
-        shown.append(text[pair.start() : pair.start("value")] + value)
+        name = key if _NAME.fullmatch(key) else MASK
+        shown.append(
+            text[pair.start() : pair.start("key")] + name + text[pair.end("key") : pair.start("value")] + value
+        )
         position = pair.end()
     return "".join(shown)
 

@@ -108,6 +108,7 @@ def test_the_dsn_property_is_a_url_libpq_reads_back_to_the_same_parameters() -> 
         ("postgresql://db/shop?password", "postgresql://db/shop?***"),
         ("postgresql://db/shop?pass%77ord=s3cret&user=app", "postgresql://db/shop?pass%77ord=***&user=app"),
         ("postgresql://db/shop?s3cret", "postgresql://db/shop?***"),
+        ("host=db s3cr#t=x port=1", "host=db ***=*** port=1"),
     ],
 )
 def test_mask_hides_what_may_be_a_secret(dsn: str, masked: str) -> None:
