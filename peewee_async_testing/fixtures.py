@@ -52,10 +52,12 @@ def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
     ``--peewee-dsn`` or ``$PEEWEE_ASYNC_TESTING_DSN`` when given (left running), else a throwaway
     server started for the session and removed at its end (under pytest-xdist, one for all workers).
     """
+    from .dsn import hide
     from .server import DSN_ENV, PostgresServer
 
     start = request.config.stash.get(SERVER_START, None)
-    if start is not None and os.environ.get(DSN_ENV):
+    named_late = start is not None and bool(os.environ.get(DSN_ENV))
+    if start is not None and named_late:
         start.stop()  # a conftest.py collected later named a server: that one it is
     elif start is not None:
         try:
@@ -63,9 +65,15 @@ def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
         finally:
             start.stop()
         return
-    workerinput = getattr(request.config, "workerinput", {})
-    dsn = request.config.getoption("peewee_dsn") or workerinput.get(WORKER_DSN)
-    with PostgresServer(dsn=dsn, **({} if dsn else server_options(request.config))) as server:
+    # Each DSN as a hidden one (its repr masked), so that a traceback through here shows no password.
+    if named_late:
+        dsn, origin = hide(os.environ[DSN_ENV]), f"${DSN_ENV}, set during collection (by a conftest.py or a module)"
+    elif request.config.getoption("peewee_dsn"):
+        dsn, origin = hide(request.config.getoption("peewee_dsn")), "--peewee-dsn"
+    else:  # (None: $PEEWEE_ASYNC_TESTING_DSN or a throwaway server, as PostgresServer finds)
+        dsn, origin = getattr(request.config, "workerinput", {}).get(WORKER_DSN), "the pytest-xdist controller's server"
+    options = {"origin": origin} if dsn else server_options(request.config)
+    with PostgresServer(dsn=dsn, **options) as server:
         yield server
 
 

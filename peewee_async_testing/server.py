@@ -23,14 +23,14 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .binaries import BINDIR_ENV as BINDIR_ENV  # re-exported: every *_ENV name is importable from here
 from .binaries import OS_USER_ENV as OS_USER_ENV
 from .binaries import _as_user, _os_user, find_bindir
+from .dsn import DSN, MASK, SECRETS, Password, hide, mask, psycopg_pool_problem, read, to_url
 from .exceptions import ConfigurationError, ServerError
 from .initdb import CACHE_DIR_ENV as CACHE_DIR_ENV
 from .initdb import _default_locale, _make_data
@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     import pwd
 
 DSN_ENV = "PEEWEE_ASYNC_TESTING_DSN"
+#: What this library's own connections are called on the server (``application_name``), unless the DSN names one.
+APPLICATION_NAME = "peewee-async-testing"
 LOCALE_ENV = "PEEWEE_ASYNC_TESTING_PG_LOCALE"
 SETTINGS_ENV = "PEEWEE_ASYNC_TESTING_PG_SETTINGS"  # name = value settings, separated by ; or newlines
 #: Durability is worthless for a throwaway cluster; these settings make writes and commits much cheaper.
@@ -204,20 +206,16 @@ def _log_tail(log: pathlib.Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def _redact(dsn: str) -> str:
-    parts = urllib.parse.urlsplit(dsn)
-    if parts.password is None:
-        return dsn
-    return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
-
-
 class PostgresServer:
     """A private PostgreSQL cluster for one test session, removed with everything in it on exit.
 
     Starts ``postgres`` as a child process on a free port of 127.0.0.1 and a Unix socket in a temporary
     folder (on ``/dev/shm`` when possible), from a cached copy of a fresh ``initdb``. Run as root, it runs
     PostgreSQL as ``$PEEWEE_ASYNC_TESTING_PG_OS_USER``, ``postgres`` or ``nobody``. When ``dsn`` or
-    ``$PEEWEE_ASYNC_TESTING_DSN`` is set it starts nothing and describes that server instead.
+    ``$PEEWEE_ASYNC_TESTING_DSN`` is set it starts nothing and describes that server instead: a
+    ``postgresql://`` URL or libpq's ``key=value`` form, every parameter of which reaches every connection
+    (see :mod:`peewee_async_testing.dsn`). ``origin`` says where the DSN came from, for errors (default:
+    ``PostgresServer(dsn=...)``, or ``$PEEWEE_ASYNC_TESTING_DSN``); no error, repr or traceback shows its password.
 
     The cluster's ``locale`` is ``locale``, else ``$PEEWEE_ASYNC_TESTING_PG_LOCALE``, else the first of
     ``C.UTF-8``, ``en_US.UTF-8`` or another UTF-8 locale that the system has (``C`` if it has none).
@@ -237,10 +235,12 @@ class PostgresServer:
         *,
         bindir: str | os.PathLike[str] | None = None,
         dsn: str | None = None,
+        origin: str | None = None,
         timeout: float = 30.0,
         locale: str | None = None,
         settings: Mapping[str, str | int | float] | None = None,
     ) -> None:
+        dsn = hide(dsn)  # first: a traceback through here shows it masked
         if dsn and (locale or settings):
             raise ConfigurationError(
                 "PostgresServer(dsn=...) starts no server, so locale= and settings= cannot apply to it: "
@@ -250,7 +250,7 @@ class PostgresServer:
         self.host = "127.0.0.1"
         self.port = 0
         self.user = "postgres"
-        self.password: str | None = None
+        self.password: Password | None = None
         self.database = "postgres"
         self.socket_dir: pathlib.Path | None = None
         self.bindir: pathlib.Path | None = None
@@ -261,7 +261,12 @@ class PostgresServer:
         self._bindir_setting = bindir
         self._locale_setting = locale or None
         self._settings = None if settings is None else _checked_settings(settings)
-        self._attached_dsn = dsn or os.environ.get(DSN_ENV) or None
+        if not dsn and os.environ.get(DSN_ENV):
+            dsn, origin = hide(os.environ[DSN_ENV]), origin or f"${DSN_ENV}"
+        #: Where the DSN came from (``--peewee-dsn``, ``$PEEWEE_ASYNC_TESTING_DSN``...); None for a started server.
+        self.origin = (origin or "PostgresServer(dsn=...)") if dsn else None
+        self._attached_dsn = dsn
+        self._libpq: dict[str, str] = {}  # the DSN's parameters beyond host, port, user, password and dbname
         self._process: subprocess.Popen[bytes] | None = None
         self._publisher: threading.Thread | None = None
         if self._attached_dsn:
@@ -274,36 +279,73 @@ class PostgresServer:
 
     @property
     def dsn(self) -> str:
-        """A ``postgresql://`` URL to the maintenance database (``postgres`` on a started server)."""
+        """A ``postgresql://`` URL to the maintenance database (``postgres`` on a started server), with every
+        parameter of the DSN it was given (a :class:`~peewee_async_testing.dsn.DSN`: its repr is masked)."""
         if self._attached_dsn:
-            return self._attached_dsn
+            params = {"host": self.host, "port": str(self.port), "user": self.user, "password": self.password}
+            return DSN(to_url({**params, "dbname": self.database, **self._libpq}))
         self._require_running()
         return f"postgresql://{self.user}@{self.host}:{self.port}/{self.database}"
 
-    def connect_params(self, database: str) -> dict[str, object]:
-        """Return keyword arguments for ``peewee_async.PostgresqlDatabase(**params)`` to reach ``database``."""
+    def connect_params(self, database: str, *, driver: Literal["aiopg", "psycopg"] = "aiopg") -> dict[str, object]:
+        """Keyword arguments for a peewee-async database (``PostgresqlDatabase(**params)``) on ``database``:
+        the host, port, user and password, and every other parameter of the DSN (``sslmode``, ``options``...).
+
+        ``driver="psycopg"`` for ``peewee_async.Psycopg3Database``, whose pool passes on only the host, port,
+        user and password: a DSN with more is refused. (The password is a
+        :class:`~peewee_async_testing.dsn.Password`: its repr is masked.)
+
+        :raises ConfigurationError: if ``driver`` cannot take the DSN's parameters, or is another one.
+        """
+        if driver not in ("aiopg", "psycopg"):
+            raise ConfigurationError(f"connect_params(driver={driver!r}): the drivers are 'aiopg' and 'psycopg'.")
         self._require_running()
-        return {
-            "database": database,
-            "host": self.host,
-            "port": self.port,
-            "user": self.user,
-            "password": self.password,
-        }
+        params = {"database": database, "host": self.host, "port": self.port, "user": self.user}
+        params.update({"password": self.password, **self._libpq})
+        problem = psycopg_pool_problem(params) if driver == "psycopg" else None
+        if problem is not None:
+            raise ConfigurationError(f"{self._named()} {problem}")
+        return params
 
     def connect(self, database: str) -> Any:
-        """A psycopg2 connection to ``database`` of the server, in autocommit mode (for administration)."""
+        """A psycopg2 connection to ``database`` of the server, in autocommit mode (for administration), with
+        every parameter of the DSN; ``application_name`` is ``peewee-async-testing`` unless the DSN sets it.
+
+        :raises ServerError: if it cannot connect, with libpq's reason, naming where the DSN came from and the
+            DSN masked (no frame of the driver, whose locals hold the password, is kept).
+        """
         import psycopg2
 
         params = {key: value for key, value in self.connect_params(database).items() if value is not None}
-        connection = psycopg2.connect(dbname=params.pop("database"), **params)
+        params.setdefault("fallback_application_name", APPLICATION_NAME)
+        reason = None
+        try:
+            connection = psycopg2.connect(dbname=params.pop("database"), **params)
+        except psycopg2.Error as error:
+            reason = self._without_secrets(str(error).strip())
+        if reason is not None:  # raised out here: the driver's error and frames are left behind
+            if self.attached:
+                where, fix = f"the server of {self._named()}", "Check that it runs and that the DSN is right."
+            else:
+                where, fix = f"the throwaway server on {self.host}:{self.port}", "Was it stopped?"
+            raise ServerError(f"Cannot connect to database {database} of {where}: {reason}\n{fix}")
         connection.autocommit = True
         return connection
 
     def __repr__(self) -> str:
-        where = _redact(self._attached_dsn) if self._attached_dsn else f"{self.host}:{self.port}"
+        where = mask(self._attached_dsn) if self._attached_dsn else f"{self.host}:{self.port}"
         state = "attached" if self.attached else ("running" if self._process else "stopped")
         return f"<PostgresServer {state} {where}>"
+
+    def _named(self) -> str:
+        """Where the DSN came from, and the DSN, masked: ``--peewee-dsn (postgresql://app:***@db/postgres)``."""
+        return f"{self.origin} ({mask(self._attached_dsn or '')})"
+
+    def _without_secrets(self, text: str) -> str:
+        """``text`` with the DSN's password (and other secrets) replaced by ``***``, wherever they appear."""
+        for secret in (self.password, *(self._libpq.get(key) for key in SECRETS)):
+            text = text.replace(secret, MASK) if secret else text
+        return text
 
     def __enter__(self) -> PostgresServer:
         self.start()
@@ -386,17 +428,19 @@ class PostgresServer:
             f"the end of its log:\n{_log_tail(log)}"
         )
 
-    def _parse_dsn(self, dsn: str) -> None:
-        parts = urllib.parse.urlsplit(dsn)
-        if parts.scheme not in ("postgresql", "postgres"):
-            raise ServerError(
-                f"{DSN_ENV} must be a postgresql://user:password@host:port/dbname URL, not {_redact(dsn)!r}."
-            )
-        self.host = parts.hostname or "localhost"
-        self.port = parts.port or 5432
-        self.user = urllib.parse.unquote(parts.username or "postgres")
-        self.password = urllib.parse.unquote(parts.password) if parts.password is not None else None
-        self.database = urllib.parse.unquote(parts.path.lstrip("/")) or "postgres"
+    def _parse_dsn(self, dsn: DSN) -> None:
+        """Take the server's host, port, user, password and maintenance database from ``dsn`` (where it gives
+        none: ``localhost``, 5432, ``postgres``, ``postgres``), and keep its other parameters for every connection.
+        """
+        assert self.origin is not None
+        params = read(dsn, self.origin)
+        self.host = params.pop("host", "") or "localhost"
+        self.port = int(params.pop("port", "") or 5432)
+        self.user = params.pop("user", "") or "postgres"
+        password = params.pop("password", None)
+        self.password = None if password is None else Password(password)
+        self.database = params.pop("dbname", "") or "postgres"
+        self._libpq = params
 
     def _require_running(self) -> None:
         if not self.attached and self._process is None:

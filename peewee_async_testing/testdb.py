@@ -18,9 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import peewee
-import psycopg2
-import psycopg2.extensions
 from peewee_async.databases import AioDatabase
+from peewee_async.pool import PsycopgPoolBackend
 from peewee_async.utils import sort_models
 
 from ._compat import create_table_sql
@@ -30,7 +29,6 @@ from .patches import snapshot
 from .server import PostgresServer
 
 _COMMENT = "peewee-async-testing schema {}"
-_HOLDER = "peewee-async-testing"
 _MAX_NAME = 63
 
 
@@ -157,7 +155,7 @@ class TestDatabase:
                 self._ensure(admin, self.template, fingerprint)
                 self.reused = self._ensure(admin, self.name, fingerprint, template=self.template)
         self._use(self.name)
-        self._holder = psycopg2.connect(application_name=_HOLDER, **self._params(self.name))
+        self._holder = self.server.connect(self.name)
 
     def teardown(self) -> None:
         """Drop the test database (unless reused, or on a throwaway server, which takes it along when it
@@ -186,17 +184,14 @@ class TestDatabase:
 
     def _server_params(self) -> dict[str, Any]:
         assert self.server is not None
-        return {key: value for key, value in self.server.connect_params("").items() if key != "database"}
-
-    def _params(self, name: str) -> dict[str, Any]:
-        params = self._server_params()
-        return {"dbname": name, **{key: value for key, value in params.items() if value is not None}}
+        psycopg = issubclass(self.database.pool_backend_cls, PsycopgPoolBackend)
+        params = self.server.connect_params("", driver="psycopg" if psycopg else "aiopg")
+        return {key: value for key, value in params.items() if key != "database"}
 
     @contextmanager
     def _admin(self) -> Iterator[Any]:
         assert self.server is not None
-        connection = psycopg2.connect(**self._params(self.server.database))
-        connection.autocommit = True
+        connection = self.server.connect(self.server.database)
         try:
             yield connection
         finally:
@@ -227,6 +222,10 @@ class TestDatabase:
         copy = f" TEMPLATE {_quote(template)}" if template else ""
         _execute(admin, f"CREATE DATABASE {_quote(name)}{copy}{options}")
         if template is None:
+            if self.server is not None and self.server.attached:
+                # Its first connection ours, so that a refusal (pg_hba.conf) is said with the DSN masked: the
+                # traceback of peewee's own connect would show psycopg2's, which holds the password.
+                self.server.connect(name).close()
             self._use(name)
             create_tables(self.database, self.models)
 

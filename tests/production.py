@@ -40,7 +40,8 @@ class Production:
 
     def dsn(self, database: str = "postgres", **query: str) -> str:
         """A URL for role ``app`` with its password, to ``database``, with ``query`` parameters."""
-        tail = f"?{urllib.parse.urlencode(query)}" if query else ""
+        # %20 for a space: libpq reads no + as one.
+        tail = f"?{urllib.parse.urlencode(query, quote_via=urllib.parse.quote)}" if query else ""
         return f"postgresql://{ROLE}:{PASSWORD}@{self.host}:{self.port}/{database}{tail}"
 
     def admin(self, sql: str, database: str = "postgres") -> list[tuple[object, ...]]:

@@ -423,9 +423,16 @@ def test_attach_dsn_is_parsed_and_the_password_stays_out_of_repr() -> None:
     assert "cret" not in repr(server)
     assert "db.example:6543" in repr(server)
     bare = PostgresServer(dsn="postgresql://db.example")
-    assert (bare.port, bare.user, bare.password) == (5432, "postgres", None)
-    with pytest.raises(ServerError, match="postgresql://"):
+    assert (bare.host, bare.port, bare.user, bare.password, bare.database) == (
+        "db.example",
+        5432,
+        "postgres",
+        None,
+        "postgres",
+    )
+    with pytest.raises(ConfigurationError, match="postgresql://") as raised:
         PostgresServer(dsn="mysql://root:hunter2@db.example/app")
+    assert "hunter2" not in str(raised.value)
 
 
 def test_a_server_whose_python_process_was_killed_is_reaped_by_the_next_start(monkeypatch: pytest.MonkeyPatch) -> None:
