@@ -462,6 +462,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     stale = sorted({name for database in described for name in database["stale"]})
     if lines and stale:
         lines[-1] += f"; dropped stale: {', '.join(stale)}"
+    kept = sorted({name for database in described for name in database.get("kept", [])})
+    if lines and kept:  # met where stale ones are, and left alone: each with why
+        lines[-1] += f"; kept: {', '.join(kept)}"
     for line in lines:
         terminalreporter.write_line(line)
 

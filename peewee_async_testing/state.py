@@ -57,12 +57,22 @@ def remember_engine(config: pytest.Config, spec: str, postgres: bool) -> None:
 
 def describe(test_database: TestDatabase) -> dict[str, Any]:
     """What the closing line tells of a test database: its name, where it is, how it was made and removed,
-    and the stale databases dropped first."""
-    how = "reused" if test_database.reused else "created"
-    if test_database.server is not None:
-        where = f"on {test_database.server.host}:{test_database.server.port}"
-        if not test_database.reuse:
-            how += ", dropped" if test_database.server.attached else ", removed with the server"
+    the stale databases dropped first, and those it met there and kept, with why."""
+    server = test_database.server
+    fleeting = None  # where nothing outlives the run
+    if server is None:
+        where, end, fleeting = "(SQLite)", "removed", "SQLite"
+    elif server.attached:
+        where, end = f"on {server.host}:{server.port}", "kept" if test_database.reuse else "dropped"
     else:
-        where, how = "(SQLite)", how + ", removed"
-    return {"name": test_database.name, "where": where, "how": how, "stale": list(test_database.dropped_stale)}
+        where, end, fleeting = f"on {server.host}:{server.port}", "removed with the server", "a throwaway server"
+    how = f"{'reused' if test_database.reused else 'created'}, {end}"
+    if test_database.reuse and fleeting:
+        how += f"; --peewee-reuse-db has no effect on {fleeting}"
+    return {
+        "name": test_database.name,
+        "where": where,
+        "how": how,
+        "stale": list(test_database.dropped_stale),
+        "kept": list(test_database.kept),
+    }

@@ -4,20 +4,29 @@ PostgreSQL: ``test_<name>`` (plus a suffix, for runs that share a server) is cre
 made once; pytest-xdist workers each get a clone, ``test_<name>_gw0`` ..., made with
 ``CREATE DATABASE ... TEMPLATE`` so the schema is built once. SQLite: a file in a temporary folder.
 Set-up is synchronous (psycopg2 and peewee's sync API): no event loop is involved.
+
+On a server it shares with others (``--peewee-dsn``), a session touches only what it owns: every database
+it makes carries this project's mark (see :mod:`~peewee_async_testing.ownership`), and one without it is
+never dropped or used. Sessions of one project make, reuse and drop their databases under one lock, and a
+session holds its database with a connection from the moment it has it; so a database of the project that
+no connection holds, and that no held database was cloned from, is one a crashed run left (stale). What is
+not the session's own is dropped without ``FORCE``: whoever connects first keeps it.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
+import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import peewee
+import psycopg2
 from peewee_async.databases import AioDatabase
 from peewee_async.pool import PsycopgPoolBackend
 from peewee_async.utils import sort_models
@@ -25,31 +34,18 @@ from peewee_async.utils import sort_models
 from ._compat import create_table_sql
 from ._database import is_postgres, sync_queries
 from .exceptions import ConfigurationError
+from .ownership import Found, Project, database_name, execute, fetch, find, quote, survey
 from .patches import snapshot
 from .server import PostgresServer
 
-_COMMENT = "peewee-async-testing schema {}"
-_MAX_NAME = 63
+_HOLDER = "peewee-async-testing holder"
+_SUFFIX_HINT = "--peewee-db-suffix TEXT (or PEEWEE_ASYNC_TESTING_DB_SUFFIX)"
 
 
 def schema_fingerprint(models: Sequence[type[peewee.Model]]) -> str:
     """A hash of the SQL that creates the tables and indexes of ``models``: it changes when the schema does."""
     statements = [sql for model in sort_models(models) for sql in create_table_sql(model)]
     return hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
-
-
-def database_name(original: str | None, *, module: str = "", suffix: str = "", worker: str | None = None) -> str:
-    """``test_<name>[_<suffix>][_<worker>]`` in lower-case letters, digits and ``_``, at most 63 bytes.
-
-    ``<name>`` is the app's database name (an SQLite path: its file's stem); for a database created
-    uninitialised, with no name, the top package of ``module``, the module holding it (``myapp.db``: ``myapp``).
-    """
-    base = Path(original).stem if original else module.partition(".")[0] or "peewee"
-    parts = ["test", base, suffix, worker or ""]
-    name = "_".join(re.sub(r"[^a-z0-9_]+", "_", part.lower()) for part in parts if part)
-    if len(name) > _MAX_NAME:
-        name = name[: _MAX_NAME - 9] + "_" + hashlib.sha256(name.encode()).hexdigest()[:8]
-    return name
 
 
 def repoint(database: AioDatabase, name: str, **overrides: Any) -> None:
@@ -91,12 +87,15 @@ class TestDatabase:
     :param database: the app's database object; pointed at the test database by :meth:`setup`.
     :param models: the models whose tables the test database gets.
     :param server: where to make it (PostgreSQL only).
-    :param module: the module holding the database object: names the test database of an uninitialised one.
+    :param module: the module holding the database object: names the test database of an uninitialised one,
+        and, with the database's name, the project in the mark of every database made for it.
     :param suffix: added to every name, so that runs sharing a server do not collide.
     :param worker: the pytest-xdist worker id, or ``None``.
     :param reuse: keep the database at the end, and reuse it next time when its schema is unchanged.
-    :param create: make it afresh even when ``reuse`` could keep it.
-    :param drop_stale: first drop this project's test databases that no live session holds.
+    :param create: make it afresh even when ``reuse`` could keep it (and keep it all the same).
+    :param drop_stale: first drop this project's test databases that crashed runs left.
+    :param run: what the databases of one run (all its xdist workers) share in their mark; by default
+        pytest-xdist's ``PYTEST_XDIST_TESTRUNUID`` for a worker, else a new one.
     """
 
     __test__ = False  # not a test class, whatever pytest thinks of the name
@@ -113,24 +112,59 @@ class TestDatabase:
         reuse: bool = False,
         create: bool = False,
         drop_stale: bool = False,
+        run: str | None = None,
     ) -> None:
         self.database = database
         self.models = list(models)
         self.server = server
-        self.reuse, self.create, self.drop_stale = reuse and not create, create, drop_stale
-        self.family = database_name(database.database, module=module)
-        self.template = database_name(database.database, module=module, suffix=suffix)
-        self.name = database_name(database.database, module=module, suffix=suffix, worker=worker)
+        self.reuse, self.create, self.drop_stale = reuse, create, drop_stale
+        sqlite = not is_postgres(database)
+        self.family = database_name(database.database, module=module, sqlite=sqlite)
+        self.template = database_name(database.database, module=module, suffix=suffix, sqlite=sqlite)
+        self.name = database_name(database.database, module=module, suffix=suffix, worker=worker, sqlite=sqlite)
         self.worker = worker
+        self.project = Project(module, None if sqlite else database.database)
+        self.run = run or (worker and os.environ.get("PYTEST_XDIST_TESTRUNUID")) or uuid.uuid4().hex
         #: Whether :meth:`setup` found the database ready and kept it (``--peewee-reuse-db``).
         self.reused = False
+        #: The stale databases dropped first (``--peewee-drop-stale``).
         self.dropped_stale: list[str] = []
+        #: The databases it met where stale ones are, and left alone: ``"name (why)"``.
+        self.kept: list[str] = []
         self._restore: Callable[[], None] | None = None
         self._holder: Any = None
         self._folder: str | None = None
+        self._made: dict[str, int] = {}  # the databases this session created: name -> oid
 
     def setup(self) -> None:
-        """Make the test database (or reuse it), point the database object at it, create the tables."""
+        """Make the test database (or reuse it), point the database object at it, create the tables.
+
+        If it fails half-way, it leaves nothing behind: the databases it made are dropped, the
+        database object has its own settings back.
+        """
+        try:
+            self._setup()
+        except BaseException:
+            self._close_holder()
+            self._restore_object()
+            raise
+
+    def teardown(self) -> None:
+        """Drop the test database (unless reused, or on a throwaway server, which takes it along when it
+        stops) and give the database object its own settings back."""
+        self._restore_object()
+        if self.server is None:
+            return
+        if self.reuse or not self.server.attached:
+            self._close_holder()
+            return  # kept; or removed with the whole throwaway cluster when it stops, quicker than a DROP
+        with self._admin() as admin, self._locked(admin):
+            self._close_holder()
+            self._drop_made(admin, self.name)
+            if self.worker is not None:
+                self._drop_template_unless_held(admin)
+
+    def _setup(self) -> None:
         if not is_postgres(self.database):
             self._folder = tempfile.mkdtemp(prefix="peewee-async-testing-sqlite-")
             self.name = str(Path(self._folder, f"{self.name}.db"))
@@ -142,39 +176,22 @@ class TestDatabase:
         if not self.server.attached:
             # A server of this session alone, removed at its end: no other session to guard against,
             # nothing to reuse or drop. Just the database and its tables.
-            with self._admin() as admin:
-                self._create(admin, self.name, options=_quick_copy(self.server))
+            with self._admin() as admin, self._undone_on_error(admin):
+                self._create(admin, self.name, options=_quick_copy(self.server), mark=False)
             return
         fingerprint = schema_fingerprint(self.models)
-        with self._admin() as admin, self._locked(admin):
+        with self._admin() as admin, self._locked(admin), self._undone_on_error(admin):
             if self.drop_stale:
-                self.dropped_stale = self._drop_stale(admin)
+                self._drop_stale(admin)
+            keep = self.reuse and not self.create
             if self.worker is None:
-                self.reused = self._ensure(admin, self.name, fingerprint)
+                self.reused = self._ensure(admin, self.name, fingerprint, keep=keep)
             else:
-                self._ensure(admin, self.template, fingerprint)
-                self.reused = self._ensure(admin, self.name, fingerprint, template=self.template)
-        self._use(self.name)
-        self._holder = self.server.connect(self.name)
-
-    def teardown(self) -> None:
-        """Drop the test database (unless reused, or on a throwaway server, which takes it along when it
-        stops) and give the database object its own settings back."""
-        restore, self._restore = self._restore, None
-        if restore is not None:
-            restore()
-        if self._folder is not None:
-            shutil.rmtree(self._folder, ignore_errors=True)
-            return
-        if self._holder is not None:
-            self._holder.close()
-            self._holder = None
-        if self.reuse or (self.server is not None and not self.server.attached):
-            return  # kept; or removed with the whole throwaway cluster when it stops, quicker than a DROP
-        with self._admin() as admin, self._locked(admin):
-            _execute(admin, f"DROP DATABASE IF EXISTS {_quote(self.name)} WITH (FORCE)")
-            if self.worker is not None and not self._siblings(admin):
-                _execute(admin, f"DROP DATABASE IF EXISTS {_quote(self.template)} WITH (FORCE)")
+                shared = keep or self._held_clones(admin, self.template)  # a live sibling made it afresh
+                self._ensure(admin, self.template, fingerprint, keep=bool(shared))
+                self.reused = self._ensure(admin, self.name, fingerprint, keep=keep, template=self.template)
+            self._use(self.name)
+            self._hold(self.name)  # before the lock is released: no session may take it for stale
 
     # -- PostgreSQL ---------------------------------------------------------------------------------------------
 
@@ -201,26 +218,96 @@ class TestDatabase:
     def _locked(self, admin: Any) -> Iterator[None]:
         """Serialise set-up and clean-up of this project's databases across sessions and workers."""
         key = f"peewee-async-testing {self.family}"
-        _execute(admin, "SELECT pg_advisory_lock(hashtext(%s))", (key,))
+        execute(admin, "SELECT pg_advisory_lock(hashtext(%s))", (key,))
         try:
             yield
         finally:
-            _execute(admin, "SELECT pg_advisory_unlock(hashtext(%s))", (key,))
+            execute(admin, "SELECT pg_advisory_unlock(hashtext(%s))", (key,))
 
-    def _ensure(self, admin: Any, name: str, fingerprint: str, *, template: str | None = None) -> bool:
-        """Make database ``name`` (a copy of ``template``, or with the tables made here), unless reuse may keep
-        it; return whether it was kept."""
-        if self.reuse and _comment(admin, name) == _COMMENT.format(fingerprint):
-            return True
-        self._drop_unless_held(admin, name)
-        self._create(admin, name, template=template)
-        _execute(admin, f"COMMENT ON DATABASE {_quote(name)} IS %s", (_COMMENT.format(fingerprint),))
+    @contextmanager
+    def _undone_on_error(self, admin: Any) -> Iterator[None]:
+        """Drop what the block made if it fails (still under the lock: no other session saw it)."""
+        try:
+            yield
+        except BaseException:
+            self._close_holder()
+            for name in reversed(list(self._made)):
+                self._drop_made(admin, name)
+            raise
+
+    def _hold(self, name: str) -> None:
+        """Connect to ``name`` for the session: a held database is never stale, and never dropped by another."""
+        assert self.server is not None
+        self._holder = self.server.connect(name)
+        execute(self._holder, "SET application_name = %s", (_HOLDER,))
+        if self._holder.server_version >= 140000:  # a server that ends idle sessions must not end this one
+            execute(self._holder, "SET idle_session_timeout = 0")
+
+    def _close_holder(self) -> None:
+        holder, self._holder = self._holder, None
+        if holder is not None:
+            holder.close()
+
+    def _restore_object(self) -> None:
+        restore, self._restore = self._restore, None
+        if restore is not None:
+            restore()
+        if self._folder is not None:
+            shutil.rmtree(self._folder, ignore_errors=True)
+
+    def _ensure(self, admin: Any, name: str, fingerprint: str, *, keep: bool, template: str | None = None) -> bool:
+        """Make database ``name`` (a copy of ``template``, or with the tables made here), unless ``keep`` and it
+        is there with this schema; return whether it was kept. Refuse one that is not this project's, or held."""
+        found = find(admin, "d.datname = %s", (name,))
+        if found:
+            mark = self._ours(found[0])
+            if found[0].held_by is not None:
+                raise ConfigurationError(
+                    f"The test database {name!r} is in use by another session (server process "
+                    f"{found[0].held_by}). Runs that share a server need distinct names: give each one {_SUFFIX_HINT}."
+                )
+            if keep and mark.get("schema") == fingerprint and mark.get("template") == template:
+                self._mark(admin, name, template=template, schema=fingerprint)  # this run's now
+                return True
+            why = self._drop(admin, found[0])
+            if why is not None:
+                raise ConfigurationError(
+                    f"The test database {name!r} on {self._where()} was made for this project, but is {why}, "
+                    f"so it cannot be made afresh. Drop it as its owner, or give this run other names with "
+                    f"{_SUFFIX_HINT}."
+                )
+        self._create(admin, name, template=template, fingerprint=fingerprint)
         return False
 
-    def _create(self, admin: Any, name: str, *, template: str | None = None, options: str = "") -> None:
-        """``CREATE DATABASE name``, a copy of ``template`` (which has the tables), else with the tables made here."""
-        copy = f" TEMPLATE {_quote(template)}" if template else ""
-        _execute(admin, f"CREATE DATABASE {_quote(name)}{copy}{options}")
+    def _ours(self, found: Found) -> dict[str, Any]:
+        """The mark of ``found``, which must be this project's: else a ConfigurationError says whose it is."""
+        why = self.project.whose(found)
+        if why is None:
+            return found.mark
+        raise ConfigurationError(
+            f'The database "{found.name}" on {self._where()} already exists and is not a test database of this '
+            f"project ({why}; this project is {self.project}). The plugin neither uses nor drops a "
+            f"database it did not make for the project, whatever the options: give this run other test database "
+            f"names with {_SUFFIX_HINT}, or drop or rename that database yourself if nothing in it is needed."
+        )
+
+    def _create(
+        self,
+        admin: Any,
+        name: str,
+        *,
+        template: str | None = None,
+        fingerprint: str = "",
+        options: str = "",
+        mark: bool = True,
+    ) -> None:
+        """``CREATE DATABASE name``, a copy of ``template`` (which has the tables), else with the tables made
+        here; marked as this project's at once, and with its schema once it has its tables."""
+        copy = f" TEMPLATE {quote(template)}" if template else ""
+        execute(admin, f"CREATE DATABASE {quote(name)}{copy}{options}")
+        self._made[name] = fetch(admin, "SELECT oid FROM pg_database WHERE datname = %s", (name,))[0][0]
+        if mark:
+            self._mark(admin, name, template=template, schema=fingerprint if template else "")
         if template is None:
             if self.server is not None and self.server.attached:
                 # Its first connection ours, so that a refusal (pg_hba.conf) is said with the DSN masked: the
@@ -228,35 +315,79 @@ class TestDatabase:
                 self.server.connect(name).close()
             self._use(name)
             create_tables(self.database, self.models)
+            if mark:
+                self._mark(admin, name, template=None, schema=fingerprint)
 
-    def _drop_unless_held(self, admin: Any, name: str) -> None:
-        pids = _fetch(admin, "SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))
-        if pids:
-            raise ConfigurationError(
-                f"The test database {name!r} is in use by another session (server process {pids[0][0]}). "
-                "Runs that share a server need distinct names: give each one --peewee-db-suffix "
-                "(or PEEWEE_ASYNC_TESTING_DB_SUFFIX)."
-            )
-        _execute(admin, f"DROP DATABASE IF EXISTS {_quote(name)}")
+    def _mark(self, admin: Any, name: str, *, template: str | None, schema: str) -> None:
+        mark = self.project.mark(name, template=template, schema=schema, run=self.run)
+        execute(admin, f"COMMENT ON DATABASE {quote(name)} IS %s", (mark,))
 
-    def _drop_stale(self, admin: Any) -> list[str]:
-        """Drop this project's test databases that no session is connected to (left by crashed runs)."""
-        stale = _fetch(
-            admin,
-            "SELECT datname FROM pg_database AS d WHERE (datname = %s OR datname LIKE %s) "
-            "AND NOT EXISTS (SELECT 1 FROM pg_stat_activity AS a WHERE a.datname = d.datname) ORDER BY datname",
-            (self.family, _like_prefix(self.family + "_")),
-        )
-        names = [name for (name,) in stale if name not in (self.name, self.template)]  # those are remade anyway
-        for name in names:
-            _execute(admin, f"DROP DATABASE IF EXISTS {_quote(name)}")
-        return names
+    def _drop(self, admin: Any, found: Found) -> str | None:
+        """Drop ``found``, which is not this session's own, without FORCE: None, else why it is kept."""
+        assert self.server is not None
+        cannot = f"owned by role {found.owner}, which {self.server.user} cannot drop"
+        if not found.may_drop:
+            return cannot
+        if found.held_by is not None:
+            return "in use"
+        try:
+            execute(admin, f"DROP DATABASE {quote(found.name)}")
+        except psycopg2.errors.ObjectInUse:
+            return "in use"
+        except psycopg2.errors.InsufficientPrivilege:
+            return cannot
+        except psycopg2.errors.InvalidCatalogName:
+            pass  # gone already
+        return None
 
-    def _siblings(self, admin: Any) -> bool:
-        """Whether other workers' clones of the template still exist."""
-        return bool(
-            _fetch(admin, "SELECT 1 FROM pg_database WHERE datname LIKE %s", (_like_prefix(self.template + "_gw"),))
-        )
+    def _drop_made(self, admin: Any, name: str) -> None:
+        """Drop ``name`` if it is still the database this session made (by its oid), connections and all."""
+        oid = self._made.pop(name, None)
+        if oid is not None and fetch(admin, "SELECT 1 FROM pg_database WHERE oid = %s AND datname = %s", (oid, name)):
+            execute(admin, f"DROP DATABASE IF EXISTS {quote(name)} WITH (FORCE)")
+        elif oid is not None:
+            self.kept.append(f"{name} (replaced by another during the session)")
+
+    def _drop_template_unless_held(self, admin: Any) -> None:
+        """The last worker out drops the template, if it is this project's and no held database was cloned from it."""
+        found = find(admin, "d.datname = %s", (self.template,))
+        if found and self.project.whose(found[0]) is None and not self._held_clones(admin, self.template):
+            self._drop(admin, found[0])
+
+    def _held_clones(self, admin: Any, template: str) -> list[str]:
+        return [
+            found.name
+            for found in self._clones(survey(admin, self.project, self.family), template)
+            if found.held_by is not None
+        ]
+
+    def _clones(self, found: Sequence[Found], template: str) -> list[Found]:
+        return [one for one in found if self.project.whose(one) is None and one.mark.get("template") == template]
+
+    def _drop_stale(self, admin: Any) -> None:
+        """Drop this project's test databases that crashed runs left: none a connection holds, none whose clone
+        is kept, none of this run's other workers; say which others it met and why it kept them."""
+        found = [one for one in survey(admin, self.project, self.family) if one.name not in (self.name, self.template)]
+        stale = []
+        for one in found:
+            why = self.project.whose(one)
+            if why is not None:
+                self.kept.append(f"{one.name} ({why})")
+            elif one.mark.get("run") != self.run:
+                stale.append(one)
+        left = {one.name for one in found}
+        for one in sorted(stale, key=lambda one: bool(self._clones(found, one.name))):  # templates last
+            clones = [clone.name for clone in self._clones(found, one.name) if clone.name in left]
+            why = f"the template of {' and '.join(clones)}" if clones else self._drop(admin, one)
+            if why is None:
+                self.dropped_stale.append(one.name)
+                left.discard(one.name)
+            else:
+                self.kept.append(f"{one.name} ({why})")
+
+    def _where(self) -> str:
+        assert self.server is not None
+        return f"{self.server.host}:{self.server.port}"
 
 
 def _quick_copy(server: PostgresServer) -> str:
@@ -264,27 +395,3 @@ def _quick_copy(server: PostgresServer) -> str:
     copying its files and checkpointing beats writing every page to the WAL."""
     major = (server.version or "0").split(".")[0]
     return " STRATEGY FILE_COPY" if major.isdigit() and int(major) >= 15 else ""
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _like_prefix(prefix: str) -> str:
-    return re.sub(r"([\\%_])", r"\\\1", prefix) + "%"
-
-
-def _execute(connection: Any, sql: str, params: Sequence[Any] = ()) -> None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-
-
-def _fetch(connection: Any, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return list(cursor.fetchall())
-
-
-def _comment(admin: Any, name: str) -> str | None:
-    rows = _fetch(admin, "SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = %s", (name,))
-    return rows[0][0] if rows else None

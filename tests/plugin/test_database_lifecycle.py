@@ -1,34 +1,40 @@
-"""The test database: made beside the configured one, pointed at, kept (``--peewee-reuse-db``) or dropped,
-kept apart by a suffix, what crashed runs left dropped, and the database object restored after the session."""
+"""The test database: made beside the configured one under a name of its own, pointed at, kept
+(``--peewee-reuse-db``) or dropped, kept apart by a suffix, and the database object restored after the session,
+also when set-up fails half-way."""
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
-import psycopg2
 import pytest
 
 from peewee_async_testing import PostgresServer
+from peewee_async_testing.ownership import database_name
 
 from ..helpers import admin, databases
 from .project import APP_DB, APP_MODELS, CONFIGURED, ISOLATED_TESTS, make_ini
 
+ONE_TEST = "import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n"
+SQLITE_DB = "import peewee_async\n\ndatabase = peewee_async.SqliteDatabase({path!r})\n"
+#: A conftest that writes, once the plugin is done, whether every attribute of the database object is the one
+#: the app made.
+RESTORED = """
+import pytest
+from app.db import database
+
+BEFORE = dict(vars(database))  # as the app made it, before the plugin configures
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config):  # after the plugin's own
+    after = vars(database)
+    restored = after.keys() == BEFORE.keys() and all(after[key] is BEFORE[key] for key in BEFORE)
+    config.rootpath.joinpath("restored").write_text(str(restored))
+"""
+
 
 def test_the_database_object_is_restored_after_the_session(inner: pytest.Pytester) -> None:
-    inner.makeconftest(
-        """
-        import pytest
-        from app.db import database
-
-        BEFORE = dict(vars(database))  # as the app made it, before the plugin configures
-
-        @pytest.hookimpl(trylast=True)
-        def pytest_unconfigure(config):  # after the plugin's own
-            after = vars(database)
-            restored = after.keys() == BEFORE.keys() and all(after[key] is BEFORE[key] for key in BEFORE)
-            config.rootpath.joinpath("restored").write_text(str(restored))
-        """
-    )
+    inner.makeconftest(RESTORED)
     inner.makepyfile(
         """
         import pytest
@@ -56,55 +62,138 @@ def test_reuse_db_keeps_the_database_for_the_next_run(inner: pytest.Pytester, pg
     )
     first = inner.runpytest("--peewee-reuse-db")
     first.assert_outcomes(passed=1)
-    first.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (created)"])
+    first.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (created, kept)"])
     oid = admin(pg_server, "SELECT oid FROM pg_database WHERE datname = 'test_app'")
     assert oid, "--peewee-reuse-db dropped the database"
 
     second = inner.runpytest("--peewee-reuse-db")
     second.assert_outcomes(passed=1)
-    second.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (reused)"])
+    second.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (reused, kept)"])
     assert admin(pg_server, "SELECT oid FROM pg_database WHERE datname = 'test_app'") == oid
 
     inner.path.joinpath("app", "models.py").write_text(APP_MODELS.replace("unique=True", "unique=True, null=True"))
     changed = inner.runpytest("--peewee-reuse-db")
-    changed.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (created)"])
+    changed.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (created, kept)"])
 
-    fresh = inner.runpytest("--peewee-reuse-db", "--peewee-create-db")
+    admin(pg_server, "INSERT INTO note (text) VALUES ('left over')", database="test_app")
+    oid = admin(pg_server, "SELECT oid FROM pg_database WHERE datname = 'test_app'")
+    fresh = inner.runpytest("--peewee-reuse-db", "--peewee-create-db")  # as pytest-django's: afresh, and kept
     fresh.assert_outcomes(passed=1)
-    fresh.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (created, dropped)"])
-    assert "test_app" not in databases(pg_server)
+    fresh.stdout.fnmatch_lines(["peewee-async-testing: test database test_app on * (created, kept)"])
+    assert admin(pg_server, "SELECT oid FROM pg_database WHERE datname = 'test_app'") not in ([], oid)
+    assert admin(pg_server, "SELECT text FROM note", database="test_app") == [], "not made afresh"
+    admin(pg_server, "DROP DATABASE test_app")
 
 
 def test_a_suffix_keeps_runs_that_share_a_server_apart(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
-    inner.makepyfile("import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n")
+    inner.makepyfile(ONE_TEST)
     inner.runpytest("--peewee-db-suffix", "shard-1").stdout.fnmatch_lines(["*test database test_app_shard_1 on *"])
     monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DB_SUFFIX", "ci7")
     inner.runpytest().stdout.fnmatch_lines(["*test database test_app_ci7 on *"])
 
 
-def test_drop_stale_removes_what_crashed_runs_left(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
-    admin(pg_server, "CREATE DATABASE test_app_crashed")
-    admin(pg_server, "CREATE DATABASE test_apple")  # another project's: not ours to drop
-    inner.makepyfile("import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n")
-    result = inner.runpytest("--peewee-drop-stale")
+@pytest.mark.parametrize("server", ["throwaway", "sqlite"])
+def test_reuse_db_says_it_has_no_effect_where_nothing_outlives_the_run(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, server: str
+) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    if server == "sqlite":
+        inner.path.joinpath("app", "db.py").write_text(SQLITE_DB.format(path="app.db"))
+    inner.makepyfile(ONE_TEST)
+    result = inner.runpytest("--peewee-reuse-db")
     result.assert_outcomes(passed=1)
-    result.stdout.fnmatch_lines(["*(created, dropped); dropped stale: test_app_crashed"])
-    assert "test_app_crashed" not in databases(pg_server)
-    assert "test_apple" in databases(pg_server)
-    admin(pg_server, "DROP DATABASE test_apple")
+    how = "removed with the server" if server == "throwaway" else "removed"
+    result.stdout.fnmatch_lines([f"*test database * (created, {how}; --peewee-reuse-db has no effect on *)"])
 
 
-def test_a_name_in_use_by_a_live_session_is_refused(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
-    admin(pg_server, "CREATE DATABASE test_app")
-    holder = psycopg2.connect(**pg_server.connect_params("test_app"))
+NAME_PAIRS = [("Shop", "shop"), ("café", "cafè"), ("shop-api", "shop_api"), ("shop.v2", "shop")]
+
+
+@pytest.mark.parametrize(("one", "other"), NAME_PAIRS)
+def test_two_configured_names_never_share_a_test_database(
+    inner: pytest.Pytester, pg_server: PostgresServer, one: str, other: str
+) -> None:
+    inner.makepyfile(ONE_TEST)
+    made = set()
     try:
-        inner.makepyfile("import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n")
-        result = inner.runpytest()
-        assert result.ret == pytest.ExitCode.USAGE_ERROR
-        result.stdout.fnmatch_lines(["*'test_app' is in use by another session*--peewee-db-suffix*"])
+        for name in (one, other):
+            inner.path.joinpath("app", "db.py").write_text(APP_DB.replace('"app"', repr(name)))
+            inner.runpytest("--peewee-reuse-db").assert_outcomes(passed=1)
+            made |= {found for found in databases(pg_server) if found.startswith("test_")}
+        assert len(made) == 2, f"{one!r} and {other!r} got {made}"
     finally:
-        holder.close()
-        admin(pg_server, "DROP DATABASE test_app")
+        for name in made:
+            admin(pg_server, f'DROP DATABASE "{name}"')
+
+
+def test_test_database_names_are_readable_and_fit_in_63_bytes() -> None:
+    assert database_name("shop") == "test_shop"
+    assert database_name("shop", suffix="ci7", worker="gw3") == "test_shop_ci7_gw3"
+    assert database_name("Shop").startswith("test_shop_")
+    assert database_name(None, module="myapp.db") == "test_myapp"
+    assert database_name("/data/app.db", sqlite=True) == "test_app"
+    long = ["é" * 70 + "x", "é" * 70 + "y", "a" * 70 + "é", "a" * 70 + "è"]
+    names = [database_name(name, suffix="süffix" * 5, worker="gw12") for name in long]
+    assert len(set(names)) == len(names), names
+    for name in names:
+        assert len(name.encode()) <= 63, name
+        assert name.startswith("test_"), name
+        assert name.endswith("_gw12"), name
+
+
+BROKEN_MODEL = """
+
+class Broken(peewee_async.AioModel):
+    class Meta:
+        database = database
+        constraints = [peewee.SQL("NOT A CONSTRAINT")]
+"""
+
+
+@pytest.mark.parametrize("workers", [(), ("-n", "2", "-p", "no:benchmark")], ids=["session", "xdist"])
+def test_a_set_up_that_fails_half_way_leaves_nothing_behind(
+    inner: pytest.Pytester, pg_server: PostgresServer, workers: tuple[str, ...]
+) -> None:
+    inner.path.joinpath("app", "models.py").write_text(APP_MODELS + BROKEN_MODEL)
+    inner.makeconftest(RESTORED)
+    inner.makepyfile(**{f"test_{i}": ONE_TEST for i in range(4)})
+    result = inner.runpytest(*workers)
+    # Said once: the session ends at once (under pytest-xdist, each worker stops after one error).
+    assert result.ret == (pytest.ExitCode.TESTS_FAILED if workers else pytest.ExitCode.USAGE_ERROR)
+    assert result.stdout.str().count("syntax error") == (2 if workers else 1)
+    assert not {name for name in databases(pg_server) if name.startswith("test_app")}
+    if not workers:
+        assert inner.path.joinpath("restored").read_text() == "True"
+
+
+def test_a_refused_clone_drops_only_what_its_worker_made(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
+    admin(pg_server, "CREATE DATABASE test_app_gw1")  # a user's, named as a worker's clone would be
+    admin(pg_server, "CREATE TABLE note (text text)", database="test_app_gw1")
+    admin(pg_server, "INSERT INTO note VALUES ('theirs')", database="test_app_gw1")
+    try:
+        make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+        inner.makepyfile(**{f"test_{i}": "async def test_x():\n    pass\n" for i in range(4)})
+        result = inner.runpytest("-n", "2", "-p", "no:benchmark")
+        assert result.ret == pytest.ExitCode.TESTS_FAILED
+        result.stdout.fnmatch_lines(['*The database "test_app_gw1" * is not a test database of this project*'])
+        assert {name for name in databases(pg_server) if name.startswith("test_app")} == {"test_app_gw1"}
+        assert admin(pg_server, "SELECT text FROM note", database="test_app_gw1") == [("theirs",)]
+    finally:
+        admin(pg_server, "DROP DATABASE test_app_gw1")
+
+
+def test_an_sqlite_set_up_that_fails_half_way_leaves_nothing_behind(
+    inner: pytest.Pytester, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the test database's folder is made
+    inner.path.joinpath("app", "db.py").write_text(SQLITE_DB.format(path=str(tmp_path / "app.db")))
+    inner.path.joinpath("app", "models.py").write_text(APP_MODELS + BROKEN_MODEL)
+    inner.makeconftest(RESTORED)
+    inner.makepyfile(ONE_TEST)
+    assert inner.runpytest().ret == pytest.ExitCode.USAGE_ERROR
+    assert not list(tmp_path.iterdir()), "the SQLite folder was left behind"
+    assert inner.path.joinpath("restored").read_text() == "True"
 
 
 def test_a_proxy_to_a_psycopg3_database_is_configured_the_same(inner: pytest.Pytester) -> None:

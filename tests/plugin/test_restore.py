@@ -1,14 +1,9 @@
 """After the session the app's database object is as it was, every attribute; during it, only where it points
-has changed; and a set-up that fails half-way leaves nothing behind."""
+has changed. (A set-up that fails half-way: tests/plugin/test_database_lifecycle.py.)"""
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
-
 import pytest
-
-from .project import APP_MODELS, CONFIGURED, make_ini
 
 #: Records, after the plugin's own unconfigure, which attributes of the object are not the identical ones.
 RESTORED = """
@@ -61,25 +56,6 @@ KEPT = {
         """,
 }
 
-BROKEN_MODEL = """
-
-class Broken(peewee_async.AioModel):
-    value = peewee.IntegerField()
-
-    class Meta:
-        database = database
-        indexes = ((("no_such_column",), False),)  # its table is made, then CREATE INDEX fails
-"""
-
-
-@pytest.fixture
-def temp_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """The temporary folder of the inner run (in-process: tempfile's own setting)."""
-    folder = tmp_path / "inner-tmp"
-    folder.mkdir()
-    monkeypatch.setattr(tempfile, "tempdir", str(folder))
-    return folder
-
 
 @pytest.mark.parametrize("engine", ["postgres", "sqlite"])
 def test_every_attribute_is_kept_and_restored(inner: pytest.Pytester, engine: str) -> None:
@@ -88,18 +64,3 @@ def test_every_attribute_is_kept_and_restored(inner: pytest.Pytester, engine: st
     inner.makepyfile(KEPT[engine])
     inner.runpytest().assert_outcomes(passed=1)
     assert inner.path.joinpath("changed").read_text() == "[]"
-
-
-@pytest.mark.parametrize("engine", ["postgres", "sqlite"])
-def test_a_set_up_that_fails_half_way_leaves_nothing(inner: pytest.Pytester, engine: str, temp_dir: Path) -> None:
-    if engine == "sqlite":
-        inner.path.joinpath("app", "db.py").write_text(SQLITE)
-    inner.path.joinpath("app", "models.py").write_text(APP_MODELS + BROKEN_MODEL)
-    make_ini(inner, CONFIGURED)
-    inner.makeconftest(RESTORED)
-    inner.makepyfile("\n".join(f"async def test_{n}(in_transaction):\n    pass\n" for n in range(3)))
-    result = inner.runpytest()
-    assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert result.stdout.str().count("could not make the test database") == 1
-    assert inner.path.joinpath("changed").read_text() == "[]"
-    assert list(temp_dir.iterdir()) == []  # (the app_database fixture checks that no test database is left)
