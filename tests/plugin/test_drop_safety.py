@@ -95,7 +95,7 @@ def test_a_test_database_the_plugin_did_not_make_is_refused_and_kept(
     users_database(pg_server, "test_app")
     inner.makepyfile(ONE_TEST)
     result = inner.runpytest(*options)
-    result.assert_outcomes(errors=1)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR  # said once, for the session
     result.stdout.fnmatch_lines(
         [
             '*The database "test_app" on * already exists and is not a test database of this project '
@@ -128,7 +128,7 @@ def test_a_stale_database_of_another_role_is_reported_and_the_run_goes_on(
     )
     assert "test_app_old" in databases(pg_server)
     own = inner.runpytest("--peewee-db-suffix=old")  # as its own name: refused, and kept
-    own.assert_outcomes(errors=1)
+    assert own.ret == pytest.ExitCode.USAGE_ERROR
     own.stdout.fnmatch_lines(["*'test_app_old' on * was made for this project, but is owned by role other, which*"])
     assert "test_app_old" in databases(pg_server)
 
@@ -157,7 +157,7 @@ def test_a_test_database_a_live_session_holds_is_refused(
         inner.makepyfile(ONE_TEST)
         for options in [(), ("--peewee-create-db",)]:
             result = inner.runpytest(*options)
-            result.assert_outcomes(errors=1)
+            assert result.ret == pytest.ExitCode.USAGE_ERROR  # said once, for the session
             result.stdout.fnmatch_lines(["*'test_app' is in use by another session*--peewee-db-suffix*"])
     finally:
         holder.close()
