@@ -52,6 +52,13 @@ BETWEEN_TESTS = (
 )
 
 
+def _without_driver_frames(error: Exception) -> Exception:
+    """``error``, raised afresh from here: the frames of psycopg2's ``connect()`` hold the password in their
+    arguments, which pytest's long tracebacks show. The message (libpq's, with no password) is kept."""
+    error.__traceback__ = None
+    return error
+
+
 def _target(database: str | None, params: dict[str, Any], sqlite: bool) -> Target | None:
     if not database:
         return None
@@ -98,7 +105,12 @@ class Gate:
 
         def connect() -> Any:
             self.check(database.database, database.connect_params)
-            return own_connect()
+            try:
+                return own_connect()
+            except Exception as error:
+                if database.connect_params.get("password"):
+                    raise _without_driver_frames(error) from None
+                raise
 
         def cursor(*args: Any, **kwargs: Any) -> Any:
             self.check(database.database, database.connect_params)
