@@ -110,7 +110,10 @@ class Inner:
 
     def running_query(self) -> tuple[pathlib.Path, int]:
         """Wait until the first test's query runs; return the server's folder and its postmaster's pid."""
-        reported = lambda: self.report.exists() and self.report.read_text()  # noqa: E731
+
+        def reported() -> bool:
+            return self.report.exists() and bool(self.report.read_text())
+
         _wait_for(lambda: reported() or self.process.poll() is not None, "the inner test reported its server")
         if not reported():
             pytest.fail(f"the inner session ended before its test ran:\n{self.output()}")
@@ -187,11 +190,16 @@ def test_a_killed_session_takes_its_server_along(
 # -- the reaper ------------------------------------------------------------------------------------------------------
 
 OWNER = """
+import os
 import sys
+import time
 from peewee_async_testing import PostgresServer
 
 server = PostgresServer()
 server.start()
+if {fork} and os.fork() == 0:  # a child that outlives its parent, as multiprocessing's workers can
+    time.sleep(600)
+    os._exit(0)
 watchdog = server._watchdog.process.pid if getattr(server, "_watchdog", None) else 0
 print(server.socket_dir, server.port, watchdog, flush=True)
 sys.stdin.read()  # until the test closes it
@@ -214,11 +222,17 @@ def _dead_pid() -> int:
 
 
 @contextlib.contextmanager
-def _owner(*prefix: str) -> Iterator[tuple[subprocess.Popen[str], pathlib.Path, int, int]]:
-    """A Python process (run by ``prefix``) that owns a throwaway server until its standard input closes."""
+def _owner(*prefix: str, fork: bool = False) -> Iterator[tuple[subprocess.Popen[str], pathlib.Path, int, int]]:
+    """A Python process (run by ``prefix``) that owns a throwaway server until its standard input closes; with
+    ``fork``, it forks a child first (in a process group of its own: the test ends it)."""
     env = {name: value for name, value in os.environ.items() if name != DSN_ENV}
     owner = subprocess.Popen(
-        [*prefix, sys.executable, "-c", OWNER], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+        [*prefix, sys.executable, "-c", OWNER.format(fork=fork)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=fork,
     )
     assert owner.stdout is not None
     assert owner.stdin is not None
@@ -262,6 +276,18 @@ def test_a_server_whose_owner_and_watchdog_were_killed_is_reaped_by_the_next_sta
         with PostgresServer():
             assert not folder.exists()
         _wait_for(lambda: not _running(postmaster), "the orphan's postmaster exited")
+
+
+def test_a_fork_of_the_owner_does_not_keep_its_server_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(DSN_ENV, raising=False)
+    with _owner(fork=True) as (owner, folder, _, _):
+        try:
+            postmaster = int((folder / "data" / "postmaster.pid").read_text().split()[0])
+            owner.kill()  # its fork lives on, holding whatever it inherited
+            owner.wait()
+            _wait_for(lambda: _gone(postmaster, folder), "the killed owner's postgres and folder went")
+        finally:
+            os.killpg(owner.pid, signal.SIGKILL)  # the fork
 
 
 def test_a_folder_without_the_lock_file_is_not_touched(monkeypatch: pytest.MonkeyPatch) -> None:
