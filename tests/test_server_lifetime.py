@@ -27,8 +27,7 @@ from .test_server import _processes_mentioning
 
 DEADLINE = 60.0  # generous: the machine is shared and noisy; a pass takes well under a second
 
-#: The inner session's servers go to a folder of their own, so that only they (their watchdog) can remove them:
-#: the reaper of another session running at the same time does not look there.
+#: The servers of the processes a test starts go to the test's own folder (see ``parent``).
 INNER_CONFTEST = """
 import os
 
@@ -89,7 +88,7 @@ class Inner:
     """An inner ``python -m pytest`` session on the plugin's throwaway server, in a process group of its own as
     a terminal's foreground job is; its first test reports the server's port, then holds a query on it."""
 
-    def __init__(self, path: pathlib.Path, parent: pathlib.Path, *arguments: str) -> None:
+    def __init__(self, path: pathlib.Path, *arguments: str) -> None:
         (path / "app").mkdir()
         (path / "app" / "__init__.py").touch()
         (path / "app" / "db.py").write_text(APP_DB)
@@ -100,9 +99,7 @@ class Inner:
         self.report = path / "report"
         env = {name: value for name, value in os.environ.items() if not name.startswith(("PYTEST_", DSN_ENV))}
         # The app's own database: nothing listens there, and the plugin must never connect to it.
-        env.update(
-            LIFETIME_REPORT=str(self.report), LIFETIME_PARENT=str(parent), INNER_HOST="127.0.0.1", INNER_PORT="1"
-        )
+        env.update(LIFETIME_REPORT=str(self.report), INNER_HOST="127.0.0.1", INNER_PORT="1")
         command = [sys.executable, "-m", "pytest", *arguments]
         self.process = subprocess.Popen(
             command, cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
@@ -138,21 +135,31 @@ class Inner:
         self.process.communicate()
 
 
+@pytest.fixture(autouse=True)
+def parent(monkeypatch: pytest.MonkeyPatch) -> Iterator[pathlib.Path]:
+    """A folder of the test's own for the servers' folders, here and in the processes it starts
+    (``$LIFETIME_PARENT``): no other session's reaper looks there, so what removes them is what is tested."""
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="pat-lifetime-", dir=server_module._temp_parent()))
+    folder.chmod(0o755)  # PostgreSQL's OS user reaches its folder in it
+    monkeypatch.setattr(server_module, "_temp_parent", lambda: str(folder))
+    monkeypatch.setenv("LIFETIME_PARENT", str(folder))
+    monkeypatch.delenv(DSN_ENV, raising=False)
+    yield folder
+    shutil.rmtree(folder)
+
+
 @pytest.fixture
 def inner_session(tmp_path: pathlib.Path) -> Iterator[Callable[..., Inner]]:
-    """Start an inner session (killed at the end if it still runs) whose servers go to a folder of their own."""
+    """Start an inner session (killed at the end if it still runs)."""
     started: list[Inner] = []
-    parent = pathlib.Path(tempfile.mkdtemp(prefix="pat-lifetime-", dir=server_module._temp_parent()))
-    parent.chmod(0o755)  # PostgreSQL's OS user reaches its folder in it
 
     def start(*arguments: str) -> Inner:
-        started.append(Inner(tmp_path, parent, *arguments))
+        started.append(Inner(tmp_path, *arguments))
         return started[-1]
 
     yield start
     for session in started:
         session.kill()
-    shutil.rmtree(parent)
 
 
 def _gone(postmaster: int, folder: pathlib.Path) -> bool:
@@ -193,8 +200,9 @@ OWNER = """
 import os
 import sys
 import time
-from peewee_async_testing import PostgresServer
+from peewee_async_testing import PostgresServer, server as server_module
 
+server_module._temp_parent = lambda: os.environ["LIFETIME_PARENT"]
 server = PostgresServer()
 server.start()
 if {fork} and os.fork() == 0:  # a child that outlives its parent, as multiprocessing's workers can
@@ -246,11 +254,10 @@ def _owner(*prefix: str, fork: bool = False) -> Iterator[tuple[subprocess.Popen[
         owner.stdout.close()
 
 
-def test_a_live_server_of_another_pid_namespace_survives_this_ones_reaper(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_live_server_of_another_pid_namespace_survives_this_ones_reaper() -> None:
     reason = "unshare --pid needs root" if os.geteuid() != 0 else _unshare_permitted()
     if reason:
         pytest.skip(reason)
-    monkeypatch.delenv(DSN_ENV, raising=False)
     # The owner's process id in its namespace is one that no process has here: it looks dead from here.
     in_namespace = f'echo {_dead_pid() - 1} > /proc/sys/kernel/ns_last_pid; "$@"; exit $?'
     unshare = ("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", in_namespace, "sh")
@@ -260,10 +267,7 @@ def test_a_live_server_of_another_pid_namespace_survives_this_ones_reaper(monkey
     assert not folder.exists()  # its owner stopped it as usual
 
 
-def test_a_server_whose_owner_and_watchdog_were_killed_is_reaped_by_the_next_start(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv(DSN_ENV, raising=False)
+def test_a_server_whose_owner_and_watchdog_were_killed_is_reaped_by_the_next_start() -> None:
     with _owner() as (owner, folder, _, watchdog):
         postmaster = int((folder / "data" / "postmaster.pid").read_text().split()[0])
         assert watchdog, "the server has no watchdog"
@@ -278,8 +282,7 @@ def test_a_server_whose_owner_and_watchdog_were_killed_is_reaped_by_the_next_sta
         _wait_for(lambda: not _running(postmaster), "the orphan's postmaster exited")
 
 
-def test_a_fork_of_the_owner_does_not_keep_its_server_alive(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(DSN_ENV, raising=False)
+def test_a_fork_of_the_owner_does_not_keep_its_server_alive() -> None:
     with _owner(fork=True) as (owner, folder, _, _):
         try:
             postmaster = int((folder / "data" / "postmaster.pid").read_text().split()[0])
@@ -290,19 +293,13 @@ def test_a_fork_of_the_owner_does_not_keep_its_server_alive(monkeypatch: pytest.
             os.killpg(owner.pid, signal.SIGKILL)  # the fork
 
 
-def test_a_folder_without_the_lock_file_is_not_touched(monkeypatch: pytest.MonkeyPatch) -> None:
-    parent = pathlib.Path(tempfile.mkdtemp(prefix="pat-lifetime-", dir=server_module._temp_parent()))
-    parent.chmod(0o755)
-    monkeypatch.setattr(server_module, "_temp_parent", lambda: str(parent))
-    try:
-        stranger = parent / f"{server_module.FOLDER_PREFIX}someone-elses"
-        stranger.mkdir()
-        (stranger / "owner.pid").write_text(str(_dead_pid()))  # what the reaper once took for a dead owner
-        with PostgresServer():
-            pass
-        assert stranger.is_dir()
-    finally:
-        shutil.rmtree(parent)
+def test_a_folder_without_the_lock_file_is_not_touched(parent: pathlib.Path) -> None:
+    stranger = parent / f"{server_module.FOLDER_PREFIX}someone-elses"
+    stranger.mkdir()
+    (stranger / "owner.pid").write_text(str(_dead_pid()))  # what the reaper once took for a dead owner
+    with PostgresServer():
+        pass
+    assert stranger.is_dir()
 
 
 # -- Ctrl-C reaches none of the server's processes -------------------------------------------------------------------
@@ -328,7 +325,6 @@ def test_no_process_of_the_server_is_in_the_callers_process_group(
         monkeypatch.setenv("PATH", f"{wrappers}{os.pathsep}{os.environ['PATH']}")
         monkeypatch.setenv(BINDIR_ENV, str(wrappers))
         monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
-        monkeypatch.delenv(DSN_ENV, raising=False)
         for _ in range(2):  # initdb and cp, then tar from the template
             with PostgresServer() as server:
                 assert _fetch(server.port, "SELECT 1") == 1
