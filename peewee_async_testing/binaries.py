@@ -1,7 +1,8 @@
 """Where the PostgreSQL server binaries are, and the OS account to run them as (PostgreSQL refuses root).
 
 :func:`find_bindir` finds the folder holding ``initdb`` and ``postgres``; run as root, :func:`_os_user`
-names the unprivileged account they run as, and :func:`_as_user` the ``subprocess`` arguments that do it.
+names the unprivileged account they run as, and :func:`_as_user` the ``subprocess`` arguments that do it;
+:func:`_run` runs a helper program out of the terminal's reach.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import re
 import shutil
 import subprocess
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, Any, TypedDict
 
 from .exceptions import ServerError
 
@@ -50,7 +51,7 @@ def _pg_config_bindir() -> str | None:
     if pg_config is None:
         return None
     try:
-        result = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True, check=True)
+        result = _run([pg_config, "--bindir"], text=True, check=True)
     except (OSError, subprocess.CalledProcessError):
         return None
     return result.stdout.strip() or None
@@ -114,3 +115,9 @@ class _UserArguments(TypedDict, total=False):
 def _as_user(user: pwd.struct_passwd | None) -> _UserArguments:
     """Return the ``subprocess`` arguments that run a child as ``user`` (nothing when None)."""
     return {} if user is None else {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+
+
+def _run(command: Sequence[str | os.PathLike[str]], **options: Any) -> subprocess.CompletedProcess[Any]:
+    """Run a helper program to its end, its output captured, in a session of its own: Ctrl-C in the terminal
+    (a SIGINT to the foreground process group) then stops the tests, and not the helper under them."""
+    return subprocess.run(command, capture_output=True, stdin=subprocess.DEVNULL, start_new_session=True, **options)

@@ -20,7 +20,7 @@ import threading
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-from .binaries import _as_user
+from .binaries import _as_user, _run
 from .exceptions import ServerError
 
 if TYPE_CHECKING:
@@ -58,7 +58,7 @@ def _plain(locale: str) -> str:
 def _default_locale() -> str:
     """The locale of a cluster when none is chosen: ``locale -a`` is asked once."""
     try:
-        listed = subprocess.run(["locale", "-a"], capture_output=True, text=True, errors="replace", check=True)
+        listed = _run(["locale", "-a"], text=True, errors="replace", check=True)
     except (OSError, subprocess.CalledProcessError):
         return _pick_locale([])
     return _pick_locale(listed.stdout.split())
@@ -72,7 +72,7 @@ def _cache_root() -> pathlib.Path:
 
 
 def _postgres_version(bindir: pathlib.Path) -> str:
-    output = subprocess.run([bindir / "postgres", "--version"], capture_output=True, text=True).stdout
+    output = _run([bindir / "postgres", "--version"], text=True).stdout
     match = re.search(r"\)\s*(\S+)", output)  # "postgres (PostgreSQL) 15.18 (Debian ...)"
     return match.group(1) if match else output.strip()
 
@@ -109,7 +109,7 @@ def _make_data(
         shutil.rmtree(template, ignore_errors=True)
     version = _postgres_version(bindir)
     command = [str(bindir / "initdb"), "-D", str(data), *INITDB_OPTIONS, f"--locale={locale}"]
-    result = subprocess.run(command, cwd=folder, capture_output=True, text=True, **_as_user(user))
+    result = _run(command, cwd=folder, text=True, **_as_user(user))
     if result.returncode != 0:
         raise ServerError(
             f"initdb failed with exit code {result.returncode}, making a cluster of locale {locale!r} "
@@ -117,14 +117,14 @@ def _make_data(
         )
     snapshot = folder / "template"
     snapshot.mkdir()
-    subprocess.run(["cp", "-a", str(data), str(snapshot / "data")], capture_output=True, check=True)
+    _run(["cp", "-a", str(data), str(snapshot / "data")], check=True)
     publisher = threading.Thread(target=_publish_template, args=(snapshot, version, template), daemon=True)
     publisher.start()
     return version, publisher
 
 
 def _tar(*arguments: str | pathlib.Path) -> None:
-    subprocess.run(["tar", *map(str, arguments)], capture_output=True, check=True)
+    _run(["tar", *map(str, arguments)], check=True)
 
 
 def _chown_tree(top: pathlib.Path, user: pwd.struct_passwd) -> None:

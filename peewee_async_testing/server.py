@@ -1,8 +1,9 @@
 """A throwaway PostgreSQL server: started on a free port from a fresh cluster, stopped and removed on exit.
 
 Its data folder comes from :mod:`peewee_async_testing.initdb`, its binaries and OS account from
-:mod:`peewee_async_testing.binaries`; this module starts ``postgres``, waits until it is ready, stops
-it, removes what a killed session left, and describes a server you already have (``dsn``).
+:mod:`peewee_async_testing.binaries`, what ties it to this process (its folder's lock, its watchdog, the
+reaper of what a killed session left) from :mod:`peewee_async_testing.lifetime`; this module starts
+``postgres``, waits until it is ready, stops it, and describes a server you already have (``dsn``).
 
 Example::
 
@@ -12,7 +13,6 @@ Example::
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
 import re
@@ -27,6 +27,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
+from . import lifetime
 from .binaries import BINDIR_ENV as BINDIR_ENV  # re-exported: every *_ENV name is importable from here
 from .binaries import OS_USER_ENV as OS_USER_ENV
 from .binaries import _as_user, _os_user, find_bindir
@@ -63,7 +64,6 @@ def _temp_parent() -> str | None:
 
 
 FOLDER_PREFIX = "peewee-async-testing-"
-_OWNER = "owner.pid"
 #: The (host, port) of every throwaway server this process runs: what :func:`is_throwaway` answers from.
 _RUNNING: set[tuple[str, int]] = set()
 
@@ -73,33 +73,9 @@ def is_throwaway(host: object, port: object) -> bool:
     return (str(host), int(port) if isinstance(port, (int, str)) and str(port).isdigit() else -1) in _RUNNING
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _reap_orphans(parent: str | None) -> None:
-    """Stop and remove the servers whose Python process died without stopping them (SIGKILL, a crash).
-
-    Each server's folder names its owner's process id; a live owner's server is left alone.
-    """
-    for folder in pathlib.Path(parent or tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"):
-        try:
-            owner = int((folder / _OWNER).read_text())
-        except (OSError, ValueError):
-            continue  # not ours, or still being made
-        if _alive(owner):
-            continue
-        with contextlib.suppress(OSError, ValueError, IndexError):
-            postmaster = int((folder / "data" / "postmaster.pid").read_text().splitlines()[0])
-            if str(folder) in pathlib.Path(f"/proc/{postmaster}/cmdline").read_text(errors="replace"):
-                os.kill(postmaster, signal.SIGQUIT)  # immediate shutdown: the data is thrown away anyway
-        shutil.rmtree(folder, ignore_errors=True)
+    """Stop and remove the servers whose owner and watchdog both died without stopping them (see :mod:`.lifetime`)."""
+    lifetime.reap(pathlib.Path(parent or tempfile.gettempdir()).glob(f"{FOLDER_PREFIX}*"))
 
 
 def _free_port() -> int:
@@ -217,6 +193,13 @@ class PostgresServer:
     (see :mod:`peewee_async_testing.dsn`). ``origin`` says where the DSN came from, for errors (default:
     ``PostgresServer(dsn=...)``, or ``$PEEWEE_ASYNC_TESTING_DSN``); no error, repr or traceback shows its password.
 
+    The server belongs to the process that starts it. Its processes run in sessions of their own, so
+    Ctrl-C in the terminal stops the tests and not the server under them; :meth:`stop` (or the end of
+    ``with``) stops it and removes its folder. If the process dies without stopping it (any signal,
+    SIGKILL included), a watchdog started with it does both within seconds. Each start also removes the
+    servers whose process and watchdog both died, and only those: the folder's lock, held by both, tells
+    them apart from live ones, whatever PID namespace started them.
+
     The cluster's ``locale`` is ``locale``, else ``$PEEWEE_ASYNC_TESTING_PG_LOCALE``, else the first of
     ``C.UTF-8``, ``en_US.UTF-8`` or another UTF-8 locale that the system has (``C`` if it has none).
     ``settings`` (``{"work_mem": "64MB"}``), else ``$PEEWEE_ASYNC_TESTING_PG_SETTINGS``
@@ -268,6 +251,8 @@ class PostgresServer:
         self._attached_dsn = dsn
         self._libpq: dict[str, str] = {}  # the DSN's parameters beyond host, port, user, password and dbname
         self._process: subprocess.Popen[bytes] | None = None
+        self._lock: int | None = None  # the lock on the folder, held as long as the server runs
+        self._watchdog: lifetime.Watchdog | None = None
         self._publisher: threading.Thread | None = None
         if self._attached_dsn:
             self._parse_dsn(self._attached_dsn)
@@ -376,7 +361,8 @@ class PostgresServer:
         _reap_orphans(_temp_parent())
         folder = self.socket_dir = pathlib.Path(tempfile.mkdtemp(prefix=FOLDER_PREFIX, dir=_temp_parent()))
         try:
-            (folder / _OWNER).write_text(str(os.getpid()))
+            self._lock = lifetime.lock_folder(folder)
+            self._watchdog = lifetime.Watchdog(folder, self._lock)  # it starts while the cluster is made
             if user is not None:
                 os.chown(folder, user.pw_uid, user.pw_gid)
             self.version, self._publisher = _make_data(bindir, folder, user, locale)
@@ -387,7 +373,8 @@ class PostgresServer:
             raise
 
     def stop(self) -> None:
-        """Shut PostgreSQL down (immediate shutdown, SIGKILL after 10 s) and remove its folder. Idempotent.
+        """Shut PostgreSQL down (immediate shutdown, SIGKILL after 10 s), remove its folder, and dismiss its
+        watchdog. Idempotent.
 
         An attached server is left running.
         """
@@ -398,9 +385,17 @@ class PostgresServer:
         publisher, self._publisher = self._publisher, None
         if publisher is not None:
             publisher.join()  # it reads from the folder
-        if self.socket_dir is not None:
+        lock, self._lock = self._lock, None
+        if self.socket_dir is not None and lock is not None:
+            lifetime.remove_folder(self.socket_dir, lock)
+        elif self.socket_dir is not None:  # a start that failed before it locked the folder
             shutil.rmtree(self.socket_dir, ignore_errors=True)
-            self.socket_dir = None
+        self.socket_dir = None
+        if lock is not None:
+            lifetime.release(lock)
+        watchdog, self._watchdog = self._watchdog, None
+        if watchdog is not None:
+            watchdog.dismiss()
 
     def _spawn(
         self, bindir: pathlib.Path, folder: pathlib.Path, user: pwd.struct_passwd | None, settings: dict[str, str]
@@ -415,7 +410,13 @@ class PostgresServer:
             command += ["-h", self.host, *(argument for option in options for argument in ("-c", option))]
             with log.open("wb") as log_file:
                 self._process = subprocess.Popen(
-                    command, stdout=log_file, stderr=subprocess.STDOUT, cwd=folder, **_as_user(user)
+                    command,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log_file,
+                    stderr=subprocess.STDOUT,
+                    cwd=folder,
+                    start_new_session=True,  # out of the terminal's process group: Ctrl-C does not stop it
+                    **_as_user(user),
                 )
             if _wait_ready(self._process, data, log, deadline):
                 _RUNNING.add((self.host, self.port))

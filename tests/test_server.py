@@ -10,12 +10,9 @@ import re
 import shutil
 import socket
 import stat
-import subprocess
-import sys
 import tarfile
 import tempfile
 import threading
-import time
 from collections.abc import Iterator
 
 import psycopg2
@@ -433,42 +430,6 @@ def test_attach_dsn_is_parsed_and_the_password_stays_out_of_repr() -> None:
     with pytest.raises(ConfigurationError, match="postgresql://") as raised:
         PostgresServer(dsn="mysql://root:hunter2@db.example/app")
     assert "hunter2" not in str(raised.value)
-
-
-def test_a_server_whose_python_process_was_killed_is_reaped_by_the_next_start(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(DSN_ENV, raising=False)
-    script = (
-        "import time\n"
-        "from peewee_async_testing import PostgresServer\n"
-        "server = PostgresServer()\n"
-        "server.start()\n"
-        "print(server.socket_dir, flush=True)\n"
-        "time.sleep(60)\n"
-    )
-    owner = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
-    assert owner.stdout is not None
-    folder = pathlib.Path(owner.stdout.readline().strip())
-    postmaster = int((folder / "data" / "postmaster.pid").read_text().splitlines()[0])
-    owner.kill()  # no chance to stop its server
-    owner.wait()
-    owner.stdout.close()
-    assert folder.is_dir()
-    assert _running(postmaster)
-    with PostgresServer():
-        assert not folder.exists()
-    for _ in range(500):  # sent an immediate shutdown: give it a moment to exit
-        if not _running(postmaster):
-            break
-        time.sleep(0.01)
-    assert not _running(postmaster)
-
-
-def _running(pid: int) -> bool:
-    try:
-        status = pathlib.Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    return "zombie" not in status.split("State:")[1].split("\n")[0].lower()
 
 
 # -- the locale and the settings -----------------------------------------------------------------------------------
