@@ -54,16 +54,16 @@ def test_a_failed_connection_shows_no_password(
 
 
 SYNC_REFUSED_MID_SESSION = REFUSED_MID_SESSION.replace(
-    '''@pytest.mark.peewee_db(isolation="clear")
+    """@pytest.mark.peewee_db(isolation="clear")
 @pytest.mark.asyncio(loop_scope="function")  # a pool of its own: it connects now
 async def test_the_password_changed_under_it(password_changed):
-    await Item.aio_create(name="x")''',
-    '''@pytest.mark.peewee_db(isolation="clear")
+    await Item.aio_create(name="x")""",
+    """@pytest.mark.peewee_db(isolation="clear")
 def test_the_password_changed_under_it(password_changed):
     database = Item._meta.database
     database.close()  # the session's sync connection: the next query connects anew
     with database.allow_sync():
-        Item.create(name="x")''',
+        Item.create(name="x")""",
 )
 
 
