@@ -9,20 +9,16 @@ the ini file names a database, a test carries the marker, or a test asks for a f
 from __future__ import annotations
 
 import functools
-import importlib
 import os
-import sys
-import unittest
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
-from typing import TYPE_CHECKING, Any
+from contextlib import ExitStack
+from typing import Any
 
 import pytest
 
+from . import access
 from .markers import is_async, loop_scope, requested_isolation
 from .state import (
-    CONFIGURED,
-    CONFIGURED_MODELS,
     GATE,
     NOT_POSTGRES,
     SERVER_START,
@@ -34,9 +30,6 @@ from .state import (
     describe,
     server_options,
 )
-
-if TYPE_CHECKING:
-    from .gate import Gate
 
 try:
     import pytest_asyncio
@@ -152,7 +145,7 @@ def _configure(config: pytest.Config) -> None:
         )
     if spec or config.getini("peewee_async_server_settings"):  # a mistake is said once, before any test
         from .exceptions import ConfigurationError
-        from .server import environment_settings
+        from .settings import environment_settings
 
         try:
             server_options(config)
@@ -160,49 +153,7 @@ def _configure(config: pytest.Config) -> None:
         except ConfigurationError as error:
             raise pytest.UsageError(str(error)) from None
     if spec:
-        _configure_database(config, spec)
-
-
-def _configure_database(config: pytest.Config, spec: str) -> None:
-    """Import what the ini file names, and put the gate on the database object before any test module is
-    collected: from now on it reaches the session's test database only. A mistake is a usage error, said once."""
-    import peewee
-
-    from . import gate
-    from ._database import resolve_database
-    from .exceptions import DatabaseAccessError, PeeweeAsyncTestingError
-
-    module_name, attribute = spec.split(":")
-    modules = [module_name, *config.getini("peewee_async_models")]
-    for name in modules:
-        try:
-            with gate.refuse_all(f"importing {name!r}, named in the ini file,"):
-                importlib.import_module(name)
-        except DatabaseAccessError as error:
-            raise pytest.UsageError(str(error)) from None
-        except ImportError as error:
-            message = f"peewee-async-testing cannot import {name!r}, named in the ini file: {error}"
-            raise pytest.UsageError(message) from None
-    configured: Any = sys.modules[module_name]
-    try:
-        for part in attribute.split("."):
-            configured = getattr(configured, part)
-        database = resolve_database(configured, purpose=f"peewee_async_database = {spec}", uninitialised=True)
-    except AttributeError:
-        message = f"peewee_async_database = {spec}: module {module_name!r} has no attribute {attribute!r}."
-        raise pytest.UsageError(message) from None
-    except PeeweeAsyncTestingError as error:
-        raise pytest.UsageError(str(error)) from None
-    config.stash[CONFIGURED] = configured
-    config.stash[CONFIGURED_MODELS] = [
-        model
-        for name in modules
-        for model in vars(sys.modules[name]).values()
-        if isinstance(model, type) and issubclass(model, peewee.Model) and model.__module__ == name
-    ]
-    proxy = configured if isinstance(configured, peewee.DatabaseProxy) else None
-    config.stash[GATE] = gate.Gate(database, spec, proxy)
-    config.stash[GATE].install()
+        access.configure_database(config, spec)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -226,9 +177,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         names = item.fixturenames
         if "peewee_database" in names:  # asked for by the test: it takes the database as it is
             names.remove("peewee_database")
-            item.stash[ASKED] = True
+            item.stash[access.ASKED] = True
         names.insert(0, "peewee_database")
-        if _unittest(item):
+        if access.is_unittest(item):
             continue  # AioDatabaseTestCase isolates itself, on a loop and pool of its own
         marked = item.get_closest_marker("peewee_db") is not None
         if not {"in_transaction", "clear_tables"} & set(names) and (autouse or marked):
@@ -244,87 +195,26 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 names.insert(_first_scoped(item, scope), f"_peewee_pool_{scope}")
 
 
-def _unittest(item: pytest.Function) -> bool:
-    return isinstance(item.cls, type) and issubclass(item.cls, unittest.TestCase)
-
-
-#: Set on the tests that ask for ``peewee_database`` themselves (or through their fixtures).
-ASKED = pytest.StashKey[bool]()
-
-
-def _isolated(item: pytest.Item, gate: Gate) -> bool:
-    """Whether the plugin (or the test's own class, an AioDatabaseTestCase of the configured database) isolates
-    ``item``, or the test asked for the database as it is, to isolate it itself (``peewee_database``)."""
-    if not isinstance(item, pytest.Function):
-        return False
-    if item.stash.get(ASKED, False):
-        return True
-    if _unittest(item):
-        from ._database import resolve_database
-        from .testcase import AioDatabaseTestCase
-
-        cls = item.cls
-        return issubclass(cls, AioDatabaseTestCase) and resolve_database(cls.database, purpose=cls.__name__) is (
-            gate.database
-        )
-    return "in_transaction" in item.fixturenames or "clear_tables" in item.fixturenames
-
-
-@contextmanager
-def _window(item: pytest.Item) -> Iterator[None]:
-    """A test's phase: the database is open to it if it is isolated, else refused, saying what to do."""
-    gate = item.config.stash.get(GATE, None)
-    if gate is None:
-        yield
-        return
-    if _isolated(item, gate):
-        reason = None
-    else:
-        from .gate import NOT_ISOLATED, NOT_ISOLATED_UNITTEST
-
-        unittest_item = isinstance(item, pytest.Function) and _unittest(item)
-        reason = (NOT_ISOLATED_UNITTEST if unittest_item else NOT_ISOLATED).format(test=item.nodeid)
-    with gate.refusing(reason):
-        yield
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
     gate = item.config.stash.get(GATE, None)
-    if gate is not None and isinstance(item, pytest.Function) and _unittest(item):
-        _check_test_case(item.cls, gate)
-    with _window(item):
+    if gate is not None and isinstance(item, pytest.Function) and access.is_unittest(item):
+        access.check_test_case(item.cls, gate)
+    with access.window(item):
         return (yield)
-
-
-def _check_test_case(cls: type, gate: Gate) -> None:
-    """Fail an AioDatabaseTestCase of another database object than the configured one, before its class set-up."""
-    from ._database import resolve_database
-    from .testcase import AioDatabaseTestCase
-
-    if (
-        issubclass(cls, AioDatabaseTestCase)
-        and resolve_database(cls.database, purpose=cls.__name__) is not gate.database
-    ):
-        pytest.fail(
-            f"{cls.__name__}.database is not the configured database {gate.spec}, which the plugin points at the "
-            "test database: its tests would run wherever that other object points. Set `database = ` the object "
-            f"that {gate.spec} names.",
-            pytrace=False,
-        )
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    with _window(item):
-        if GATE in item.config.stash and _isolated(item, item.config.stash[GATE]):
-            _check_bindings(item.config)
+    with access.window(item):
+        if GATE in item.config.stash and access.isolated(item, item.config.stash[GATE]):
+            access.check_bindings(item.config)
         return (yield)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
-    with _window(item):
+    with access.window(item):
         return (yield)
 
 
@@ -336,9 +226,9 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
     A ``peewee_database`` fixture of the user's own is in charge of where the object points: the gate then
     refuses the configured database alone."""
     gate = request.config.stash.get(GATE, None)
-    if gate is not None and fixturedef.argname == "peewee_database" and fixturedef.func.__module__ != FIXTURES:
+    if gate is not None and fixturedef.argname == "peewee_database" and fixturedef.func.__module__ != access.FIXTURES:
         gate.overridden = True
-    if gate is None or fixturedef.scope == "function" or _unittest_set_up(fixturedef, request):
+    if gate is None or fixturedef.scope == "function" or access.unittest_set_up(fixturedef, request):
         return (yield)
     fixturedef.addfinalizer(gate.pop)  # finalizers run last first: these two frame the fixture's own tear-down
     try:
@@ -346,37 +236,6 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
             return (yield)
     finally:
         fixturedef.addfinalizer(functools.partial(gate.push, None))
-
-
-FIXTURES = __package__ + ".fixtures"
-
-
-def _unittest_set_up(fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> bool:
-    """Whether this is unittest's ``setUpClass``/``setUpModule``, run as a fixture, of a class that does not
-    isolate itself."""
-    if not fixturedef.argname.startswith("_unittest_"):
-        return False
-    from .testcase import AioDatabaseTestCase
-
-    cls = request.cls
-    return not (isinstance(cls, type) and issubclass(cls, AioDatabaseTestCase))
-
-
-def _check_bindings(config: pytest.Config) -> None:
-    """Fail the test if a model of the configured modules is bound to another database object: isolation would
-    wrap an object that its queries do not use."""
-    gate = config.stash[GATE]
-    for model in config.stash[CONFIGURED_MODELS]:
-        bound = model._meta.database
-        if bound is None or bound is gate.database or bound is gate.proxy:
-            continue
-        pytest.fail(
-            f"{model.__module__}.{model.__name__} is bound to {bound!r}, not to the configured database "
-            f"{gate.spec}: the test is isolated on that one, so {model.__name__}'s queries would escape it. Bind "
-            "the model back (a fixture that rebinds models must undo it), or leave its module out of "
-            "peewee_async_models.",
-            pytrace=False,
-        )
 
 
 def _starts_a_server(config: pytest.Config) -> bool:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import re
 import shutil
 import signal
 import socket
@@ -23,7 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -35,6 +34,9 @@ from .dsn import DSN, MASK, SECRETS, Password, hide, mask, psycopg_pool_problem,
 from .exceptions import ConfigurationError, ServerError
 from .initdb import CACHE_DIR_ENV as CACHE_DIR_ENV
 from .initdb import _default_locale, _make_data
+from .settings import SETTINGS_ENV as SETTINGS_ENV
+from .settings import _checked_settings, environment_settings
+from .settings import parse_settings as parse_settings
 
 if TYPE_CHECKING:
     import pwd
@@ -43,7 +45,6 @@ DSN_ENV = "PEEWEE_ASYNC_TESTING_DSN"
 #: What this library's own connections are called on the server (``application_name``), unless the DSN names one.
 APPLICATION_NAME = "peewee-async-testing"
 LOCALE_ENV = "PEEWEE_ASYNC_TESTING_PG_LOCALE"
-SETTINGS_ENV = "PEEWEE_ASYNC_TESTING_PG_SETTINGS"  # name = value settings, separated by ; or newlines
 #: Durability is worthless for a throwaway cluster; these settings make writes and commits much cheaper.
 SERVER_SETTINGS = (
     "fsync=off",
@@ -93,57 +94,6 @@ def _port_taken(host: str, port: int) -> bool:
         except OSError:
             return True
     return False
-
-
-_SETTING_NAME = "[A-Za-z0-9_.]+"
-# A value: in single quotes (a '' inside stands for '), or bare up to a # comment, as in postgresql.conf.
-_SETTING_LINE = re.compile(rf"\s*({_SETTING_NAME})\s*=\s*('(?:[^']|'')*'|[^#'\s][^#]*?)\s*(?:#.*)?")
-#: Settings that say where the server listens and keeps its files: the server is started with its own.
-_WIRING = frozenset(
-    {"port", "listen_addresses", "unix_socket_directories", "data_directory", "config_file", "hba_file", "ident_file"}
-)
-
-
-def parse_settings(lines: Iterable[str], origin: str) -> dict[str, str]:
-    """Read PostgreSQL settings from ``name = value`` lines as in postgresql.conf: blank lines and ``#``
-    comments are skipped, and a value in single quotes is unquoted (``search_path = '"$user", public'``).
-
-    :raises ConfigurationError: naming the first line of another shape, and ``origin``, where it was found.
-    """
-    settings = {}
-    for line in (line for line in lines if line.strip() and not line.lstrip().startswith("#")):
-        match = _SETTING_LINE.fullmatch(line)
-        if match is None:
-            raise ConfigurationError(
-                f"{origin}: {line.strip()!r} is not a PostgreSQL setting of the form `name = value` "
-                "(a name of letters, digits, _ and ., as in postgresql.conf), such as `work_mem = 64MB`."
-            )
-        name, value = match.groups()
-        if len(value) > 1 and value[0] == value[-1] == "'":
-            value = value[1:-1].replace("''", "'")
-        settings[name] = value
-    return _checked_settings(settings, origin)
-
-
-def environment_settings() -> dict[str, str]:
-    """The settings of ``$PEEWEE_ASYNC_TESTING_PG_SETTINGS``: ``name = value`` lines separated by ``;`` or newlines."""
-    return parse_settings(re.split(r"[;\n]", os.environ.get(SETTINGS_ENV, "")), f"${SETTINGS_ENV}")
-
-
-def _checked_settings(settings: Mapping[str, str | int | float], origin: str = "settings=") -> dict[str, str]:
-    for name in settings:
-        if not re.fullmatch(_SETTING_NAME, name):
-            raise ConfigurationError(
-                f"{origin} names {name!r}, which is not a PostgreSQL setting name (letters, digits, _ and ., "
-                'as in postgresql.conf): give them as {"work_mem": "64MB"}.'
-            )
-        if name.lower() in _WIRING:
-            raise ConfigurationError(
-                f"{origin} sets {name}, but the throwaway server chooses where it listens and keeps its files "
-                "itself (a free port on 127.0.0.1, a folder of its own): leave it out, and read server.port, "
-                "server.host or server.dsn instead."
-            )
-    return {name: str(value) for name, value in settings.items()}
 
 
 def _wait_ready(process: subprocess.Popen[bytes], data: pathlib.Path, log: pathlib.Path, deadline: float) -> bool:

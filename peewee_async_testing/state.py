@@ -37,7 +37,7 @@ SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
 def server_options(config: pytest.Config) -> dict[str, Any]:
     """The throwaway server's locale and settings from the ini file; None where it sets none (the server then
     takes the environment's, else its defaults)."""
-    from .server import parse_settings
+    from .settings import parse_settings
 
     lines = config.getini("peewee_async_server_settings")
     return {
