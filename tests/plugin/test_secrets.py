@@ -63,6 +63,14 @@ def _output(result: pytest.RunResult) -> str:
     return result.stdout.str() + "\n" + result.stderr.str()
 
 
+def _said_once_and_masked(result: pytest.RunResult, origin_and_dsn: str) -> None:
+    """The run stopped at once, saying where the DSN came from and showing it masked, and nowhere its password."""
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    text = _output(result)
+    assert PASSWORD not in text
+    assert origin_and_dsn in text
+
+
 @pytest.mark.parametrize("run", RUNS)
 @pytest.mark.parametrize("case", CASES)
 def test_no_output_shows_the_password_and_errors_name_the_masked_dsn_and_its_origin(
@@ -76,11 +84,7 @@ def test_no_output_shows_the_password_and_errors_name_the_masked_dsn_and_its_ori
     else:
         monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DSN", dsn)
     inner.makepyfile(USES_THE_DATABASE)
-    result = inner.runpytest(*options)
-    assert result.ret == pytest.ExitCode.USAGE_ERROR  # said once, for the session
-    text = _output(result)
-    assert PASSWORD not in text
-    assert f"{ORIGINS[origin]} ({masked})" in text
+    _said_once_and_masked(inner.runpytest(*options), f"{ORIGINS[origin]} ({masked})")
 
 
 def test_a_dsn_set_by_a_conftest_during_collection_is_named_so(
@@ -92,11 +96,8 @@ def test_a_dsn_set_by_a_conftest_during_collection_is_named_so(
         f"import os\n\nos.environ['PEEWEE_ASYNC_TESTING_DSN'] = {dsn!r}\n"
     )
     inner.path.joinpath("sub", "test_it.py").write_text(USES_THE_DATABASE)
-    result = inner.runpytest("-l", "--tb=long")
-    assert result.ret == pytest.ExitCode.USAGE_ERROR  # said once, for the session
-    text = _output(result)
-    assert PASSWORD not in text
-    assert f"$PEEWEE_ASYNC_TESTING_DSN, set during collection (by a conftest.py or a module) ({masked})" in text
+    origin = "$PEEWEE_ASYNC_TESTING_DSN, set during collection (by a conftest.py or a module)"
+    _said_once_and_masked(inner.runpytest("-l", "--tb=long"), f"{origin} ({masked})")
 
 
 def test_a_run_with_the_password_and_the_host_only_in_the_query_works(
