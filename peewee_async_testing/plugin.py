@@ -150,10 +150,23 @@ def _configure(config: pytest.Config) -> None:
         try:
             server_options(config)
             environment_settings()
+            if spec:
+                _check_dsn(config)
         except ConfigurationError as error:
             raise pytest.UsageError(str(error)) from None
     if spec:
         access.configure_database(config, spec)
+
+
+def _check_dsn(config: pytest.Config) -> None:
+    """Read the DSN given so far, so that one libpq cannot use is said once, before any test (and any worker)."""
+    from .dsn import hide
+    from .server import DSN_ENV, PostgresServer
+
+    if config.getoption("peewee_dsn"):
+        PostgresServer(dsn=hide(config.getoption("peewee_dsn")), origin="--peewee-dsn")
+    elif os.environ.get(DSN_ENV):
+        PostgresServer()  # (it reads the variable itself, and names it)
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:

@@ -102,3 +102,11 @@ def test_a_wrong_database_object_is_said_once(inner: pytest.Pytester, spec: str,
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert (result.stdout.str() + result.stderr.str()).count(spec) == 1
+
+
+def test_a_dsn_libpq_cannot_use_is_said_once_before_any_worker_starts(inner: pytest.Pytester) -> None:
+    inner.makepyfile("\n".join(f"async def test_{n}(in_transaction):\n    pass\n" for n in range(4)))
+    result = inner.runpytest("-n", "2", "--peewee-dsn", "postgresql://app:secret@127.0.0.1:notaport/postgres")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --peewee-dsn (postgresql://app:***@127.0.0.1:notaport/postgres) has a port*"])
+    assert (result.stdout.str() + result.stderr.str()).count("notaport") == 1
