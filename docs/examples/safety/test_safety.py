@@ -6,7 +6,8 @@ from shop.db import Item, database
 
 @pytest.fixture(scope="module")
 async def catalogue():
-    # A wider fixture reaches the test database, not the real one: no fixture to name for it.
+    # A wider fixture reaches the test database, not the real one,
+    # without naming any fixture for it.
     await Item.aio_create(name="catalogue")
     yield
     await Item.delete().aio_execute()
