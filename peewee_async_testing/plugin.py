@@ -199,13 +199,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             # clear_tables straight away where in_transaction would only hand over to it: one fixture less.
             isolation = requested_isolation(item)
             clears = isolation == "clear" or (isolation is None and not is_async(item))
-            names.insert(_first_scoped(item, "function"), "clear_tables" if clears else "in_transaction")
-        # Each pool before the fixtures of its scope: those of wider scope that use the database run on the
-        # session's loop, with the session's pool.
-        scopes = ["session", loop_scope(item)] if is_async(item) else ["session"]
-        for scope in dict.fromkeys(scopes):
-            if f"_peewee_pool_{scope}" not in names:
-                names.insert(_first_scoped(item, scope), f"_peewee_pool_{scope}")
+            names.insert(_first_function_scoped(item), "clear_tables" if clears else "in_transaction")
+        # The session's pool first: fixtures of wider scope that use the database run on the session's loop.
+        # A test that asks for the database gets its own loop's pool next; in_transaction and clear_tables
+        # ask for theirs as they set up (so that they end before it).
+        asked = item.stash.get(access.ASKED, False) and is_async(item)
+        pools = ["_peewee_pool_session", f"_peewee_pool_{loop_scope(item)}"] if asked else ["_peewee_pool_session"]
+        for position, pool in enumerate(dict.fromkeys(pools), start=1):
+            if pool not in names:
+                names.insert(position, pool)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -341,14 +343,12 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
         terminalreporter.write_line(line)
 
 
-def _first_scoped(item: pytest.Function, scope: str) -> int:
-    """Where the fixtures of ``scope`` or narrower start in ``item.fixturenames`` (pytest orders them by scope),
-    after the test database."""
+def _first_function_scoped(item: pytest.Function) -> int:
+    """Where function-scoped fixtures start in ``item.fixturenames`` (pytest orders them by scope), after the
+    test database."""
     from ._compat import fixture_scope
-    from .markers import LOOP_SCOPES
 
-    narrower = LOOP_SCOPES[: LOOP_SCOPES.index(scope) + 1]
     for index, name in enumerate(item.fixturenames[1:], start=1):
-        if (fixture_scope(item, name) or "function") in narrower:
+        if fixture_scope(item, name) in ("function", None):
             return index
     return len(item.fixturenames)

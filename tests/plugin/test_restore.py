@@ -39,11 +39,13 @@ database = peewee_async.SqliteDatabase("app.db", timeout=30, pragmas={"cache_siz
 
 KEPT = {
     "postgres": """
+        import peewee_async
         from app.db import database
 
         async def test_kept(in_transaction):
             assert database.database == "test_app"
-            serializable = database._adapter.isolation_level_int("SERIALIZABLE")
+            serializable = peewee_async.PostgresqlDatabase("x", isolation_level="SERIALIZABLE")._isolation_level
+            assert serializable is not None
             assert (database._isolation_level, database._encoding) == (serializable, "UTF8")
             assert (database.pool_params["minsize"], database.pool_params["maxsize"]) == (0, 3)
         """,
