@@ -6,6 +6,7 @@ when a fixture runs, so that merely having the plugin installed costs pytest's s
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import os
 from collections.abc import AsyncIterator, Iterator
@@ -170,8 +171,11 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
     item, test = request.node, request.node.obj
     engine.patch()
 
+    running: list[asyncio.Task[Any]] = []
+
     @functools.wraps(test)
     async def run_in_transaction(*args: Any, **kwargs: Any) -> Any:
+        running.append(asyncio.current_task())  # type: ignore[arg-type]
         try:
             result = await test(*args, **kwargs)
         except BaseException as error:
@@ -186,6 +190,11 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
         with replaced_test_function(item, run_in_transaction):
             yield case
     finally:
+        # Ctrl-C on a loop that pytest-asyncio runs with run_until_complete (Python 3.10) leaves the test's task
+        # pending, its statement still running: cancel it, so that its connection is free to roll back.
+        if running and not running[0].done():
+            running[0].cancel()
+            running[0].get_loop().run_until_complete(asyncio.wait(running))
         engine.close_on_own_loop()
 
 
