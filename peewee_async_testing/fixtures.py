@@ -109,7 +109,7 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
         server = request.getfixturevalue("peewee_server") if is_postgres(database) else None
         if server is not None:
             params = server.connect_params("")
-            gate.server = (params["host"], params["port"])
+            gate.server = (params["host"], params["port"], params.get("hostaddr"))
         test_database = TestDatabase(
             database,
             bound_models(database),

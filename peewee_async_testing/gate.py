@@ -32,8 +32,10 @@ from .engine import innermost
 from .exceptions import DatabaseAccessError
 from .patches import set_attribute, set_attributes
 
-#: Where a database is: its name (an SQLite file: its real path), host and port.
-Target = tuple[str, object, object]
+#: The settings that decide where the object connects (besides its database name).
+PLACE = ("host", "port", "hostaddr", "service", "dsn")
+#: Where a database is: its name (an SQLite file: its real path), host, port and host address.
+Target = tuple[str, object, object, object]
 
 NOT_ISOLATED = (
     "peewee-async-testing: database access not allowed in {test}: the test is not isolated, so what it writes "
@@ -63,8 +65,8 @@ def _target(database: str | None, params: dict[str, Any], sqlite: bool) -> Targe
     if not database:
         return None
     if sqlite:
-        return (database if database == ":memory:" else os.path.realpath(database), None, None)
-    return (database, params.get("host"), params.get("port"))
+        return (database if database == ":memory:" else os.path.realpath(database), None, None, None)
+    return (database, params.get("host"), params.get("port"), params.get("hostaddr"))
 
 
 class Gate:
@@ -77,8 +79,8 @@ class Gate:
         self._sqlite = isinstance(database, peewee.SqliteDatabase)
         #: Where the object pointed when configured: the user's real database (None: created uninitialised).
         self.original = _target(database.database, database.connect_params, self._sqlite)
-        #: The (host, port) of the server of the session's test database, once known (PostgreSQL).
-        self.server: tuple[object, object] | None = None
+        #: The (host, port, host address) of the server of the session's test database, once known (PostgreSQL).
+        self.server: tuple[object, object, object] | None = None
         #: Whether the session's test database is ready (the object pointed at it).
         self.ready = False
         #: A ``peewee_database`` fixture of the user's: it points the object itself; only the original is refused.
@@ -178,7 +180,7 @@ class Gate:
 
     def check(self, database: str | None, params: dict[str, Any]) -> None:
         """Raise :class:`DatabaseAccessError` unless the object may connect to ``database`` now."""
-        place = (database, params.get("host"), params.get("port"), self.server, self.overridden)
+        place = (database, *(params.get(key) for key in PLACE), self.server, self.overridden)
         if place != self._allowed:
             self._check_place(database, params)
             self._allowed = place
@@ -207,6 +209,7 @@ class Gate:
             return
         name = os.path.basename(target[0]) if self._sqlite else target[0]
         elsewhere = self.server is not None and not self._sqlite and target[1:] != self.server
+        elsewhere = elsewhere or any(params.get(key) for key in ("service", "dsn"))  # libpq would look there
         if not name.startswith("test_") or elsewhere:
             raise DatabaseAccessError(
                 f"peewee-async-testing: {self.spec} was pointed at {database!r} during the session (by "

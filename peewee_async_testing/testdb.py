@@ -48,26 +48,35 @@ def schema_fingerprint(models: Sequence[type[peewee.Model]]) -> str:
     return hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
 
 
-def repoint(database: AioDatabase, name: str, **overrides: Any) -> None:
-    """Point ``database`` at database ``name``, with ``overrides`` over its connection settings, keeping
-    everything else as it is: ``init()`` would also reset what it takes as arguments (SQLite's ``timeout``,
-    PostgreSQL's ``isolation_level`` and ``encoding``, the psycopg adapter) to their defaults."""
+#: The libpq settings that say where, and as whom, to connect: pointed at a server of the session's, the object
+#: keeps none of its own (a ``hostaddr`` left over would send it to the real server's address).
+WHERE = frozenset(
+    {"host", "hostaddr", "port", "user", "password", "passfile", "service", "servicefile", "dsn", "dbname"}
+)
+
+
+def repoint(database: AioDatabase, name: str, **server: Any) -> None:
+    """Point ``database`` at database ``name``, of the ``server`` (its host, port, user, password and other
+    settings) when given, keeping everything else as it is: ``init()`` would also reset what it takes as
+    arguments (SQLite's ``timeout``, PostgreSQL's ``isolation_level`` and ``encoding``, the psycopg adapter)
+    to their defaults."""
     if not database.is_closed():
         database.close()
     old = database.connect_params
-    connect = {**old, **overrides}
+    own = {key: value for key, value in old.items() if key not in WHERE} if server else old
+    connect = {**own, **server}
     pool_only = {key: value for key, value in database.pool_params.items() if key not in old}
     database.database, database.deferred = name, not name
     database.connect_params, database.pool_params = connect, {**pool_only, **connect}
     database.pool_backend = database.pool_backend_cls(database=name, **database.pool_params)
 
 
-def reinit(database: AioDatabase, name: str, **overrides: Any) -> Callable[[], None]:
+def reinit(database: AioDatabase, name: str, **server: Any) -> Callable[[], None]:
     """Point ``database`` at database ``name`` (see :func:`repoint`); return the undo, which puts every
     attribute back as the identical object and removes what the session added (such as
     ``server_version``): a database created uninitialised (``database=None``) is uninitialised again."""
     undo = snapshot(database)  # every attribute, the connection settings' dicts included
-    repoint(database, name, **overrides)
+    repoint(database, name, **server)
 
     def restore() -> None:
         database.close()

@@ -412,3 +412,29 @@ def test_without_pytest_asyncio_the_error_is_said_once(shop: pytest.Pytester) ->
     result = shop.runpytest("-p", "no:asyncio")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: peewee_async_database = app.db:database is set, but pytest-asyncio*"])
+
+
+def test_the_apps_own_address_settings_do_not_survive_the_pointing(shop: pytest.Pytester) -> None:
+    shop.path.joinpath("app", "db.py").write_text(
+        SHOP_DB.replace('"shop", host=os.environ["PROD_HOST"]', '"shop", host="db.prod.internal", hostaddr="10.9.9.9"')
+    )
+    shop.makepyfile(
+        """
+        import os
+        import pytest
+        from app.db import database
+        from app.models import Item
+        from peewee_async_testing import DatabaseAccessError
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_pointed():
+            assert "hostaddr" not in database.connect_params  # it would send libpq to the real server's address
+            await Item.aio_create(name="on the test database")
+            database.init("test_shop", hostaddr=os.environ["PROD_HOST"])  # the server's name, another address
+            with pytest.raises(DatabaseAccessError, match="pointed at 'test_shop' during the session"):
+                await Item.aio_create(name="elsewhere")
+            database.connect_params.pop("hostaddr"), database.pool_params.pop("hostaddr")
+            database.init("test_shop")  # back, for clear_tables
+        """
+    )
+    shop.runpytest().assert_outcomes(passed=1)
