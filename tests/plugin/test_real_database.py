@@ -430,11 +430,12 @@ def test_the_apps_own_address_settings_do_not_survive_the_pointing(shop: pytest.
         async def test_pointed():
             assert "hostaddr" not in database.connect_params  # it would send libpq to the real server's address
             await Item.aio_create(name="on the test database")
+            pool = database.pool_backend
             database.init("test_shop", hostaddr=os.environ["PROD_HOST"])  # the server's name, another address
             with pytest.raises(DatabaseAccessError, match="pointed at 'test_shop' during the session"):
                 await Item.aio_create(name="elsewhere")
             database.connect_params.pop("hostaddr"), database.pool_params.pop("hostaddr")
-            database.init("test_shop")  # back, for clear_tables
+            database.pool_backend = pool  # back, for clear_tables
         """
     )
     shop.runpytest().assert_outcomes(passed=1)
