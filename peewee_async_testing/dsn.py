@@ -14,9 +14,10 @@ Example::
 
 from __future__ import annotations
 
+import os
 import re
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from .exceptions import ConfigurationError
 
@@ -124,17 +125,52 @@ def mask(dsn: str) -> str:
     parameter, an unencoded ``@`` or ``/``, a word that is no ``key=value``) it masks the more, never the less.
     """
     url = _URL.match(dsn)
-    return url["scheme"] + _mask_url(url["rest"]) if url else _mask_pairs(dsn)
+    shown = url["scheme"] + _mask_url(url["rest"]) if url else _mask_pairs(dsn)
+    return _without_secrets_read(shown, dsn)
+
+
+def _without_secrets_read(shown: str, dsn: str) -> str:
+    """``shown`` with every secret that libpq reads in ``dsn`` (as it is, or percent-encoded) replaced by ``***``:
+    the backstop to a masking that misread the DSN. A secret that is also (in) a name or value shown (a password
+    ``postgres`` of user ``postgres``) stays, as that shows it anyway."""
+    import psycopg2.extensions
+
+    try:
+        params: dict[str, str] = psycopg2.extensions.parse_dsn(dsn)
+    except (psycopg2.ProgrammingError, UnicodeDecodeError):
+        return shown
+    values = [value for key, value in params.items() if key not in SECRETS] + [*params, "postgresql://"]
+    for key in SECRETS & params.keys():
+        secret = params[key]
+        if not secret or any(secret in value for value in values):
+            continue
+        for form in {secret, urllib.parse.quote(secret, safe=""), urllib.parse.quote(secret), _lower_hex(secret)}:
+            shown = shown.replace(form, MASK)
+    return shown
+
+
+def _lower_hex(text: str) -> str:
+    return re.sub("%[0-9A-F]{2}", lambda escape: escape[0].lower(), urllib.parse.quote(text, safe=""))
 
 
 def _mask_url(rest: str) -> str:
-    userinfo, at, tail = rest.rpartition("@")  # the last @: an unencoded @ of a password stays in what is masked
+    """What follows a URL's scheme, masked. Its ``user:password@`` ends at the last ``@`` before the query (an
+    unencoded ``@`` or ``/`` of a password stays in what is masked). The query starts at the first ``?`` after a
+    path; with no path before it, the ``?`` may be the password's (as libpq reads it) or start the query, so an
+    ``@`` after it may end ``user:password@`` or be a query value's: then the host is masked too."""
+    before = rest.partition("?")[0]
+    bound = len(before) if "/" in before else (rest.find("/") if "/" in rest else len(rest))
+    userinfo, at, _ = rest[:bound].rpartition("@")
+    tail = rest[len(userinfo) + len(at) :]
     user, colon, _ = userinfo.partition(":")
     user = user if _PLAIN.fullmatch(user) else MASK
     head = f"{user}{':' + MASK if colon else ''}{at}"
     place, question, query = tail.partition("?")
     hostspec, slash, path = place.partition("/")
     hosts = ",".join(_mask_port(host, hide=not at) for host in hostspec.split(","))
+    hosts = MASK if "?" in userinfo else hosts
+    if MASK in hosts and path:  # the host is (or holds) a password: what follows a / in it may be its end
+        path = MASK
     pairs = "&".join(_mask_query_pair(pair) for pair in query.split("&")) if question else ""
     return f"{head}{hosts}{slash}{path}{question}{pairs}"
 
@@ -175,20 +211,22 @@ def _mask_pairs(text: str) -> str:
     return "".join(shown)
 
 
-def read(dsn: str, origin: str) -> dict[str, str]:
+def read(dsn: str, origin: str, *, environment: Iterable[str] = ()) -> dict[str, str]:
     """The parameters of ``dsn`` as libpq reads them, its secrets as :class:`Password`, checked that a test
-    session can use them: a PostgreSQL DSN, one server, a port number, nothing of :data:`REFUSED`.
+    session can use them: a PostgreSQL DSN, one server, a port number, nothing of :data:`REFUSED`. Each
+    parameter of ``environment`` that ``dsn`` leaves out is taken from its variable (:data:`KEYWORDS`), as
+    libpq does.
 
     :raises ConfigurationError: naming ``origin`` (where the DSN came from) and the DSN, masked.
     """
     dsn = DSN(dsn)  # shown masked in a traceback through here
-    params, problem = _parsed(dsn)
+    params, problem = _parsed(dsn, environment)
     if problem is not None:  # raised here, where no local variable holds a piece of the DSN unmasked
         raise ConfigurationError(f"{origin} ({mask(dsn)}) {problem}")
     return params
 
 
-def _parsed(dsn: str) -> tuple[dict[str, str], str | None]:
+def _parsed(dsn: str, environment: Iterable[str] = ()) -> tuple[dict[str, str], str | None]:
     """The parameters of ``dsn``, or none and what is wrong with it. (Not raised from here: this frame's
     locals, which a traceback can show, hold what libpq read, such as a misplaced password.)"""
     import psycopg2.extensions
@@ -203,6 +241,12 @@ def _parsed(dsn: str) -> tuple[dict[str, str], str | None]:
         params: dict[str, str] = psycopg2.extensions.parse_dsn(dsn)
     except psycopg2.ProgrammingError as error:  # its message quotes the piece of the DSN it stumbled on
         return {}, f"is not a DSN libpq can read: {_reason(str(error), dsn)}."
+    except UnicodeDecodeError:  # a %-encoded byte that is no UTF-8: psycopg2 cannot decode what libpq read
+        return {}, "is not a DSN psycopg2 can read: a percent-encoded value is not UTF-8."
+    for key in environment:
+        variable = KEYWORDS[key]
+        if not params.get(key) and variable and os.environ.get(variable):
+            params[key] = os.environ[variable]
     problem = _problem(params, misplaced_at=scheme is not None and _misplaced_at(dsn))
     if problem is not None:
         return {}, problem
@@ -216,11 +260,12 @@ def _scheme(dsn: str) -> str | None:
 
 def _misplaced_at(dsn: str) -> bool:
     """Whether a URL holds an ``@`` past its ``user:password@`` as libpq reads it (which ends at the first ``@``
-    before any ``/``): the sign of a password with an unencoded ``@`` or ``/``."""
+    before any ``/``), or a user name with a ``?``: the sign of a password with an unencoded ``@`` or ``/``."""
     rest = dsn.split("://", 1)[1]
     at, slash = rest.find("@"), rest.find("/")
     after = rest[at + 1 :] if at != -1 and (slash == -1 or at < slash) else rest
-    return "@" in after.split("?")[0]
+    query_in_user = after is not rest and "?" in rest[:at].partition(":")[0]  # ...host?password=a@b: user host?...
+    return query_in_user or "@" in after.split("?")[0]
 
 
 def _problem(params: Mapping[str, str], *, misplaced_at: bool) -> str | None:

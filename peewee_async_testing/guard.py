@@ -5,8 +5,9 @@ A test database is one of three kinds, each decided from the database object alo
 - PostgreSQL, named ``test_...`` (as the plugin names the databases it makes);
 - PostgreSQL, on a throwaway server this process started (:class:`~peewee_async_testing.PostgresServer`), when
   nothing else in the connection settings (``hostaddr``, a service, a ``dsn``) could send it elsewhere;
-- SQLite in memory, or a file in a temporary folder (``tempfile.gettempdir()``, ``/tmp``, ``/dev/shm``) once
-  every symbolic link and ``..`` is resolved, with no table in an attached database.
+- SQLite in memory, or a file in a temporary folder (``/tmp``, ``/dev/shm``, ``tempfile.gettempdir()`` unless
+  ``$TMPDIR`` is ``/``, the current folder, ``$HOME`` or one above them) or in a folder the plugin made for it,
+  once every symbolic link and ``..`` is resolved, with no table in an attached database.
 
 Whatever is not shown to be one of these is not one: when in doubt, refuse.
 """
@@ -26,6 +27,8 @@ from ._database import is_postgres
 from .exceptions import ConfigurationError
 from .server import is_throwaway
 
+#: How the plugin names the folders it makes for SQLite test databases (``tempfile.mkdtemp(prefix=...)``).
+SQLITE_FOLDER_PREFIX = "peewee-async-testing-sqlite-"
 #: Connection settings that can send a PostgreSQL connection elsewhere than its host and port say (libpq reads
 #: ``hostaddr`` from each of them), and the environment variables that set them.
 _REDIRECTS = ("hostaddr", "service", "dsn")
@@ -115,12 +118,26 @@ def _sqlite_problem(database: AioDatabase, models: Iterable[type[peewee.Model]])
             paths.append(name)  # a file of that very name, where SQLite is not built to read URIs
     for path in paths:
         real = os.path.realpath(path)
-        if not any(os.path.commonpath([real, folder]) == folder != real for folder in _temporary_folders()):
+        if not _made_here(real) and not any(
+            os.path.commonpath([real, folder]) == folder != real for folder in _temporary_folders()
+        ):
             return f"{real} is not in a temporary folder ({', '.join(_temporary_folders())})"
     return None
 
 
 def _temporary_folders() -> list[str]:
-    """The temporary folders, every link resolved: ``tempfile.gettempdir()`` (``$TMPDIR``), ``/tmp``, ``/dev/shm``."""
-    folders = (tempfile.gettempdir(), "/tmp", "/dev/shm")
-    return sorted({os.path.realpath(folder) for folder in folders if os.path.isdir(folder)})
+    """The temporary folders, every link resolved: ``/tmp``, ``/dev/shm``, and ``tempfile.gettempdir()``
+    (``$TMPDIR``) unless it is ``/``, the current folder or one above it, or ``$HOME`` or one above it (where a
+    real database may be). Files directly in a folder this library made (``peewee-async-testing-sqlite-*``) are
+    accepted wherever it is."""
+    folders = {os.path.realpath(folder) for folder in ("/tmp", "/dev/shm") if os.path.isdir(folder)}
+    chosen = os.path.realpath(tempfile.gettempdir())
+    homes = [os.path.realpath(place) for place in (os.getcwd(), os.path.expanduser("~"))]
+    if not any(os.path.commonpath([chosen, place]) == chosen for place in homes):
+        folders.add(chosen)
+    return sorted(folder for folder in folders if folder != os.path.realpath("/"))
+
+
+def _made_here(real: str) -> bool:
+    """Whether the file ``real`` is directly in a folder made for SQLite test databases (see :mod:`.testdb`)."""
+    return os.path.basename(os.path.dirname(real)).startswith(SQLITE_FOLDER_PREFIX)

@@ -234,12 +234,23 @@ class PostgresServer:
         """
         if driver not in ("aiopg", "psycopg"):
             raise ConfigurationError(f"connect_params(driver={driver!r}): the drivers are 'aiopg' and 'psycopg'.")
+        params = self._params(database)
+        problem = psycopg_pool_problem(params) if driver == "psycopg" else None
+        if driver == "aiopg" and "connect_timeout" in params:
+            problem = (
+                "sets connect_timeout, which peewee_async.PostgresqlDatabase hands to aiopg as its timeout of every "
+                "statement (and as a string, which fails every query). Leave it out of the DSN and set "
+                "PGCONNECT_TIMEOUT in the environment instead: libpq reads it for every connection."
+            )
+        if problem is not None:
+            raise ConfigurationError(f"{self._named()} {problem}")
+        return params
+
+    def _params(self, database: str) -> dict[str, object]:
+        """The host, port, user, password, ``database`` and every other parameter of the DSN: for any driver."""
         self._require_running()
         params = {"database": database, "host": self.host, "port": self.port, "user": self.user}
         params.update({"password": self.password, **self._libpq})
-        problem = psycopg_pool_problem(params) if driver == "psycopg" else None
-        if problem is not None:
-            raise ConfigurationError(f"{self._named()} {problem}")
         return params
 
     def connect(self, database: str) -> Any:
@@ -251,7 +262,7 @@ class PostgresServer:
         """
         import psycopg2
 
-        params = {key: value for key, value in self.connect_params(database).items() if value is not None}
+        params = {key: value for key, value in self._params(database).items() if value is not None}
         params.setdefault("fallback_application_name", APPLICATION_NAME)
         reason = None
         try:
@@ -380,11 +391,14 @@ class PostgresServer:
         )
 
     def _parse_dsn(self, dsn: DSN) -> None:
-        """Take the server's host, port, user, password and maintenance database from ``dsn`` (where it gives
-        none: ``localhost``, 5432, ``postgres``, ``postgres``), and keep its other parameters for every connection.
+        """Take the server's host, port, user, password and maintenance database from ``dsn``, and keep its other
+        parameters for every connection. What it leaves out comes from libpq's environment, as for psql
+        (``$PGHOST``, ``$PGPORT``, ``$PGUSER``, ``$PGPASSWORD``), else ``localhost``, 5432, ``postgres``, no
+        password; the maintenance database is ``postgres`` unless the DSN names one (``$PGDATABASE`` names the
+        app's database, not one to administer from). libpq itself reads the other variables (``$PGSSLMODE``...).
         """
         assert self.origin is not None
-        params = read(dsn, self.origin)
+        params = read(dsn, self.origin, environment=("host", "port", "user", "password"))
         self.host = params.pop("host", "") or "localhost"
         self.port = int(params.pop("port", "") or 5432)
         self.user = params.pop("user", "") or "postgres"

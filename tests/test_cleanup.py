@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -474,6 +475,51 @@ async def test_an_sqlite_file_outside_the_temporary_folders_is_refused(
     with pytest.raises(ConfigurationError, match=r"is not a test database.*allow_any_database=True"):
         await clear(how, database, [item])
     assert sqlite_rows(prod_db) == 1
+
+
+#: Where ``$TMPDIR`` points in each case (``~``: prod.db's folder, made ``$HOME``), and whether the current
+#: folder is prod.db's.
+TMPDIRS = {
+    "the current folder": (".", True),
+    "/": ("/", True),
+    "above the current folder": ("..", True),
+    "$HOME": ("~", False),
+    "above $HOME": ("~/..", False),
+}
+
+
+@pytest.mark.parametrize("how", CLEARS)
+@pytest.mark.parametrize("tmpdir", TMPDIRS)
+async def test_an_sqlite_file_is_not_temporary_for_a_tmpdir_that_holds_the_project_or_home(
+    prod_db: Path, tmp_path: Path, how: str, tmpdir: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    value, in_prod = TMPDIRS[tmpdir]
+    monkeypatch.chdir(prod_db.parent if in_prod else tmp_path)
+    monkeypatch.setenv("HOME", str(tmp_path if in_prod else prod_db.parent))
+    monkeypatch.setenv("TMPDIR", value.replace("~", str(prod_db.parent)))
+    monkeypatch.setattr(tempfile, "tempdir", None)  # gettempdir() reads $TMPDIR again
+    database = peewee_async.SqliteDatabase(str(prod_db))
+    with pytest.raises(ConfigurationError, match=r"is not a test database.*allow_any_database=True"):
+        await clear(how, database, [model(database, "item")])
+    assert sqlite_rows(prod_db) == 1
+
+
+async def test_an_sqlite_file_in_a_folder_made_for_test_databases_is_a_test_database(
+    request: pytest.FixtureRequest,
+) -> None:
+    folder = Path(tempfile.mkdtemp(prefix=".peewee-async-testing-sqlite-", dir=request.config.rootpath))
+    try:
+        database = peewee_async.SqliteDatabase(str(folder / "test.db"))
+        with pytest.raises(ConfigurationError, match="is not a test database"):
+            await aio_clear_tables(database)  # .peewee-...: not this library's folder
+        os.rename(folder, folder.with_name(folder.name[1:]))
+        folder = folder.with_name(folder.name[1:])
+        database = peewee_async.SqliteDatabase(str(folder / "test.db"))
+        await database.aio_create_tables([model(database, "item")])
+        await aio_clear_tables(database)
+        await database.aio_close()
+    finally:
+        shutil.rmtree(folder)
 
 
 @pytest.mark.parametrize("how", CLEARS)

@@ -3,6 +3,8 @@ shown nowhere (errors, reprs, tracebacks' locals), and the errors naming where t
 
 from __future__ import annotations
 
+import random
+import string
 import traceback
 import urllib.parse
 from typing import Any
@@ -12,7 +14,7 @@ import psycopg2.extensions
 import pytest
 
 from peewee_async_testing import PostgresServer
-from peewee_async_testing.dsn import mask
+from peewee_async_testing.dsn import _without_secrets_read, mask
 from peewee_async_testing.exceptions import ConfigurationError, ServerError
 from peewee_async_testing.server import DSN_ENV
 
@@ -58,6 +60,10 @@ FORMS = {
     ),
     "empty value": (f"host=db.example password= {PASSWORD}", "host=db.example password= ***"),
     "sslpassword": (f"host=db.example sslpassword={PASSWORD}", "host=db.example sslpassword=***"),
+    "?password= with an @": (
+        f"postgresql://app@db.example/app?password={PASSWORD}@Tail",
+        "postgresql://app@db.example/app?password=***",
+    ),
 }
 
 
@@ -103,8 +109,14 @@ def test_the_dsn_property_is_a_url_libpq_reads_back_to_the_same_parameters() -> 
             "postgresql://app:***@db.example/shop?sslmode=require",
         ),
         ("host=db password=ab cd", "host=db password=*** ***"),  # what libpq cannot read is masked too
-        ("postgresql://app:s3cret/shop", "postgresql://app:***/shop"),  # the @host left out: no port, a password
-        ("postgresql://db/shop?password=s3cret&application_name=a@b", "postgresql://***@b"),  # which @ ends what?
+        ("postgresql://app:s3/cret", "postgresql://app:***/***"),  # the @host left out: no port, a password
+        (
+            "postgresql://db/shop?password=s3cret&application_name=a@b",
+            "postgresql://db/shop?password=***&application_name=a@b",
+        ),
+        ("postgresql://shopper@db/shop?password=Wx@Tail-Of-Secret-42", "postgresql://shopper@db/shop?password=***"),
+        ("postgresql://db?password=Wx@Tail-Of-Secret-42", "postgresql://***@***"),  # libpq: user db?pass..., host Tail
+        ("postgresql://app:pa?ss@db/shop", "postgresql://app:***@***/***"),  # libpq: password pa?ss
         ("postgresql://db/shop?password", "postgresql://db/shop?***"),
         ("postgresql://db/shop?pass%77ord=s3cret&user=app", "postgresql://db/shop?pass%77ord=***&user=app"),
         ("postgresql://db/shop?s3cret", "postgresql://db/shop?***"),
@@ -115,6 +127,49 @@ def test_mask_hides_what_may_be_a_secret(dsn: str, masked: str) -> None:
     assert mask(dsn) == masked
 
 
+#: What a password can hold that a DSN's syntax also uses.
+TRICKY = "@/?#%&=:'\" \\"
+
+
+def _passwords(count: int) -> list[str]:
+    """``count`` passwords, the same each run, of letters, digits and :data:`TRICKY` characters."""
+    rng = random.Random(12)
+    alphabet = string.ascii_letters + string.digits + TRICKY
+    return ["".join(rng.choice(alphabet) for _ in range(rng.randint(8, 16))) for _ in range(count)]
+
+
+def _forms(password: str) -> dict[str, str]:
+    """DSNs holding ``password`` in each of the ways a user may write one, libpq-readable or not."""
+    quoted = password.replace("\\", "\\\\").replace("'", "\\'")
+    return {
+        "userinfo, encoded": f"postgresql://app:{urllib.parse.quote(password, safe='')}@db.example:5432/shop",
+        "userinfo, raw": f"postgresql://app:{password}@db.example/shop?sslmode=require",
+        "query, encoded": f"postgresql://app@db.example/shop?password={urllib.parse.quote(password, safe='')}",
+        "query, @ / : ? raw": f"postgresql://app@db.example/shop?password={urllib.parse.quote(password, safe='@/:?')}",
+        "query, no path": f"postgresql://db.example?sslmode=disable&password={urllib.parse.quote(password, safe='@')}",
+        "key=value": f"host=db.example user=app password='{quoted}' dbname=shop",
+    }
+
+
+def test_mask_shows_no_password_of_a_few_hundred_with_the_characters_of_a_dsn_in_them() -> None:
+    leaks = []
+    for password in _passwords(400):
+        for form, dsn in _forms(password).items():
+            shown = mask(dsn)
+            if any(secret in shown for secret in (password, urllib.parse.quote(password, safe=""))):
+                leaks.append(f"{form}: {dsn!r} -> {shown!r}")
+    assert not leaks, f"{len(leaks)} leaks, such as:\n" + "\n".join(leaks[:5])
+
+
+def test_the_backstop_masks_what_libpq_reads_wherever_the_masking_left_it() -> None:
+    encoded = urllib.parse.quote(PASSWORD + "@/", safe="")
+    dsn = f"postgresql://app@db/shop?password={encoded}&sslpassword={PASSWORD}x"
+    assert _without_secrets_read(dsn, dsn) == "postgresql://app@db/shop?password=***&sslpassword=***"
+    assert _without_secrets_read(dsn.lower(), dsn) == "postgresql://app@db/shop?password=***&sslpassword=***"
+    same = "postgresql://postgres:postgres@db/postgres"
+    assert mask(same) == "postgresql://postgres:***@db/postgres", "what the user name shows anyway stays"
+
+
 #: DSNs libpq cannot read, or a session cannot use: the error names what is wrong, and never the password.
 UNUSABLE = {
     "bad scheme": (f"mysql://root:{PASSWORD}@db.example/app", "is not a PostgreSQL DSN"),
@@ -122,6 +177,7 @@ UNUSABLE = {
     "port out of range": (f"host=db.example port=70000 password={PASSWORD}", "has a port that is not a number"),
     "unencoded /": (f"postgresql://app:{PASSWORD}/x@db.example/app", "percent-encode"),
     "unencoded @": (f"postgresql://app:p@ss-{PASSWORD}@db.example/app", "percent-encode"),
+    "unencoded @ in the query": (f"postgresql://db.example?password=x@{PASSWORD}", "percent-encode"),
     "no = after a word": (f"host=db.example password=ab {PASSWORD}", "is not a DSN libpq can read"),
     "unterminated quote": (f"host=db.example password='{PASSWORD}", "unterminated quoted string"),
     "misspelled key": (f"postgresql://db.example/app?pasword={PASSWORD}", 'invalid URI query parameter: "***"'),
@@ -268,3 +324,30 @@ async def test_psycopg_3_gets_what_its_pool_passes_on_and_a_clear_refusal_for_th
         assert await database.aio_execute_sql("SELECT current_user", fetch_results=_first_row) == ("app",)
     finally:
         await database.aio_close()
+
+
+def test_what_the_dsn_leaves_out_comes_from_libpqs_environment_as_for_psql(
+    production: Production, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    environment = {"PGHOST": "127.0.0.1", "PGPORT": str(production.port), "PGUSER": "app", "PGPASSWORD": PASSWORD}
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    server = PostgresServer(dsn="postgresql:///postgres")
+    assert (server.host, server.port, server.user) == ("127.0.0.1", production.port, "app")
+    assert PASSWORD not in repr(server) + repr(vars(server)) + repr(server.connect_params("postgres"))
+    server.connect("postgres").close()
+    own = PostgresServer(dsn="postgresql://ci:pw@db.example:7/x")
+    assert (own.host, own.port, own.user, own.password) == ("db.example", 7, "ci", "pw"), "the DSN's own win"
+    monkeypatch.setenv("PGHOST", "h1,h2")
+    with pytest.raises(ConfigurationError, match="names several servers"):
+        PostgresServer(dsn="postgresql:///postgres")
+
+
+def test_connect_timeout_is_refused_for_aiopg_which_takes_it_for_every_statements_timeout(
+    production: Production,
+) -> None:
+    server = PostgresServer(dsn=production.dsn(connect_timeout="5"))
+    with pytest.raises(ConfigurationError, match=r"sets connect_timeout, .*PGCONNECT_TIMEOUT") as raised:
+        server.connect_params("postgres")
+    assert PASSWORD not in _shown(raised.value)
+    server.connect("postgres").close()  # the admin connections (psycopg2) read it as libpq does

@@ -44,6 +44,10 @@ CASES: dict[str, Callable[[Production], tuple[str, str]]] = {
         f"postgresql://app@127.0.0.1:{p.port}/postgres?password={PASSWORD}-wrong&sslmode=disable",
         f"postgresql://app@127.0.0.1:{p.port}/postgres?password=***&sslmode=disable",
     ),
+    "?password= with an @": lambda p: (
+        f"postgresql://app@127.0.0.1:{p.port}/postgres?password=wrong@{PASSWORD}",
+        f"postgresql://app@127.0.0.1:{p.port}/postgres?password=***",
+    ),
     "key=value": lambda p: (
         f"host=127.0.0.1 port={p.port} user=app password='{PASSWORD} \\' x' dbname=postgres",
         f"host=127.0.0.1 port={p.port} user=app password=*** dbname=postgres",
