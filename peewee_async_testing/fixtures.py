@@ -142,6 +142,8 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
         yield config.stash[CONFIGURED]
     finally:
         test_database.teardown()
+        if workeroutput is not None:  # with what its teardown left alone
+            workeroutput[WORKER_DATABASE] = describe(test_database)
 
 
 @pytest.fixture

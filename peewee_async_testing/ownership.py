@@ -3,7 +3,8 @@ databases it makes, and what a session sees of them.
 
 A mark is the database's comment (``COMMENT ON DATABASE``): :data:`MARK`, then JSON naming the project (the
 configured database's module and name), the name the database was made under, the template it was cloned
-from, its schema's fingerprint (empty while its tables are being made) and the run that made it. A database
+from, its schema's fingerprint (empty while its tables are being made), the run that made it and, for one a
+run keeps for reuse (``--peewee-reuse-db``), ``"kept": true``. A database
 without this project's mark, or renamed since, is not the project's: nothing here drops or uses it.
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 MARK = "peewee-async-testing test database "
 LEGACY_MARK = "peewee-async-testing schema "  # what versions before the marks wrote: no project in it
 _MAX_NAME = 63  # bytes: PostgreSQL's NAMEDATALEN - 1
-_HASH = 8
+_HASH = 12  # hex digits: 48 bits, beyond a brute-forced collision of a few hours
 
 
 def database_name(
@@ -30,12 +31,13 @@ def database_name(
 
     ``<name>`` is the app's database name (for SQLite, its file's stem); for a database created
     uninitialised, with no name, the top package of ``module``, the module holding it (``myapp.db``: ``myapp``).
-    A name that has to change to fit (``Shop``, ``café``, ``shop-api``) gets a hash of itself, so that two
-    names never share a test database: ``shop`` is ``test_shop``, ``Shop`` is ``test_shop_<8 hex digits>``.
-    Too long a name is cut short, with a hash of the whole, before the worker's part.
+    A name or suffix that has to change to fit (``Shop``, ``café``, ``shop-api``, ``py3.11``), or that ends
+    like a worker's part (``shop_gw0``), gets a hash of itself, so that two names never share a test database:
+    ``shop`` is ``test_shop``, ``Shop`` is ``test_shop_<12 hex digits>``. Too long a name is cut short, with a
+    hash of the whole, before the worker's part.
     """
     base = (Path(original).stem if sqlite else original) if original else module.partition(".")[0] or "peewee"
-    head = "_".join(part for part in ("test", _distinct(base), _plain(suffix)) if part)
+    head = "_".join(part for part in ("test", _distinct(base), suffix and _distinct(suffix)) if part)
     tail = f"_{_plain(worker)}" if worker else ""
     if len(head.encode()) + len(tail.encode()) > _MAX_NAME:
         head = head[: _MAX_NAME - len(tail) - _HASH - 1] + "_" + _hash(base, suffix)
@@ -51,8 +53,10 @@ def _hash(*parts: str) -> str:
 
 
 def _distinct(text: str) -> str:
-    """``text`` itself when it is plain, else made plain with a hash of it (also when it only looks hashed)."""
-    if _plain(text) == text and not re.fullmatch(rf".*_[0-9a-f]{{{_HASH}}}", text):
+    """``text`` itself when it is plain, else made plain with a hash of it (also when it only looks hashed, or
+    ends like a worker's part: ``shop_gw0`` must not be the clone of ``shop`` for worker ``gw0``)."""
+    looks_made = re.fullmatch(rf".*_[0-9a-f]{{{_HASH}}}|(.*_)?gw[0-9]+", text)
+    if _plain(text) == text and not looks_made:
         return text
     return "_".join(part for part in (_plain(text).strip("_"), _hash(text)) if part)
 
@@ -89,10 +93,11 @@ class Project:
     def __str__(self) -> str:
         return f"{self.module}, database {self.database}" if self.database else self.module
 
-    def mark(self, name: str, *, template: str | None, schema: str, run: str) -> str:
-        """The comment of database ``name``, made by this library for this project."""
+    def mark(self, name: str, *, template: str | None, schema: str, run: str, kept: bool = False) -> str:
+        """The comment of database ``name``, made by this library for this project (``kept`` for reuse)."""
         fields = {"module": self.module, "database": self.database, "name": name, "template": template}
-        return MARK + json.dumps({**fields, "schema": schema, "run": run}, sort_keys=True)
+        more = {"kept": True} if kept else {}
+        return MARK + json.dumps({**fields, "schema": schema, "run": run, **more}, sort_keys=True)
 
     def whose(self, found: Found) -> str | None:
         """None when ``found`` is a test database this library made for this project; else whose it is."""

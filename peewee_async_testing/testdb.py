@@ -9,8 +9,10 @@ On a server it shares with others (``--peewee-dsn``), a session touches only wha
 it makes carries this project's mark (see :mod:`~peewee_async_testing.ownership`), and one without it is
 never dropped or used. Sessions of one project make, reuse and drop their databases under one lock, and a
 session holds its database with a connection from the moment it has it; so a database of the project that
-no connection holds, and that no held database was cloned from, is one a crashed run left (stale). What is
-not the session's own is dropped without ``FORCE``: whoever connects first keeps it.
+no connection holds, and that no held database was cloned from, is one a crashed run left (stale), unless a
+run kept it on purpose (``--peewee-reuse-db``, said in its mark). A session never makes afresh a template
+another run's held clones came from, and the last worker of a run drops the template only if this run made
+it. What is not the session's own is dropped without ``FORCE``: whoever connects first keeps it.
 """
 
 from __future__ import annotations
@@ -196,7 +198,7 @@ class TestDatabase:
             if self.worker is None:
                 self.reused = self._ensure(admin, self.name, fingerprint, keep=keep)
             else:
-                shared = keep or self._held_clones(admin, self.template)  # a live sibling made it afresh
+                shared = keep or self._held_clones(admin, self.template)  # a live sibling made it (see _ensure)
                 self._ensure(admin, self.template, fingerprint, keep=bool(shared))
                 self.reused = self._ensure(admin, self.name, fingerprint, keep=keep, template=self.template)
             self._use(self.name)
@@ -266,7 +268,8 @@ class TestDatabase:
 
     def _ensure(self, admin: Any, name: str, fingerprint: str, *, keep: bool, template: str | None = None) -> bool:
         """Make database ``name`` (a copy of ``template``, or with the tables made here), unless ``keep`` and it
-        is there with this schema; return whether it was kept. Refuse one that is not this project's, or held."""
+        is there with this schema; return whether it was kept. Refuse one that is not this project's, one that is
+        held, and the template of another run's held clones (a live xdist run's)."""
         found = find(admin, "d.datname = %s", (name,))
         if found:
             mark = self._ours(found[0])
@@ -274,6 +277,12 @@ class TestDatabase:
                 raise ConfigurationError(
                     f"The test database {name!r} is in use by another session (server process "
                     f"{found[0].held_by}). Runs that share a server need distinct names: give each one {_SUFFIX_HINT}."
+                )
+            users = [one.name for one in self._held_clones(admin, name) if one.mark.get("run") != self.run]
+            if users:
+                raise ConfigurationError(
+                    f"The test database {name!r} on {self._where()} is the template of {', '.join(users)}, which "
+                    f"another run uses. Runs that share a server need distinct names: give each one {_SUFFIX_HINT}."
                 )
             if keep and mark.get("schema") == fingerprint and mark.get("template") == template:
                 self._mark(admin, name, template=template, schema=fingerprint)  # this run's now
@@ -293,11 +302,17 @@ class TestDatabase:
         why = self.project.whose(found)
         if why is None:
             return found.mark
+        fix = "drop or rename that database yourself if nothing in it is needed"
+        if not found.comment:
+            fix = (
+                "if nothing in it is needed (it has no comment, as a run killed while making it leaves one), "
+                f"drop it yourself: DROP DATABASE {quote(found.name)};"
+            )
         raise ConfigurationError(
             f'The database "{found.name}" on {self._where()} already exists and is not a test database of this '
             f"project ({why}; this project is {self.project}). The plugin neither uses nor drops a "
             f"database it did not make for the project, whatever the options: give this run other test database "
-            f"names with {_SUFFIX_HINT}, or drop or rename that database yourself if nothing in it is needed."
+            f"names with {_SUFFIX_HINT}, or {fix}"
         )
 
     def _create(
@@ -314,9 +329,11 @@ class TestDatabase:
         here; marked as this project's at once, and with its schema once it has its tables."""
         copy = f" TEMPLATE {quote(template)}" if template else ""
         execute(admin, f"CREATE DATABASE {quote(name)}{copy}{options}")
-        self._made[name] = fetch(admin, "SELECT oid FROM pg_database WHERE datname = %s", (name,))[0][0]
-        if mark:
-            self._mark(admin, name, template=template, schema=fingerprint if template else "")
+        try:
+            if mark:  # at once: a run killed before its comment leaves a database that blocks the name
+                self._mark(admin, name, template=template, schema=fingerprint if template else "")
+        finally:
+            self._made[name] = fetch(admin, "SELECT oid FROM pg_database WHERE datname = %s", (name,))[0][0]
         if template is None:
             if self.server is not None and self.server.attached:
                 # Its first connection ours, so that a refusal (pg_hba.conf) is said with the DSN masked: the
@@ -328,7 +345,7 @@ class TestDatabase:
                 self._mark(admin, name, template=None, schema=fingerprint)
 
     def _mark(self, admin: Any, name: str, *, template: str | None, schema: str) -> None:
-        mark = self.project.mark(name, template=template, schema=schema, run=self.run)
+        mark = self.project.mark(name, template=template, schema=schema, run=self.run, kept=self.reuse)
         execute(admin, f"COMMENT ON DATABASE {quote(name)} IS %s", (mark,))
 
     def _drop(self, admin: Any, found: Found) -> str | None:
@@ -358,14 +375,18 @@ class TestDatabase:
             self.kept.append(f"{name} (replaced by another during the session)")
 
     def _drop_template_unless_held(self, admin: Any) -> None:
-        """The last worker out drops the template, if it is this project's and no held database was cloned from it."""
+        """The last worker out drops the template, if this run made it and no held database was cloned from it."""
         found = find(admin, "d.datname = %s", (self.template,))
-        if found and self.project.whose(found[0]) is None and not self._held_clones(admin, self.template):
-            self._drop(admin, found[0])
+        if not found or self.project.whose(found[0]) is not None or self._held_clones(admin, self.template):
+            return
+        if found[0].mark.get("run") != self.run:
+            self.kept.append(f"{self.template} (made by another run)")
+            return
+        self._drop(admin, found[0])
 
-    def _held_clones(self, admin: Any, template: str) -> list[str]:
+    def _held_clones(self, admin: Any, template: str) -> list[Found]:
         return [
-            found.name
+            found
             for found in self._clones(survey(admin, self.project, self.family), template)
             if found.held_by is not None
         ]
@@ -375,13 +396,16 @@ class TestDatabase:
 
     def _drop_stale(self, admin: Any) -> None:
         """Drop this project's test databases that crashed runs left: none a connection holds, none whose clone
-        is kept, none of this run's other workers; say which others it met and why it kept them."""
+        is kept, none of this run's other workers, none a run kept for reuse; say which others it met and why it
+        kept them."""
         found = [one for one in survey(admin, self.project, self.family) if one.name not in (self.name, self.template)]
         stale = []
         for one in found:
             why = self.project.whose(one)
             if why is not None:
                 self.kept.append(f"{one.name} ({why})")
+            elif one.mark.get("run") != self.run and one.mark.get("kept"):
+                self.kept.append(f"{one.name} (kept for --peewee-reuse-db)")
             elif one.mark.get("run") != self.run:
                 stale.append(one)
         left = {one.name for one in found}

@@ -87,7 +87,7 @@ def test_reuse_db_keeps_the_database_for_the_next_run(inner: pytest.Pytester, pg
 
 def test_a_suffix_keeps_runs_that_share_a_server_apart(inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
     inner.makepyfile(ONE_TEST)
-    inner.runpytest("--peewee-db-suffix", "shard-1").stdout.fnmatch_lines(["*test database test_app_shard_1 on *"])
+    inner.runpytest("--peewee-db-suffix", "shard-1").stdout.fnmatch_lines(["*test database test_app_shard_1_* on *"])
     monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DB_SUFFIX", "ci7")
     inner.runpytest().stdout.fnmatch_lines(["*test database test_app_ci7 on *"])
 
@@ -139,6 +139,22 @@ def test_test_database_names_are_readable_and_fit_in_63_bytes() -> None:
         assert len(name.encode()) <= 63, name
         assert name.startswith("test_"), name
         assert name.endswith("_gw12"), name
+
+
+def test_no_two_names_or_suffixes_share_a_test_database() -> None:
+    pairs = [
+        (database_name("shop", worker="gw0"), database_name("shop_gw0")),  # a worker's clone, a name like one
+        (database_name("shop", worker="gw0"), database_name("shop", suffix="gw0")),
+        (database_name("shop", suffix="ci", worker="gw1"), database_name("shop", suffix="ci_gw1")),
+        (database_name("SHOP.daTaBaSe!"), database_name("sHOp+dAtABASe~")),  # the same 32-bit hash
+        (database_name("shop", suffix="py3.11"), database_name("shop", suffix="py3-11")),
+        (database_name("shop", suffix="py3.11"), database_name("shop", suffix="py3_11")),
+    ]
+    for one, other in pairs:
+        assert one != other
+    assert database_name("shop", suffix="py3.11").startswith("test_shop_py3_11_")
+    assert len(database_name("shop", suffix="py3.11")) == len("test_shop_py3_11_") + 12  # a 12-hex-digit hash
+    assert database_name("shop", suffix="shard7") == "test_shop_shard7"  # a plain suffix stays as it is
 
 
 BROKEN_MODEL = """
