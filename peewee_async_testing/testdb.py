@@ -36,6 +36,7 @@ from peewee_async.utils import sort_models
 from ._compat import create_table_sql
 from ._database import is_postgres, sync_queries
 from .exceptions import ConfigurationError
+from .guard import SQLITE_FOLDER_PREFIX
 from .ownership import Found, Project, database_name, execute, fetch, find, quote, survey
 from .patches import snapshot
 from .server import PostgresServer
@@ -177,7 +178,7 @@ class TestDatabase:
 
     def _setup(self) -> None:
         if not is_postgres(self.database):
-            self._folder = tempfile.mkdtemp(prefix="peewee-async-testing-sqlite-")
+            self._folder = tempfile.mkdtemp(prefix=SQLITE_FOLDER_PREFIX)
             self.name = str(Path(self._folder, f"{self.name}.db"))
             self._restore = reinit(self.database, self.name)
             create_tables(self.database, self.models)
