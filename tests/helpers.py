@@ -21,6 +21,17 @@ from .models import Author
 needs_one_loop = pytest.mark.skipif(sys.version_info < (3, 11), reason="AioDatabaseTestCase needs Python 3.11+")
 
 
+def run_on_own_loop(coroutine: Any) -> Any:
+    """Run ``coroutine`` on a loop of its own, leaving the thread's current loop as it was: ``asyncio.run()``
+    leaves none, and under pytest-asyncio 1.0 on Python 3.10 the session's loop is the thread's current one."""
+    loop = asyncio.new_event_loop()
+    try:
+        return loop.run_until_complete(coroutine)
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
+
+
 def admin(server: PostgresServer, sql: str, params: tuple[Any, ...] = (), database: str = "postgres") -> list[Any]:
     """Run one statement on ``database`` of the server, outside any transaction; return its rows."""
     connection = psycopg2.connect(**server.connect_params(database))

@@ -3,7 +3,6 @@ what to pass, raised at once, before any connection; MySQL and other backends ar
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import unittest
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from peewee_async_testing import (
 )
 from peewee_async_testing.cleanup import WriteTracker
 
-from .helpers import needs_one_loop
+from .helpers import needs_one_loop, run_on_own_loop
 from .models import Author
 
 
@@ -65,7 +64,7 @@ def call(entry: str, database: Any) -> None:
     """Hand ``database`` to ``entry``, and run what it returns if that is a coroutine (no event loop is running)."""
     result = ENTRY_POINTS[entry](database)
     if inspect.iscoroutine(result):
-        asyncio.run(result)
+        run_on_own_loop(result)
 
 
 class OtherDatabase(AioDatabase):  # type: ignore[misc]  # peewee-async ships no types: AioDatabase is Any

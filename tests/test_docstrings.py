@@ -7,7 +7,6 @@ and the models ``User``, ``Author`` and ``Book`` on it; unittest classes it defi
 from __future__ import annotations
 
 import ast
-import asyncio
 import inspect
 import textwrap
 import unittest
@@ -25,7 +24,7 @@ from peewee_async_testing import plugin as plugin_module
 from peewee_async_testing import server as server_module
 from peewee_async_testing.pools import pool_on_running_loop
 
-from .helpers import admin, needs_one_loop
+from .helpers import admin, needs_one_loop, run_on_own_loop
 
 
 def documented() -> Iterator[tuple[str, str]]:
@@ -117,7 +116,7 @@ def test_the_docstring_example_runs(name: str, block: str, docs_database: Any) -
                 if inspect.iscoroutine(result):
                     await result
 
-        asyncio.run(run())
+        run_on_own_loop(run())
         for value in list(namespace.values()):
             if inspect.isclass(value) and issubclass(value, unittest.TestCase) and value.__module__ == name:
                 result = unittest.TestResult()

@@ -136,7 +136,11 @@ def test_queries_at_collection_are_refused(shop: pytest.Pytester) -> None:
         import asyncio
         from app.models import Item
 
-        COUNT = asyncio.run(Item.select().aio_count())
+        LOOP = asyncio.new_event_loop()  # (not asyncio.run(), which would leave this thread with no current
+        try:  # loop: on Python 3.10, the outer session's)
+            COUNT = LOOP.run_until_complete(Item.select().aio_count())
+        finally:
+            LOOP.close()
         """,
         test_other="async def test_x():\n    pass\n",
     )
