@@ -81,24 +81,30 @@ def isolated(item: pytest.Item, gate: Gate) -> bool:
     if item.stash.get(ASKED, False):
         return True
     if is_unittest(item):
-        from ._database import resolve_database
-        from .testcase import AioDatabaseTestCase
-
-        cls = item.cls
-        return issubclass(cls, AioDatabaseTestCase) and resolve_database(cls.database, purpose=cls.__name__) is (
-            gate.database
-        )
+        return _on_the_configured_database(item.cls, gate) is True
     return "in_transaction" in item.fixturenames or "clear_tables" in item.fixturenames
 
 
+def _on_the_configured_database(cls: type, gate: Gate) -> bool | None:
+    """For an AioDatabaseTestCase class: whether its ``database`` is the configured one; None for another class."""
+    from ._database import resolve_database
+    from .testcase import AioDatabaseTestCase
+
+    if not issubclass(cls, AioDatabaseTestCase):
+        return None
+    return resolve_database(cls.database, purpose=cls.__name__) is gate.database
+
+
 @contextmanager
-def window(item: pytest.Item) -> Iterator[None]:
-    """A test's phase: the database is open to it if it is isolated, else refused, saying what to do."""
+def window(item: pytest.Item) -> Iterator[bool]:
+    """A test's phase: the database is open to it if it is isolated (what the block is given), else refused,
+    saying what to do."""
     gate = item.config.stash.get(GATE, None)
     if gate is None:
-        yield
+        yield False
         return
-    if isolated(item, gate):
+    open_to_it = isolated(item, gate)
+    if open_to_it:
         reason = None
     else:
         from .gate import NOT_ISOLATED, NOT_ISOLATED_UNITTEST
@@ -106,18 +112,12 @@ def window(item: pytest.Item) -> Iterator[None]:
         unittest_item = isinstance(item, pytest.Function) and is_unittest(item)
         reason = (NOT_ISOLATED_UNITTEST if unittest_item else NOT_ISOLATED).format(test=item.nodeid)
     with gate.refusing(reason):
-        yield
+        yield open_to_it
 
 
 def check_test_case(cls: type, gate: Gate) -> None:
     """Fail an AioDatabaseTestCase of another database object than the configured one, before its class set-up."""
-    from ._database import resolve_database
-    from .testcase import AioDatabaseTestCase
-
-    if (
-        issubclass(cls, AioDatabaseTestCase)
-        and resolve_database(cls.database, purpose=cls.__name__) is not gate.database
-    ):
+    if _on_the_configured_database(cls, gate) is False:
         pytest.fail(
             f"{cls.__name__}.database is not the configured database {gate.spec}, which the plugin points at the "
             "test database: its tests would run wherever that other object points. Set `database = ` the object "

@@ -221,8 +221,8 @@ def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
-    with access.window(item):
-        if GATE in item.config.stash and access.isolated(item, item.config.stash[GATE]):
+    with access.window(item) as isolated:
+        if isolated:
             access.check_bindings(item.config)
         return (yield)
 

@@ -256,6 +256,16 @@ SETTINGS_SQL = "SELECT current_user, current_setting('application_name'), curren
 EXPECTED = ("app", "dsn-check", "peewee_dsn_check,public")
 
 
+def _first_row_of(connection: Any, sql: str) -> Any:
+    """The first row of ``sql`` on ``connection``, which is closed after."""
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchone()
+    finally:
+        connection.close()
+
+
 def test_every_parameter_of_the_url_reaches_the_admin_connections(production: Production) -> None:
     dsn = (
         f"postgresql://nobody:wrong@nowhere.invalid:1/nothing?host=127.0.0.1&port={production.port}&user=app"
@@ -264,23 +274,12 @@ def test_every_parameter_of_the_url_reaches_the_admin_connections(production: Pr
     )
     server = PostgresServer(dsn=dsn)
     assert (server.host, server.port, server.user, server.database) == ("127.0.0.1", production.port, "app", "postgres")
-    connection = server.connect("postgres")
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(SETTINGS_SQL)
-            assert cursor.fetchone() == EXPECTED
-    finally:
-        connection.close()
+    assert _first_row_of(server.connect("postgres"), SETTINGS_SQL) == EXPECTED
 
 
 def test_the_admin_connections_are_named_on_the_server_unless_the_dsn_names_them(production: Production) -> None:
     connection = PostgresServer(dsn=production.dsn()).connect("postgres")
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT current_setting('application_name')")
-            assert cursor.fetchone() == ("peewee-async-testing",)
-    finally:
-        connection.close()
+    assert _first_row_of(connection, "SELECT current_setting('application_name')") == ("peewee-async-testing",)
 
 
 def test_every_parameter_of_the_key_value_form_reaches_the_admin_connections(production: Production) -> None:
@@ -288,13 +287,7 @@ def test_every_parameter_of_the_key_value_form_reaches_the_admin_connections(pro
         f"host=127.0.0.1 port={production.port} user=app password='{PASSWORD}' application_name=dsn-check "
         "options='-c search_path=peewee_dsn_check,public'"
     )
-    connection = PostgresServer(dsn=dsn).connect("postgres")
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute(SETTINGS_SQL)
-            assert cursor.fetchone() == EXPECTED
-    finally:
-        connection.close()
+    assert _first_row_of(PostgresServer(dsn=dsn).connect("postgres"), SETTINGS_SQL) == EXPECTED
 
 
 async def test_every_parameter_reaches_an_aiopg_database_built_from_connect_params(production: Production) -> None:
