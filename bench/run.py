@@ -84,9 +84,14 @@ def median_interval(starts: list[list[Any]]) -> float:
 # -- isolation strategies --------------------------------------------------------------------------------------------
 
 
-def bench_strategies(env: dict[str, str], work: Path, rounds: int, reps: int, names: list[str]) -> dict[str, Any]:
+def bench_strategies(
+    env: dict[str, str], work: Path, rounds: int, reps: int, names: list[str], before: Path | None = None
+) -> dict[str, Any]:
     """Every strategy in one session (see suites.py), ``reps`` sessions; plus the sessions of those that
-    need their own (each with ``none`` again, its baseline there), and the usual set-up's."""
+    need their own (each with ``none`` again, its baseline there), and the usual set-up's.
+
+    ``before``: a folder holding an earlier version of the package; each rep then runs the mixed suite
+    once more with that version, and its in_transaction figure is reported as ``ours-before``."""
     alone = [name for name in names if BY_NAME[name].own_session]
     write_suite(work / "mixed", [BY_NAME[name] for name in names if name not in alone], rounds)
     for name in alone:
@@ -97,6 +102,11 @@ def bench_strategies(env: dict[str, str], work: Path, rounds: int, reps: int, na
     for rep in range(reps):
         mixed = per_strategy(run_pytest(work / "mixed", env)["starts"])
         sessions = [(mixed, mixed["none"])]
+        if before is not None:
+            earlier = per_strategy(
+                run_pytest(work / "mixed", {**env, "PYTHONPATH": f"{before}{os.pathsep}{env['PYTHONPATH']}"})["starts"]
+            )
+            sessions.append(({"ours-before": earlier["ours"]}, earlier["none"]))
         for name in alone:
             own = per_strategy(run_pytest(work / f"own-{name}", env)["starts"])
             sessions.append(({name: own[name]}, own["none"]))
@@ -329,6 +339,7 @@ def main() -> None:
     parser.add_argument("--only", help="comma-separated strategies (none is always run)")
     parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, few repetitions")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where to write the results")
+    parser.add_argument("--before", metavar="REF", help="also time in_transaction as of this git commit")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.reps = 20, 2
@@ -345,7 +356,11 @@ def main() -> None:
             "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
         }
         print(f"strategies: {args.rounds} rounds x {args.reps} sessions", flush=True)
-        report["strategies"] = bench_strategies(env, work, args.rounds, args.reps, names)
+        before = None
+        if args.before:
+            report["before"] = args.before
+            before = earlier_version(args.before, work / "before")
+        report["strategies"] = bench_strategies(env, work, args.rounds, args.reps, names, before)
         small = 2 if args.quick else 5
         print("server start-up", flush=True)
         report["server"] = bench_server(3 if args.quick else 10)
@@ -365,6 +380,17 @@ def main() -> None:
 
     write_report(report, args.out)
     print(f"wrote {args.out}/results.md, results.rst, results.json, chart.png")
+
+
+def earlier_version(ref: str, folder: Path) -> Path:
+    """The package as of git commit ``ref``, extracted into ``folder``: put first on PYTHONPATH, it is the one
+    pytest loads (the plugin's entry point names the module, not the files)."""
+    folder.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", ref, "peewee_async_testing"], cwd=HERE.parent, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(folder)], input=archive, check=True)
+    return folder
 
 
 def admin(server: PostgresServer, sql: str) -> None:

@@ -203,6 +203,8 @@ STRATEGIES = [
 BY_NAME = {strategy.name: strategy for strategy in STRATEGIES}
 USUAL = [Strategy("usual", "usual set-up: a loop and a pool per test, upstream's case", fixture="usual_tx")]
 LABELS = {strategy.name: strategy.label for strategy in STRATEGIES + USUAL}
+#: in_transaction as of an earlier commit (``run.py --before REF``), in a session of its own.
+LABELS["ours-before"] = "in_transaction before this version (--before)"
 
 
 def _test(name: str, strategy: Strategy) -> str:
