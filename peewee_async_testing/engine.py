@@ -112,6 +112,9 @@ class CaseEngine:
         )
         self.loop_pool = loop_pool
         self.outer = outer
+        #: Nested by a test framework in data its tests share (an ``outer`` given), not by the code under test: it
+        #: ends as a test's own case does, leaving nothing of the session to the next test.
+        self._for_a_test = outer is not None
         #: The raw driver connection while a transaction is open, else None.
         self.raw: Any = None
         self.patched = False
@@ -276,7 +279,7 @@ class CaseEngine:
             statements = [f"ROLLBACK TO SAVEPOINT {self._savepoint}"]
         else:
             statements = []  # no savepoint left to roll back to
-        if self._shared.postgres and (self.outer is None or self.loop_pool is not None):  # a test's own case
+        if self._shared.postgres and (self.outer is None or self._for_a_test):
             statements.append(_RESET_SESSION)
         if self._sequences:  # after the rollback: setval() is not transactional
             statements.append(_reset_sequences(self._sequences))

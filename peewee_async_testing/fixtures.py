@@ -304,6 +304,8 @@ def _shared_loop_fixture(scope: LoopScope, loop: LoopScope) -> Any:
         engine = case.engine(outer=_shared_case(request, inside=scope))
         engine.patch()
         try:
+            if engine.outer is None:  # it takes a connection from the pool: with a pool of one, the kept one
+                await request.getfixturevalue(f"_peewee_pool_{loop}").give_back()
             await engine.connection()
             yield case
         finally:

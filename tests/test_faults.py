@@ -147,3 +147,15 @@ async def test_a_broken_connection_that_cannot_be_replaced_fails_a_passing_block
             await asyncio.wait_for(block(), BOUND)
     finally:
         admin(pg_server, f'ALTER DATABASE "{pg_database}" WITH ALLOW_CONNECTIONS true')
+
+
+async def test_a_block_nested_in_a_test_leaves_the_tests_session_alone(
+    one_connection: Any, pg_server: PostgresServer, pg_database: str
+) -> None:
+    """Only a test's own case lets the session go: a block the code under test nests keeps the test's lock."""
+    async with TransactionTestCase(one_connection):
+        await one_connection.aio_execute_sql("SELECT pg_advisory_lock(4242)")
+        async with TransactionTestCase(one_connection) as inner:
+            assert inner.nested
+        assert advisory_locks(pg_server, pg_database) == 1
+    assert advisory_locks(pg_server, pg_database) == 0

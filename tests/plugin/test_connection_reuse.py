@@ -189,3 +189,46 @@ async def test_and_stays_back():
     result.stdout.fnmatch_lines(["FAILED *::test_cannot_reconnect*"])
     result.stdout.no_fnmatch_line("*AssertionError*")
     assert result.parseoutcomes().get("errors", 0) == 0
+
+
+def test_shared_data_after_transaction_tests_on_a_pool_of_one_connection(inner: pytest.Pytester, driver: str) -> None:
+    one_connection(inner, driver)
+    inner.makepyfile(
+        test_a_first="""
+from app.models import Note
+
+async def test_keeps_the_connection():
+    await Note.aio_create(text="rolled back")
+""",
+        test_b_shared="""
+import pytest
+from peewee_async.databases import fetchone
+from app.db import database
+from app.models import Note
+
+@pytest.fixture(scope="module")
+async def shared_note(peewee_module_transaction):
+    return await Note.aio_create(text="shared")
+
+async def test_sees_the_shared_row(shared_note):
+    assert await Note.select().aio_count() == 1
+    await database.aio_execute_sql("SELECT pg_advisory_lock(4242)")
+    await database.aio_execute_sql("PREPARE pwat_stmt AS SELECT 1")
+
+async def test_the_next_test_on_the_shared_connection_starts_clean(shared_note):
+    assert await Note.select().aio_count() == 1
+    await database.aio_execute_sql("PREPARE pwat_stmt AS SELECT 1")
+    locks = await database.aio_execute_sql(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid()",
+        fetch_results=fetchone,
+    )
+    assert locks[0] == 0
+""",
+        test_c_after="""
+from app.models import Note
+
+async def test_nothing_is_left():
+    assert await Note.select().aio_count() == 0
+""",
+    )
+    inner.runpytest_subprocess("-p", "no:randomly", timeout=BOUND).assert_outcomes(passed=4)
