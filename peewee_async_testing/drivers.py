@@ -55,19 +55,15 @@ def can_defer(connection: Any) -> bool:
     return is_aiopg(connection)
 
 
-async def terminate(pool: Any, pid: int) -> None:
-    """End the server process ``pid`` now, with its transaction and locks, through a connection of ``pool``;
+async def terminate(connection: Any, pid: int) -> None:
+    """End the server process ``pid`` now, with its transaction and locks, through ``connection`` (another one);
     wait (up to 5 s) until it is gone. Needs PostgreSQL 14 or later.
 
     A driver that drops a connection on a timeout (aiopg) leaves its server process running the query,
     holding its locks until it ends: the next test would wait for them.
     """
-    connection = await pool.acquire()
-    try:
-        async with connection.cursor() as cursor:
-            await cursor.execute(
-                "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid = %s AND state <> 'idle'",
-                (pid,),
-            )
-    finally:
-        await pool.release(connection)
+    async with connection.cursor() as cursor:
+        await cursor.execute(
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid = %s AND state <> 'idle'",
+            (pid,),
+        )

@@ -34,6 +34,7 @@ from .app_transactions import stand_ins
 from .connection import AioConnectionStandIn, SharedConnection
 from .exceptions import TransactionError
 from .patches import set_attributes
+from .pools import replace_broken
 
 if TYPE_CHECKING:
     from .pools import LoopPool
@@ -55,6 +56,10 @@ _RESET_SEQUENCES = (
     "FROM (VALUES {values}) AS v (oid, last_value) JOIN pg_catalog.pg_sequence AS s ON s.seqrelid = v.oid "
     f"WHERE {_READ_SEQUENCE.format('v.oid')} IS DISTINCT FROM v.last_value"
 )
+
+#: What a session keeps through a ROLLBACK, let go before the connection serves another test: session advisory
+#: locks and prepared statements (psycopg 3 reads the DEALLOCATE ALL and forgets its own). Sent with the ROLLBACK.
+_RESET_SESSION = "SELECT pg_catalog.pg_advisory_unlock_all(); DEALLOCATE ALL"
 
 OTHER_LOOP = (
     "This TransactionTestCase is nested in one opened on another event loop, and its connection belongs to "
@@ -107,6 +112,9 @@ class CaseEngine:
         )
         self.loop_pool = loop_pool
         self.outer = outer
+        #: Nested by a test framework in data its tests share (an ``outer`` given), not by the code under test: it
+        #: ends as a test's own case does, leaving nothing of the session to the next test.
+        self._for_a_test = outer is not None
         #: The raw driver connection while a transaction is open, else None.
         self.raw: Any = None
         self.patched = False
@@ -115,6 +123,7 @@ class CaseEngine:
         self._sequences: list[tuple[int, int | None]] | None = None
         self._pid: int | None = None
         self._pool: Any = None
+        self._held: Any = None  # the connection taken from the pool, until it is given back
         self._loop: asyncio.AbstractEventLoop | None = None  # where the connection was opened
         self._undo_patches: Callable[[], None] | None = None
         self._transaction = AsyncExitStack()
@@ -191,13 +200,34 @@ class CaseEngine:
             if not database.is_connected:
                 await database.aio_connect()
                 self._pool = database.pool_backend
-            self.raw = await self._pool.acquire()
+            self.raw = self._held = await self._pool.acquire()
             stack.push_async_callback(self._give_back)
         self._pid = drivers.backend_pid(self.raw)
         return SharedConnection(self.raw, postgres=is_postgres(database))
 
     async def _give_back(self) -> None:
-        await self._pool.release(self.raw)
+        held, self._held = self._held, None
+        if held is not None:
+            await self._pool.release(held)
+
+    async def _replace_broken(self, exc: BaseException | None) -> None:
+        """End the broken connection's server process (its locks go with it) through its replacement, taken once
+        the broken one is given back: a pool of one connection is enough. A failure is said on the block's error."""
+        assert self._pid is not None
+        try:
+            if self.loop_pool is not None:
+                await self.loop_pool.replace_broken(self._pid)
+            else:
+                broken, self._held = self._held, None
+                await self._pool.release(await replace_broken(self._pool, broken, self._pid))
+        except Exception as error:
+            message = (
+                f"TransactionTestCase could not end the server process {self._pid} of its broken connection "
+                f"({type(error).__name__}: {error}); if it still runs, its locks stay until the server ends it."
+            )
+            if exc is None:
+                raise TransactionError(message) from error
+            add_note(exc, message)
 
     def _forget(self) -> None:
         """The transaction is over: the next query (if any) opens a new one."""
@@ -233,7 +263,7 @@ class CaseEngine:
             await drivers.close(raw)
             raise
         if drivers.is_closed(raw) and self._pid is not None:
-            await drivers.terminate(self._pool, self._pid)
+            await self._replace_broken(exc)
         if problem:
             message = f"TransactionTestCase could not undo the block: {problem}."
             if exc is None:
@@ -249,13 +279,15 @@ class CaseEngine:
             statements = [f"ROLLBACK TO SAVEPOINT {self._savepoint}"]
         else:
             statements = []  # no savepoint left to roll back to
+        if self._shared.postgres and (self.outer is None or self._for_a_test):
+            statements.append(_RESET_SESSION)
         if self._sequences:  # after the rollback: setval() is not transactional
             statements.append(_reset_sequences(self._sequences))
-        if statements == ["ROLLBACK"] and self.loop_pool is not None and self._shared.can_defer:
+        if statements == ["ROLLBACK", _RESET_SESSION] and self.loop_pool is not None and self._shared.can_defer:
             # Only a ROLLBACK may leave its reply unread: the server undoes the transaction as the statement
             # arrives, before any later statement of this connection. A setval() is seen by other connections
             # at once, so the block must not end before it has run.
-            await self.loop_pool.roll_back(self._shared)
+            await self.loop_pool.roll_back(self._shared, _RESET_SESSION)
         elif statements:
             await self._shared.control(*statements)
 

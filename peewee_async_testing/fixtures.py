@@ -219,6 +219,8 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     pool = request.getfixturevalue(f"_peewee_pool_{loop_scope(request.node)}") if is_async(request.node) else None
     if pool is None:
         request.getfixturevalue("_peewee_sync_connection")
+    else:  # the test and its clean-up take connections from the pool: with a pool of one, the kept one
+        pool.loop.run_until_complete(pool.give_back())
     models = request.getfixturevalue("_peewee_models")
     with WriteTracker(peewee_database) as tracker:
         yield
@@ -302,6 +304,8 @@ def _shared_loop_fixture(scope: LoopScope, loop: LoopScope) -> Any:
         engine = case.engine(outer=_shared_case(request, inside=scope))
         engine.patch()
         try:
+            if engine.outer is None:  # it takes a connection from the pool: with a pool of one, the kept one
+                await request.getfixturevalue(f"_peewee_pool_{loop}").give_back()
             await engine.connection()
             yield case
         finally:

@@ -11,8 +11,25 @@ from peewee_async.databases import AioDatabase
 from peewee_async.pool import PoolBackend
 
 from .connection import SharedConnection
-from .drivers import close, is_closed
+from .drivers import close, is_closed, terminate
 from .patches import set_attribute
+
+#: How long an exit waits for the pool to replace a broken connection (the server may be down or refuse it).
+REPLACE_WAIT = 5.0
+
+
+async def replace_broken(backend: PoolBackend, broken: Any, pid: int) -> Any:
+    """Give the broken connection back and take its replacement from the pool (so a pool of one connection is
+    enough), and through it end the broken one's server process ``pid``, if it still runs; return the replacement.
+    """
+    await backend.release(broken)
+    connection = await asyncio.wait_for(backend.acquire(), REPLACE_WAIT)
+    try:
+        await terminate(connection, pid)
+    except BaseException:
+        await backend.release(connection)
+        raise
+    return connection
 
 
 class LoopPool:
@@ -20,7 +37,8 @@ class LoopPool:
 
     Taking a connection from the pool and giving it back for every test costs more than the test's
     ``BEGIN`` and ``ROLLBACK``; after a rollback the connection is as good as new, so it stays out of
-    the pool until the loop's end (or until it breaks, when the next test gets a fresh one).
+    the pool until the loop's end (or until it breaks, when the next test gets a fresh one), or until a test
+    that takes connections from the pool itself asks for it (:meth:`give_back`).
     """
 
     def __init__(self, backend: PoolBackend) -> None:
@@ -31,21 +49,36 @@ class LoopPool:
 
     async def kept_connection(self) -> Any:
         await self._settle()
-        connection = self._kept
-        if connection is None or is_closed(connection):
+        if self._kept is not None and is_closed(self._kept):
+            await self.give_back()
+        if self._kept is None:  # (None while acquiring: a failed attempt keeps nothing given back already)
+            self._kept = await self.backend.acquire()
+        return self._kept
+
+    async def give_back(self) -> None:
+        """Put the kept connection back in the pool (if any), for code that takes connections from the pool itself
+        (a ``clear_tables`` test, its clean-up): a pool of one connection has no other."""
+        try:
+            await self._settle()
+        finally:
+            connection, self._kept = self._kept, None
             if connection is not None:
                 await self.backend.release(connection)
-            connection = self._kept = await self.backend.acquire()
-        return connection
 
-    async def roll_back(self, shared: SharedConnection) -> None:
-        """Send ``ROLLBACK`` on the kept connection, and leave the reply to be read later.
+    async def replace_broken(self, pid: int) -> None:
+        """The kept connection broke: keep its replacement instead (see :func:`replace_broken`)."""
+        broken, self._kept = self._kept, None
+        self._kept = await replace_broken(self.backend, broken, pid)
 
-        The server rolls back as the statement arrives, so nothing of the test outlives it; only the
-        reply is read later, by the next test's first use of the connection (or at the loop's end),
-        so the test does not wait a round trip for it.
+    async def roll_back(self, shared: SharedConnection, *statements: str) -> None:
+        """Send ``ROLLBACK`` (and the ``statements`` that follow it) on the kept connection, and leave the reply to
+        be read later.
+
+        The server runs them as they arrive, before any later statement of this connection, so nothing of the test
+        outlives them; only the reply is read later, by the next test's first use of the connection (or at the
+        loop's end), so the test does not wait a round trip for it.
         """
-        self._rolling_back = asyncio.ensure_future(shared.control("ROLLBACK"))
+        self._rolling_back = asyncio.ensure_future(shared.control("ROLLBACK", *statements))
         await asyncio.sleep(0)  # the task's first step sends it
 
     async def _settle(self) -> None:
@@ -61,14 +94,9 @@ class LoopPool:
 
     async def close(self) -> None:
         try:
-            await self._settle()
+            await self.give_back()
         finally:
-            connection, self._kept = self._kept, None
-            try:
-                if connection is not None:
-                    await self.backend.release(connection)
-            finally:
-                await self.backend.close()
+            await self.backend.close()
 
 
 @asynccontextmanager
