@@ -205,14 +205,15 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     """Empty the tables the test wrote to, after the test.
 
     For tests whose queries cannot run inside the test transaction: synchronous peewee queries, code
-    that commits. Works for sync and async tests alike. The test's statements, async and sync, are
-    watched, and only the tables they wrote to are emptied (all of them after a statement that cannot
-    be read, such as DDL): on PostgreSQL in one round trip, children first. As with ``in_transaction``,
-    ids keep growing from test to test; ``@pytest.mark.peewee_db(reset_sequences=True)`` restarts the
-    emptied tables' sequences too. Writes made outside the database object (another process, another
-    connection) are not seen: clear those with ``aio_clear_tables(database)``.
+    that commits. Works for sync and async tests alike. Only the tables the test wrote to are emptied,
+    whatever wrote them (all of them after a statement that cannot be read, such as DDL), children
+    first: on PostgreSQL, a table holding a row written since the test began (by a trigger, a function,
+    a raw cursor, another connection too), in one round trip at the start and one at the end; on
+    SQLite, the tables its statements and the database's connections wrote to. As with
+    ``in_transaction``, ids keep growing from test to test; ``@pytest.mark.peewee_db(reset_sequences=True)``
+    restarts the emptied tables' sequences too.
     """
-    from .cleanup import WriteTracker
+    from .writes import WriteTracker
 
     _, options = isolation(request)  # the marker's mistakes fail the test, as with in_transaction
     sequences = bool(options.get("reset_sequences", False))
@@ -220,11 +221,17 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     if pool is None:
         request.getfixturevalue("_peewee_sync_connection")
     models = request.getfixturevalue("_peewee_models")
-    with WriteTracker(peewee_database) as tracker:
+    tracker = WriteTracker(peewee_database)
+    # PostgreSQL: one round trip here, so that the clear finds what any path wrote (triggers, raw cursors...).
+    if pool is None:
+        tracker.mark()
+    else:
+        pool.loop.run_until_complete(tracker.aio_mark())
+    with tracker:
         yield
     if pool is None:
         tracker.clear(models, sequences=sequences)
-    elif tracker.written(models):
+    else:
         pool.loop.run_until_complete(tracker.aio_clear(models, sequences=sequences))
 
 
