@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import pytest_asyncio
 
-from .markers import LOOP_SCOPES, LoopScope, case_options, is_async, isolation, loop_scope, marker_options
+from .markers import LOOP_SCOPES, LoopScope, case_options, isolation, loop_scope, marker_options
 from .state import (
     CONFIGURED,
     GATE,
@@ -217,22 +217,14 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
 
     _, options = isolation(request)  # the marker's mistakes fail the test, as with in_transaction
     sequences = bool(options.get("reset_sequences", False))
-    pool = request.getfixturevalue(f"_peewee_pool_{loop_scope(request.node)}") if is_async(request.node) else None
-    if pool is None:
-        request.getfixturevalue("_peewee_sync_connection")
+    # Through the sync connection kept for the session, async tests too: the cheapest round trips, no loop.
+    request.getfixturevalue("_peewee_sync_connection")
     models = request.getfixturevalue("_peewee_models")
     tracker = WriteTracker(peewee_database)
-    # PostgreSQL: one round trip here, so that the clear finds what any path wrote (triggers, raw cursors...).
-    if pool is None:
-        tracker.mark()
-    else:
-        pool.loop.run_until_complete(tracker.aio_mark())
+    tracker.mark(models)  # PostgreSQL: one round trip, so that the clear finds what any path wrote
     with tracker:
         yield
-    if pool is None:
-        tracker.clear(models, sequences=sequences)
-    else:
-        pool.loop.run_until_complete(tracker.aio_clear(models, sequences=sequences))
+    tracker.clear(models, sequences=sequences)
 
 
 @pytest.fixture(scope="session")

@@ -18,18 +18,35 @@ import peewee
 from peewee_async.databases import fetchall
 
 from ._database import is_postgres, is_sqlite, resolve_database, sync_queries
-from .cleanup import Plan, _aio_run, _guarded, _pg_delete_block, _plan, _run
+from .cleanup import (
+    Plan,
+    _aio_run,
+    _guarded,
+    _literal,
+    _pg_delete_block,
+    _pg_delete_new,
+    _plan,
+    _quoted,
+    _run,
+    bound_models,
+)
 from .guard import refuse_unless_test_database
 from .patches import set_attribute
 
-#: Where the server's transaction ids stand: ``xmin:xmax:running,...`` (every transaction that writes later
-#: gets an id of at least ``xmax``; those running now are listed).
+#: Where the server's transaction ids stand, ``xmin:xmax:running,...``: every transaction that writes later
+#: gets an id of at least ``xmax``; those running now, below it, are listed.
 _PG_SNAPSHOT = "SELECT txid_current_snapshot()::text"
 _XIDS = 1 << 32  # a row's xmin is the low 32 bits of its transaction's id
 
 
 #: A point in the server's history: (xmax, running ids), each the low 32 bits.
 Since = tuple[int, tuple[int, ...]]
+
+
+def _pg_mark(tables: list[str]) -> str:
+    """The snapshot, and whether each of ``tables`` (quoted) exists: one row."""
+    exists = ", ".join(f"to_regclass({_literal(table)}) IS NOT NULL" for table in tables)
+    return f"{_PG_SNAPSHOT}, ARRAY[{exists}]::boolean[]"
 
 
 def _pg_since(snapshot: str) -> Since:
@@ -40,14 +57,14 @@ def _pg_since(snapshot: str) -> Since:
 
 def pg_new_rows(since: Since) -> str:
     """A condition true of every row written (inserted or updated) by a transaction that was running at
-    ``since`` or began after it: its ``xmin`` follows ``xmax`` in the circular 32-bit order of transaction
-    ids (as the server compares them), or is one of the running ids. Whatever wrote it: a trigger, a
-    function, a raw cursor, another connection. Rows frozen long ago may meet it too: they are emptied."""
+    ``since`` or began after it, whatever wrote it (a trigger, a function, a raw cursor, another
+    connection): its ``xmin`` is ``xmax`` or later (``age()`` compares transaction ids as the server
+    does, across their wraparound; a frozen row's age is the largest), or one of the running ids."""
     xmax, running = since
-    xid = "xmin::text::bigint"
-    condition = f"mod({xid} - {xmax} + {_XIDS}, {_XIDS}) < {_XIDS // 2}"  # no %: the drivers read it as a parameter
+    condition = f"age(xmin) <= age('{xmax}'::xid)"
     if running:
-        condition += f" OR {xid} IN ({', '.join(map(str, running))})"
+        ids = ", ".join(f"'{xid}'::xid" for xid in running)
+        condition += f" OR xmin IN ({ids})"
     return f"({condition})"
 
 
@@ -116,6 +133,7 @@ class WriteTracker:
         self.tables: set[str] = set()
         self.everything = False
         self.since: Since | None = None
+        self._existing: dict[str, bool] = {}  # at the mark: whether each table exists
         self._undo: list[Callable[[], None]] = []
 
     def __enter__(self) -> WriteTracker:
@@ -137,18 +155,30 @@ class WriteTracker:
     async def __aexit__(self, *exc_info: object) -> None:
         self.__exit__(*exc_info)
 
-    async def aio_mark(self) -> None:
-        """On PostgreSQL, note where the server's transaction ids stand (one round trip), so that the clear
-        finds the rows written since, by any path; a no-op on SQLite."""
+    async def aio_mark(self, models: Iterable[type[peewee.Model]] | None = None) -> None:
+        """On PostgreSQL, note where the server's transaction ids stand and which tables of ``models`` (by
+        default every bound model) exist, in one round trip, so that the clear finds the rows written
+        since, by any path; a no-op on SQLite."""
         if is_postgres(self.database):
-            rows = await self.database.aio_execute_sql(_PG_SNAPSHOT, (), fetch_results=fetchall)
-            self.since = _pg_since(rows[0][0])
+            tables = self._tables(models)
+            rows = await self.database.aio_execute_sql(_pg_mark(tables), (), fetch_results=fetchall)
+            self._marked(rows[0], tables)
 
-    def mark(self) -> None:
+    def mark(self, models: Iterable[type[peewee.Model]] | None = None) -> None:
         """:meth:`aio_mark` through the synchronous connection."""
         if is_postgres(self.database):
+            tables = self._tables(models)
             with sync_queries(self.database):
-                self.since = _pg_since(self.database.execute_sql(_PG_SNAPSHOT).fetchone()[0])
+                self._marked(self.database.execute_sql(_pg_mark(tables)).fetchone(), tables)
+
+    def _tables(self, models: Iterable[type[peewee.Model]] | None) -> list[str]:
+        models = bound_models(self.database) if models is None else models
+        return [_quoted(self.database, model) for model in models]
+
+    def _marked(self, row: tuple[str, list[bool]], tables: list[str]) -> None:
+        snapshot, exists = row
+        self.since = _pg_since(snapshot)
+        self._existing = dict(zip(tables, exists, strict=True))
 
     def _watching(self, execute: Any) -> Any:
         def watched(sql: str, *args: Any, **kwargs: Any) -> Any:
@@ -245,17 +275,35 @@ class WriteTracker:
             checked = _guarded(database, models, purpose="WriteTracker", allow_any_database=allow_any_database)
             if not checked:
                 return None
-            new_rows = "" if everything or self.since is None else pg_new_rows(self.since)
-            return _one(_pg_delete_block(database, checked, sequences, new_rows=new_rows, named=named))
+            if everything or self.since is None:
+                return _statements(_pg_delete_block(database, checked, sequences))
+            new_rows = pg_new_rows(self.since)
+            tables = {model: _quoted(database, model) for model in checked}
+
+            def block() -> str:
+                return _pg_delete_block(database, checked, sequences, new_rows=new_rows, named=named)
+
+            if not all(table in self._existing for table in tables.values()):
+                return _statements(block())
+            present = [model for model in checked if self._existing[tables[model]]]
+            missing = [table for table in tables.values() if not self._existing[table]]
+            plain = _pg_delete_new(database, present, sequences, new_rows=new_rows, named=named, missing=missing)
+            return _statements(plain, block)
         if not named:
             return None
         named = _guarded(database, named, purpose="WriteTracker", allow_any_database=allow_any_database)
         return _plan(database, named, "delete", sequences=sequences)
 
 
-def _one(sql: str) -> Plan:
-    """A plan of one statement, ``sql``, that returns no rows."""
-    yield sql, (), False
+def _statements(sql: str, fallback: Callable[[], str] | None = None) -> Plan:
+    """A plan of one statement, ``sql``, that returns no rows; if it fails, ``fallback()`` instead (for plain
+    statements that fail when a table appeared or went since the mark: the ``DO`` block checks each)."""
+    try:
+        yield sql, (), False
+    except peewee.DatabaseError:
+        if fallback is None:
+            raise
+        yield fallback(), (), False
 
 
 def _unauthorize(connection: sqlite3.Connection) -> None:
