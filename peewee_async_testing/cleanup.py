@@ -28,8 +28,10 @@ Statement = tuple[str, Sequence[Any], bool]
 Plan = Generator[Statement, "list[tuple[Any, ...]] | None", None]
 
 _PG_EXISTING = "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL"
+#: Whether relation ``{name}`` is a table (not missing, not a view): only tables are emptied.
+_PG_IS_TABLE = "(SELECT relkind FROM pg_class WHERE oid = to_regclass({name})) IN ('r', 'p')"
 _PG_DELETE = """
-IF to_regclass({name}) IS NOT NULL THEN
+IF {is_table} THEN
   IF EXISTS (SELECT 1 FROM {table}{where}) THEN
     DELETE FROM {table};{emptied}
   END IF;{always}
@@ -76,7 +78,7 @@ def _pg_delete_block(
         body.append(
             _PG_DELETE.format(
                 table=table,
-                name=_literal(table),
+                is_table=_PG_IS_TABLE.format(name=_literal(table)),
                 where=f" WHERE {new_rows}" if only_new else "",
                 emptied=restarts if only_new else "",
                 always="" if only_new else restarts,
@@ -97,8 +99,9 @@ def _pg_delete_new(
     """What :func:`_pg_delete_block` does with ``new_rows``, as plain statements in one query string
     (planned, not compiled: about half the time), for ``models`` whose tables are known to exist.
 
-    ``missing``: the tables (quoted) known not to exist; the string fails, emptying nothing, if one
-    exists now (or if one of ``models`` no longer does), and the caller falls back to the ``DO`` block.
+    ``missing``: the tables (quoted) known not to exist (or not to be tables); the string fails, emptying
+    nothing, if one is a table now (or if one of ``models`` no longer is), and the caller falls back to the
+    ``DO`` block.
     """
     named = set(named)
     statements = []
@@ -106,7 +109,7 @@ def _pg_delete_new(
         names = ", ".join(_literal(name) for name in missing)
         statements.append(  # a cast that fails: a table appeared (not constant, so not folded at planning)
             f"SELECT ('bound table appeared: ' || name)::int FROM unnest(ARRAY[{names}]::text[]) AS name"
-            " WHERE to_regclass(name) IS NOT NULL"
+            f" WHERE {_PG_IS_TABLE.format(name='name')}"
         )
     for model in reversed(models):
         table = _quoted(database, model)

@@ -44,9 +44,12 @@ Since = tuple[int, tuple[int, ...]]
 
 
 def _pg_mark(tables: list[str]) -> str:
-    """The snapshot, and whether each of ``tables`` (quoted) exists: one row."""
-    exists = ", ".join(f"to_regclass({_literal(table)}) IS NOT NULL" for table in tables)
-    return f"{_PG_SNAPSHOT}, ARRAY[{exists}]::boolean[]"
+    """The snapshot, and whether each of ``tables`` (quoted) is a table (not missing, not a view): one row."""
+    names = ", ".join(_literal(table) for table in tables)
+    return (
+        f"{_PG_SNAPSHOT}, ARRAY(SELECT c.relkind IN ('r', 'p') IS TRUE FROM unnest(ARRAY[{names}]::text[])"
+        " WITH ORDINALITY AS t (name, i) LEFT JOIN pg_class AS c ON c.oid = to_regclass(t.name) ORDER BY t.i)"
+    )
 
 
 def _pg_since(snapshot: str) -> Since:
@@ -251,10 +254,11 @@ class WriteTracker:
         strategy, children first, in one round trip. ``sequences``: restart their auto-increment counters
         too.
 
-        On PostgreSQL, one ``DO`` block that checks each table: it is emptied if it exists and holds a row
-        written since the mark (or any row, for a table the statements named, and for every table after
-        a statement it could not read or without a mark). On SQLite, ``DELETE`` for the tables written to,
-        nothing if none.
+        On PostgreSQL, each table is checked: it is emptied if it holds a row written since the mark (or
+        any row, for a table the statements named, and for every table after a statement it could not
+        read or without a mark); plain statements for the tables that existed at the mark, or (when one
+        appeared or went since) a ``DO`` block that checks that each exists. On SQLite, ``DELETE`` for
+        the tables written to, nothing if none.
         """
         plan = self._plan(models, sequences)
         if plan is not None:
