@@ -217,10 +217,10 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
 
     _, options = isolation(request)  # the marker's mistakes fail the test, as with in_transaction
     sequences = bool(options.get("reset_sequences", False))
+    tracker = WriteTracker(peewee_database)  # its guard first: before anything connects
     # Through the sync connection kept for the session, async tests too: the cheapest round trips, no loop.
     request.getfixturevalue("_peewee_sync_connection")
     models = request.getfixturevalue("_peewee_models")
-    tracker = WriteTracker(peewee_database)
     tracker.mark(models)  # PostgreSQL: one round trip, so that the clear finds what any path wrote
     with tracker:
         yield

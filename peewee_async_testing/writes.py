@@ -30,7 +30,8 @@ from .cleanup import (
     _run,
     bound_models,
 )
-from .guard import refuse_unless_test_database
+from .exceptions import ConfigurationError
+from .guard import describe, refuse_unless_test_database
 from .patches import set_attribute
 
 #: Where the server's transaction ids stand, ``xmin:xmax:running,...``: every transaction that writes later
@@ -137,6 +138,7 @@ class WriteTracker:
         self.everything = False
         self.since: Since | None = None
         self._existing: dict[str, bool] = {}  # at the mark: whether each table exists
+        self._target: tuple[str, dict[str, Any]] = ("", {})  # at the mark: where the database pointed
         self._undo: list[Callable[[], None]] = []
 
     def __enter__(self) -> WriteTracker:
@@ -179,6 +181,7 @@ class WriteTracker:
         return [_quoted(self.database, model) for model in models]
 
     def _marked(self, row: tuple[str, list[bool]], tables: list[str]) -> None:
+        self._target = self._where()
         snapshot, exists = row
         self.since = _pg_since(snapshot)
         self._existing = dict(zip(tables, exists, strict=True))
@@ -270,7 +273,17 @@ class WriteTracker:
         if plan is not None:
             _run(self.database, plan)
 
+    def _where(self) -> tuple[str, dict[str, Any]]:
+        """Where the database object points: in words (no password), and its connection settings."""
+        return describe(self.database), dict(self.database.connect_params)
+
     def _plan(self, models: Iterable[type[peewee.Model]], sequences: bool) -> Plan | None:
+        if self.since is not None and self._where() != self._target:
+            raise ConfigurationError(
+                f"WriteTracker cannot empty the tables written since its mark in {self._target[0]}: the database "
+                f"object was pointed at {describe(self.database)} in the meantime (by database.init() in the code "
+                "under test?). Nothing was sent. Skip that init() under the tests."
+            )
         models = list(models)
         named, everything = self.written(models), self.everything or self.since is None
         self.tables, self.everything = set(), False
