@@ -99,9 +99,8 @@ def _pg_delete_new(
     """What :func:`_pg_delete_block` does with ``new_rows``, as plain statements in one query string
     (planned, not compiled: about half the time), for ``models`` whose tables are known to exist.
 
-    ``missing``: the tables (quoted) known not to exist (or not to be tables); the string fails, emptying
-    nothing, if one is a table now (or if one of ``models`` no longer is), and the caller falls back to the
-    ``DO`` block.
+    ``missing``: the tables (quoted) known not to exist; the string fails, emptying nothing, if one exists
+    now (or if one of ``models`` is no longer a table), and the caller falls back to the ``DO`` block.
     """
     named = set(named)
     statements = []
@@ -109,7 +108,7 @@ def _pg_delete_new(
         names = ", ".join(_literal(name) for name in missing)
         statements.append(  # a cast that fails: a table appeared (not constant, so not folded at planning)
             f"SELECT ('bound table appeared: ' || name)::int FROM unnest(ARRAY[{names}]::text[]) AS name"
-            f" WHERE {_PG_IS_TABLE.format(name='name')}"
+            " WHERE to_regclass(name) IS NOT NULL"
         )
     for model in reversed(models):
         table = _quoted(database, model)

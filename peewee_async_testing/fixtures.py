@@ -221,7 +221,8 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     # Through the sync connection kept for the session, async tests too: the cheapest round trips, no loop.
     request.getfixturevalue("_peewee_sync_connection")
     models = request.getfixturevalue("_peewee_models")
-    tracker.mark(models)  # PostgreSQL: one round trip, so that the clear finds what any path wrote
+    # PostgreSQL: one round trip, so that the clear finds what any path wrote (which tables exist: once)
+    tracker.mark(models, known=request.getfixturevalue("_peewee_tables"))
     with tracker:
         yield
     tracker.clear(models, sequences=sequences)
@@ -233,6 +234,12 @@ def _peewee_models(peewee_database: Any) -> list[Any]:
     from .cleanup import bound_models
 
     return bound_models(peewee_database)
+
+
+@pytest.fixture(scope="session")
+def _peewee_tables() -> dict[str, str]:
+    """What the session's ``clear_tables`` know of the bound tables (which exist), filled by the first."""
+    return {}
 
 
 @pytest.fixture(scope="session")
@@ -336,6 +343,7 @@ __all__ = [
     "_peewee_pool_package",
     "_peewee_pool_session",
     "_peewee_sync_connection",
+    "_peewee_tables",
     *_SHARED_ON_LOOPS,
 ]
 

@@ -45,12 +45,13 @@ Since = tuple[int, tuple[int, ...]]
 
 
 def _pg_mark(tables: list[str]) -> str:
-    """The snapshot, and whether each of ``tables`` (quoted) is a table (not missing, not a view): one row."""
-    names = ", ".join(_literal(table) for table in tables)
-    return (
-        f"{_PG_SNAPSHOT}, ARRAY(SELECT c.relkind IN ('r', 'p') IS TRUE FROM unnest(ARRAY[{names}]::text[])"
-        " WITH ORDINALITY AS t (name, i) LEFT JOIN pg_class AS c ON c.oid = to_regclass(t.name) ORDER BY t.i)"
+    """The snapshot, and the kind of each of ``tables`` (quoted): ``r`` or ``p`` for a table, another
+    ``relkind`` (a view...), or ``""`` for none. One row."""
+    kinds = ", ".join(
+        f"COALESCE((SELECT relkind::text FROM pg_class WHERE oid = to_regclass({_literal(table)})), '')"
+        for table in tables
     )
+    return f"{_PG_SNAPSHOT}, ARRAY[{kinds}]::text[]"
 
 
 def _pg_since(snapshot: str) -> Since:
@@ -137,7 +138,7 @@ class WriteTracker:
         self.tables: set[str] = set()
         self.everything = False
         self.since: Since | None = None
-        self._existing: dict[str, bool] = {}  # at the mark: whether each table exists
+        self._kinds: dict[str, str] = {}  # at the mark: each table's relkind ("" for none)
         self._target: tuple[str, dict[str, Any]] = ("", {})  # at the mark: where the database pointed
         self._undo: list[Callable[[], None]] = []
 
@@ -160,31 +161,43 @@ class WriteTracker:
     async def __aexit__(self, *exc_info: object) -> None:
         self.__exit__(*exc_info)
 
-    async def aio_mark(self, models: Iterable[type[peewee.Model]] | None = None) -> None:
-        """On PostgreSQL, note where the server's transaction ids stand and which tables of ``models`` (by
-        default every bound model) exist, in one round trip, so that the clear finds the rows written
-        since, by any path; a no-op on SQLite."""
-        if is_postgres(self.database):
-            tables = self._tables(models)
-            rows = await self.database.aio_execute_sql(_pg_mark(tables), (), fetch_results=fetchall)
-            self._marked(rows[0], tables)
+    async def aio_mark(
+        self, models: Iterable[type[peewee.Model]] | None = None, *, known: dict[str, str] | None = None
+    ) -> None:
+        """On PostgreSQL, note where the server's transaction ids stand (one round trip), so that the clear
+        finds the rows written since, by any path; a no-op on SQLite.
 
-    def mark(self, models: Iterable[type[peewee.Model]] | None = None) -> None:
+        It also notes which of the tables of ``models`` (by default every bound model) exist, unless
+        ``known`` (a dict shared between trackers, filled by the first) already says: the clear checks
+        that they still do, and when one appeared or went, forgets ``known``.
+        """
+        if is_postgres(self.database):
+            sql, tables = self._mark_sql(models, known)
+            rows = await self.database.aio_execute_sql(sql, (), fetch_results=fetchall)
+            self._marked(rows[0], tables, known)
+
+    def mark(self, models: Iterable[type[peewee.Model]] | None = None, *, known: dict[str, str] | None = None) -> None:
         """:meth:`aio_mark` through the synchronous connection."""
         if is_postgres(self.database):
-            tables = self._tables(models)
+            sql, tables = self._mark_sql(models, known)
             with sync_queries(self.database):
-                self._marked(self.database.execute_sql(_pg_mark(tables)).fetchone(), tables)
+                self._marked(self.database.execute_sql(sql).fetchone(), tables, known)
 
-    def _tables(self, models: Iterable[type[peewee.Model]] | None) -> list[str]:
+    def _mark_sql(
+        self, models: Iterable[type[peewee.Model]] | None, known: dict[str, str] | None
+    ) -> tuple[str, list[str]]:
         models = bound_models(self.database) if models is None else models
-        return [_quoted(self.database, model) for model in models]
+        tables = [_quoted(self.database, model) for model in models]
+        if known is not None and all(table in known for table in tables):
+            return _PG_SNAPSHOT, []
+        return _pg_mark(tables), tables
 
-    def _marked(self, row: tuple[str, list[bool]], tables: list[str]) -> None:
+    def _marked(self, row: tuple[Any, ...], tables: list[str], known: dict[str, str] | None) -> None:
         self._target = self._where()
-        snapshot, exists = row
-        self.since = _pg_since(snapshot)
-        self._existing = dict(zip(tables, exists, strict=True))
+        self.since = _pg_since(row[0])
+        self._kinds = {} if known is None else known
+        if tables:
+            self._kinds.update(zip(tables, row[1], strict=True))
 
     def _watching(self, execute: Any) -> Any:
         def watched(sql: str, *args: Any, **kwargs: Any) -> Any:
@@ -300,26 +313,30 @@ class WriteTracker:
             def block() -> str:
                 return _pg_delete_block(database, checked, sequences, new_rows=new_rows, named=named)
 
-            if not all(table in self._existing for table in tables.values()):
+            kinds = self._kinds
+            if not all(table in kinds for table in tables.values()):
                 return _statements(block())
-            present = [model for model in checked if self._existing[tables[model]]]
-            missing = [table for table in tables.values() if not self._existing[table]]
+            present = [model for model in checked if kinds[tables[model]] in ("r", "p")]  # a view is left alone
+            missing = [table for table in tables.values() if not kinds[table]]
             plain = _pg_delete_new(database, present, sequences, new_rows=new_rows, named=named, missing=missing)
-            return _statements(plain, block)
+            return _statements(plain, block, kinds.clear)
         if not named:
             return None
         named = _guarded(database, named, purpose="WriteTracker", allow_any_database=allow_any_database)
         return _plan(database, named, "delete", sequences=sequences)
 
 
-def _statements(sql: str, fallback: Callable[[], str] | None = None) -> Plan:
+def _statements(sql: str, fallback: Callable[[], str] | None = None, forget: Callable[[], None] | None = None) -> Plan:
     """A plan of one statement, ``sql``, that returns no rows; if it fails, ``fallback()`` instead (for plain
-    statements that fail when a table appeared or went since the mark: the ``DO`` block checks each)."""
+    statements that fail when a table appeared or went since the mark: the ``DO`` block checks each), and
+    ``forget()`` what was known of the tables."""
     try:
         yield sql, (), False
     except peewee.DatabaseError:
         if fallback is None:
             raise
+        if forget is not None:
+            forget()
         yield fallback(), (), False
 
 

@@ -405,18 +405,29 @@ async def test_the_tracker_empties_every_table_written_whatever_wrote_it(
         assert kept == {model: seeds[model] for model in kept}, f"{write}: the seed rows of an untouched table went"
 
 
+@pytest.mark.parametrize("known", ["asked at the mark", "known from an earlier mark"])
 @pytest.mark.parametrize("change", ["created and filled", "dropped"])
 async def test_a_table_made_or_dropped_behind_the_trackers_back_is_still_handled(
-    database: Any, statements: list[str], change: str
+    database: Any, statements: list[str], change: str, known: str
 ) -> None:
-    """The plain statements count on the tables that existed at the mark; when one appeared (and holds rows)
-    or went, the clear falls back to the DO block that checks each table."""
+    """The plain statements count on the tables that existed at the mark (or at an earlier one, whose
+    ``known`` the tracker shares); when one appeared (and holds rows) or went, the clear falls back to the
+    DO block that checks each table, and forgets what it knew."""
     ghost = f"CREATE TABLE ghost (id {'INTEGER' if is_sqlite(database) else 'serial'} PRIMARY KEY, note TEXT)"
     if change == "dropped":
         await database.aio_execute_sql(ghost)
     author = await Author.aio_create(name="seed")
+    kinds: dict[str, str] | None = None
+    if known == "known from an earlier mark":
+        kinds = {}
+        await WriteTracker(database).aio_mark([*MODELS, Ghost], known=kinds)
     try:
-        async with WriteTracker(database) as tracker:
+        tracker = WriteTracker(database)
+        statements.clear()
+        await tracker.aio_mark([*MODELS, Ghost], known=kinds)
+        if kinds and not is_sqlite(database):
+            assert statements == ["SELECT txid_current_snapshot()::text"], "what was known was asked again"
+        with tracker:
             if change == "dropped":
                 await raw_pool_cursor(database, "DROP TABLE ghost")
                 await raw_pool_cursor(database, f"INSERT INTO book (title, author_id) VALUES ('b', {author.id})")
@@ -432,6 +443,7 @@ async def test_a_table_made_or_dropped_behind_the_trackers_back_is_still_handled
         if not is_sqlite(database):  # the plain statements failed, emptying nothing: then the DO block
             assert len(sent) == 2
             assert sent[1].startswith("DO $pwat$")
+            assert not kinds, "what it knew of the tables is forgotten"
     finally:
         await database.aio_execute_sql("DROP TABLE IF EXISTS ghost")
         await Book.delete().aio_execute()
