@@ -9,8 +9,7 @@ and the database must be a test database (:mod:`~peewee_async_testing.guard`) un
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from typing import Any, Literal
 
 import peewee
@@ -20,7 +19,6 @@ from peewee_async.utils import sort_models
 from ._database import is_postgres, resolve_database, sync_queries
 from .exceptions import ConfigurationError
 from .guard import describe, refuse_unless_test_database
-from .patches import set_attribute
 
 Strategy = Literal["truncate", "delete"]
 STRATEGIES: tuple[Strategy, ...] = ("truncate", "delete")
@@ -30,11 +28,13 @@ Statement = tuple[str, Sequence[Any], bool]
 Plan = Generator[Statement, "list[tuple[Any, ...]] | None", None]
 
 _PG_EXISTING = "SELECT name FROM unnest(%s::text[]) AS name WHERE to_regclass(name) IS NOT NULL"
+#: Whether relation ``{name}`` is a table (not missing, not a view): only tables are emptied.
+_PG_IS_TABLE = "(SELECT relkind FROM pg_class WHERE oid = to_regclass({name})) IN ('r', 'p')"
 _PG_DELETE = """
-IF to_regclass({name}) IS NOT NULL THEN
-  IF EXISTS (SELECT 1 FROM {table}) THEN
-    DELETE FROM {table};
-  END IF;{sequences}
+IF {is_table} THEN
+  IF EXISTS (SELECT 1 FROM {table}{where}) THEN
+    DELETE FROM {table};{emptied}
+  END IF;{always}
 END IF;"""
 _PG_RESTART = """
   seq := pg_get_serial_sequence({name}, {column});
@@ -52,33 +52,79 @@ def _auto_columns(model: type[peewee.Model]) -> list[str]:
     return [field.column_name for field in model._meta.sorted_fields if isinstance(field, peewee.AutoField)]
 
 
-def _pg_delete_block(database: AioDatabase, models: list[type[peewee.Model]], sequences: bool = True) -> str:
+def _pg_delete_block(
+    database: AioDatabase,
+    models: list[type[peewee.Model]],
+    sequences: bool = True,
+    *,
+    new_rows: str = "",
+    named: Iterable[type[peewee.Model]] = (),
+) -> str:
     """One statement that, children first, empties the existing tables that have rows and (``sequences``)
     restarts the sequences of their auto-increment columns that were used: one round trip, and next to
-    nothing for the tables a test did not write to."""
+    nothing for the tables a test did not write to.
+
+    ``new_rows``: a condition on a row (:func:`~peewee_async_testing.writes.pg_new_rows`); then only the
+    tables holding a row that meets it are emptied (their sequences restarted), and those of ``named`` as
+    before.
+    """
+    named = set(named)
     body = []
     for model in reversed(models):
         table = _quoted(database, model)
         columns = _auto_columns(model) if sequences else []
         restarts = "".join(_PG_RESTART.format(name=_literal(table), column=_literal(column)) for column in columns)
-        body.append(_PG_DELETE.format(table=table, name=_literal(table), sequences=restarts))
+        only_new = bool(new_rows) and model not in named
+        body.append(
+            _PG_DELETE.format(
+                table=table,
+                is_table=_PG_IS_TABLE.format(name=_literal(table)),
+                where=f" WHERE {new_rows}" if only_new else "",
+                emptied=restarts if only_new else "",
+                always="" if only_new else restarts,
+            )
+        )
     return f"DO $pwat$ DECLARE seq text; BEGIN{''.join(body)}\nEND $pwat$"
 
 
-def _pg_delete_written(database: AioDatabase, models: list[type[peewee.Model]], sequences: bool) -> str:
-    """For tables known to exist and to have been written to: plain ``DELETE`` statements, children
-    first, then (``sequences``) one ``SELECT`` that restarts the sequences of their auto-increment
-    columns; sent as one query string, so one round trip, and cheaper than compiling a ``DO`` block."""
-    statements, serials = [], []
+def _pg_delete_new(
+    database: AioDatabase,
+    models: list[type[peewee.Model]],
+    sequences: bool,
+    *,
+    new_rows: str,
+    named: Iterable[type[peewee.Model]] = (),
+    missing: Iterable[str] = (),
+) -> str:
+    """What :func:`_pg_delete_block` does with ``new_rows``, as plain statements in one query string
+    (planned, not compiled: about half the time), for ``models`` whose tables are known to exist.
+
+    ``missing``: the tables (quoted) known not to exist; the string fails, emptying nothing, if one exists
+    now (or if one of ``models`` is no longer a table), and the caller falls back to the ``DO`` block.
+    """
+    named = set(named)
+    statements = []
+    if missing:
+        names = ", ".join(_literal(name) for name in missing)
+        statements.append(  # a cast that fails: a table appeared (not constant, so not folded at planning)
+            f"SELECT ('bound table appeared: ' || name)::int FROM unnest(ARRAY[{names}]::text[]) AS name"
+            " WHERE to_regclass(name) IS NOT NULL"
+        )
     for model in reversed(models):
         table = _quoted(database, model)
-        statements.append(f"DELETE FROM {table}")
+        where = "" if model in named else f" WHERE EXISTS (SELECT 1 FROM {table} WHERE {new_rows})"
         columns = _auto_columns(model) if sequences else []
-        serials += [f"pg_get_serial_sequence({_literal(table)}, {_literal(column)})::regclass" for column in columns]
-    if serials:
-        statements.append(
-            f"SELECT setval(seqrelid, seqstart, false) FROM pg_sequence WHERE seqrelid IN ({', '.join(serials)})"
-        )
+        serials = [f"pg_get_serial_sequence({_literal(table)}, {_literal(column)})::regclass" for column in columns]
+        if not serials:
+            statements.append(f"DELETE FROM {table}{where}")
+            continue
+        restart = f"SELECT setval(seqrelid, seqstart, false) FROM pg_sequence WHERE seqrelid IN ({', '.join(serials)})"
+        if model in named:  # restarted even if the test emptied it itself
+            statements += [f"DELETE FROM {table}", restart]
+        else:
+            statements.append(
+                f"WITH emptied AS (DELETE FROM {table}{where} RETURNING 1) {restart} AND EXISTS (SELECT 1 FROM emptied)"
+            )
     return "; ".join(statements)
 
 
@@ -155,27 +201,17 @@ def _quoted(database: AioDatabase, model: type[peewee.Model]) -> str:
 
 
 def _plan(
-    database: AioDatabase,
-    models: list[type[peewee.Model]],
-    strategy: Strategy,
-    *,
-    written: bool = False,
-    sequences: bool = True,
+    database: AioDatabase, models: list[type[peewee.Model]], strategy: Strategy, *, sequences: bool = True
 ) -> Plan:
     """Yield the statements that empty the tables of ``models`` (checked by :func:`_guarded`); receive each
-    statement's rows.
-
-    ``written``: the tables are known to exist (a :class:`WriteTracker` saw writes to them succeed).
-    ``sequences``: restart their auto-increment counters too.
+    statement's rows. ``sequences``: restart their auto-increment counters too.
     """
     if not models:
         return
     if is_postgres(database):
         tables = [_quoted(database, model) for model in models]
         if strategy == "delete":
-            make = _pg_delete_written if written else _pg_delete_block
-            sql = make(database, models, sequences)
-            yield sql, (), False
+            yield _pg_delete_block(database, models, sequences), (), False
             return
         rows = yield _PG_EXISTING, (tables,), True
         present = {name for (name,) in rows or ()}
@@ -253,118 +289,34 @@ def clear_tables(
 
 
 async def _aio_run(database: AioDatabase, plan: Plan) -> None:
+    """Run ``plan`` through the async pool; a statement's error is thrown into the plan, which may go on."""
     rows: list[tuple[Any, ...]] | None = None
+    error: peewee.DatabaseError | None = None
     try:
         while True:
-            sql, params, returns_rows = plan.send(rows)
-            rows = await database.aio_execute_sql(sql, params, fetch_results=fetchall if returns_rows else None)
+            sql, params, returns_rows = plan.send(rows) if error is None else plan.throw(error)
+            error = None
+            try:
+                rows = await database.aio_execute_sql(sql, params, fetch_results=fetchall if returns_rows else None)
+            except peewee.DatabaseError as raised:
+                error = raised
     except StopIteration:
         pass
 
 
 def _run(database: AioDatabase, plan: Plan) -> None:
+    """:func:`_aio_run` through the synchronous connection."""
     with sync_queries(database):
         rows: list[tuple[Any, ...]] | None = None
+        error: peewee.DatabaseError | None = None
         try:
             while True:
-                sql, params, returns_rows = plan.send(rows)
-                cursor = database.execute_sql(sql, params)
-                rows = cursor.fetchall() if returns_rows else None
+                sql, params, returns_rows = plan.send(rows) if error is None else plan.throw(error)
+                error = None
+                try:
+                    cursor = database.execute_sql(sql, params)
+                    rows = cursor.fetchall() if returns_rows else None
+                except peewee.DatabaseError as raised:
+                    error = raised
         except StopIteration:
             pass
-
-
-_WRITE = re.compile(
-    r'^\s*(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+((?:"(?:[^"]|"")+"|\w+)(?:\s*\.\s*(?:"(?:[^"]|"")+"|\w+))?)', re.I
-)
-_NO_WRITE = re.compile(r"^\s*(?:SELECT|SHOW|BEGIN|COMMIT|ROLLBACK|SAVEPOINT|RELEASE|SET|EXPLAIN|VALUES)\b", re.I)
-
-
-class WriteTracker:
-    """Watches the statements a database runs, async and sync alike, and tells which tables they wrote to.
-
-    So a test's clean-up can leave alone the tables it never touched. A statement counts once it has
-    succeeded; one it cannot read (DDL, ``WITH ... INSERT``, a function call) counts as a write to
-    every table. A database that is not a test database is refused when the tracker is made, and the
-    models to clear must be bound to it, as for :func:`aio_clear_tables` (``allow_any_database`` too).
-
-    Example::
-
-        tracker = WriteTracker(database)
-        with tracker:
-            await Book.aio_create(title="notes", author=await Author.aio_create(name="ada"))
-        assert tracker.written([Author, Book, User]) == [Author, Book]
-    """
-
-    def __init__(self, database: Any, *, allow_any_database: bool = False) -> None:
-        self.database = resolve_database(database, purpose="WriteTracker")
-        self.allow_any_database = allow_any_database
-        if not allow_any_database:
-            refuse_unless_test_database(self.database, (), purpose="WriteTracker")
-        self.tables: set[str] = set()
-        self.everything = False
-        self._undo: list[Callable[[], None]] = []
-
-    def __enter__(self) -> WriteTracker:
-        database = self.database
-        for name, watching in (("aio_execute_sql", self._aio_watching), ("execute_sql", self._watching)):
-            self._undo.append(set_attribute(database, name, watching(getattr(database, name))))
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        while self._undo:
-            self._undo.pop()()
-
-    def _watching(self, execute: Any) -> Any:
-        def watched(sql: str, *args: Any, **kwargs: Any) -> Any:
-            result = execute(sql, *args, **kwargs)
-            self.saw(sql)
-            return result
-
-        return watched
-
-    def _aio_watching(self, execute: Any) -> Any:
-        async def watched(sql: str, *args: Any, **kwargs: Any) -> Any:
-            result = await execute(sql, *args, **kwargs)
-            self.saw(sql)
-            return result
-
-        return watched
-
-    def saw(self, sql: str) -> None:
-        """Note what ``sql`` writes to."""
-        match = _WRITE.match(sql)
-        if match:
-            self.tables.add(match.group(1).split(".")[-1].strip().strip('"').replace('""', '"'))
-        elif not _NO_WRITE.match(sql):
-            self.everything = True
-
-    def written(self, models: Iterable[type[peewee.Model]]) -> list[type[peewee.Model]]:
-        """The models among ``models`` whose tables were written to (all of them after an unreadable write)."""
-        return [model for model in models if self.everything or model._meta.table_name in self.tables]
-
-    async def aio_clear(self, models: Iterable[type[peewee.Model]], *, sequences: bool = True) -> None:
-        """Empty the tables among ``models`` written to so far (then forget them), with the ``delete``
-        strategy in one round trip. ``sequences``: restart their auto-increment counters too.
-
-        Plain ``DELETE`` statements when every statement seen could be read: the tables exist, since
-        writes to them succeeded. Else (on PostgreSQL) the ``DO`` block of ``aio_clear_tables``, which
-        checks that each table exists and has rows.
-        """
-        plan = self._plan(models, sequences)
-        if plan is not None:
-            await _aio_run(self.database, plan)
-
-    def clear(self, models: Iterable[type[peewee.Model]], *, sequences: bool = True) -> None:
-        """:meth:`aio_clear` through the synchronous connection."""
-        plan = self._plan(models, sequences)
-        if plan is not None:
-            _run(self.database, plan)
-
-    def _plan(self, models: Iterable[type[peewee.Model]], sequences: bool) -> Plan | None:
-        written, readable = self.written(models), not self.everything
-        self.tables, self.everything = set(), False
-        if not written:
-            return None
-        written = _guarded(self.database, written, purpose="WriteTracker", allow_any_database=self.allow_any_database)
-        return _plan(self.database, written, "delete", written=readable, sequences=sequences)

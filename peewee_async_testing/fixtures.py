@@ -205,29 +205,30 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     """Empty the tables the test wrote to, after the test.
 
     For tests whose queries cannot run inside the test transaction: synchronous peewee queries, code
-    that commits. Works for sync and async tests alike. The test's statements, async and sync, are
-    watched, and only the tables they wrote to are emptied (all of them after a statement that cannot
-    be read, such as DDL): on PostgreSQL in one round trip, children first. As with ``in_transaction``,
-    ids keep growing from test to test; ``@pytest.mark.peewee_db(reset_sequences=True)`` restarts the
-    emptied tables' sequences too. Writes made outside the database object (another process, another
-    connection) are not seen: clear those with ``aio_clear_tables(database)``.
+    that commits. Works for sync and async tests alike. Only the tables the test wrote to are emptied,
+    whatever wrote them (all of them after a statement that cannot be read, such as DDL), children
+    first: on PostgreSQL, a table holding a row written since the test began (by a trigger, a function,
+    a raw cursor, another connection too), in one round trip at the start and one at the end; on
+    SQLite, the tables its statements and the database's connections wrote to. As with
+    ``in_transaction``, ids keep growing from test to test; ``@pytest.mark.peewee_db(reset_sequences=True)``
+    restarts the emptied tables' sequences too.
     """
-    from .cleanup import WriteTracker
+    from .writes import WriteTracker
 
     _, options = isolation(request)  # the marker's mistakes fail the test, as with in_transaction
     sequences = bool(options.get("reset_sequences", False))
-    pool = request.getfixturevalue(f"_peewee_pool_{loop_scope(request.node)}") if is_async(request.node) else None
-    if pool is None:
-        request.getfixturevalue("_peewee_sync_connection")
-    else:  # the test and its clean-up take connections from the pool: with a pool of one, the kept one
+    tracker = WriteTracker(peewee_database)  # its guard first: before anything connects
+    if is_async(request.node):  # the test takes connections from the loop's pool: with a pool of one, the kept one
+        pool = request.getfixturevalue(f"_peewee_pool_{loop_scope(request.node)}")
         pool.loop.run_until_complete(pool.give_back())
+    # Through the sync connection kept for the session, async tests too: the cheapest round trips, no loop.
+    request.getfixturevalue("_peewee_sync_connection")
     models = request.getfixturevalue("_peewee_models")
-    with WriteTracker(peewee_database) as tracker:
+    # PostgreSQL: one round trip, so that the clear finds what any path wrote (which tables exist: once)
+    tracker.mark(models, known=request.getfixturevalue("_peewee_tables"))
+    with tracker:
         yield
-    if pool is None:
-        tracker.clear(models, sequences=sequences)
-    elif tracker.written(models):
-        pool.loop.run_until_complete(tracker.aio_clear(models, sequences=sequences))
+    tracker.clear(models, sequences=sequences)
 
 
 @pytest.fixture(scope="session")
@@ -236,6 +237,12 @@ def _peewee_models(peewee_database: Any) -> list[Any]:
     from .cleanup import bound_models
 
     return bound_models(peewee_database)
+
+
+@pytest.fixture(scope="session")
+def _peewee_tables() -> dict[str, str]:
+    """What the session's ``clear_tables`` know of the bound tables (which exist), filled by the first."""
+    return {}
 
 
 @pytest.fixture(scope="session")
@@ -341,6 +348,7 @@ __all__ = [
     "_peewee_pool_package",
     "_peewee_pool_session",
     "_peewee_sync_connection",
+    "_peewee_tables",
     *_SHARED_ON_LOOPS,
 ]
 

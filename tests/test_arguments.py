@@ -23,7 +23,7 @@ from peewee_async_testing import (
     bound_models,
     clear_tables,
 )
-from peewee_async_testing.cleanup import WriteTracker
+from peewee_async_testing.writes import WriteTracker
 
 from .helpers import needs_one_loop, run_on_own_loop
 from .models import Author

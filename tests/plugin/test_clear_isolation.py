@@ -58,3 +58,81 @@ def test_cleared_ids_go_on_growing_unless_sequences_are_reset(inner: pytest.Pyte
         """
     )
     inner.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
+
+
+def test_clear_tables_empties_what_any_path_wrote(inner: pytest.Pytester) -> None:
+    """A function, EXPLAIN ANALYZE, a trigger, raw cursors (async and sync), another connection: each test
+    writes one way, the next finds every table empty."""
+    inner.makepyfile(
+        """
+        import psycopg2
+        import pytest
+        from app.db import database
+        from app.models import Comment, Note
+
+        pytestmark = pytest.mark.peewee_db(isolation="clear")
+        INSERT = "INSERT INTO note (text) VALUES ('{}')"
+
+        @pytest.fixture(scope="module", autouse=True)
+        async def objects(peewee_database):
+            await database.aio_execute_sql(
+                "CREATE FUNCTION add_note(t text) RETURNS integer LANGUAGE sql"
+                " AS $$ INSERT INTO note (text) VALUES (t) RETURNING id $$"
+            )
+            await database.aio_execute_sql(
+                "CREATE FUNCTION comment_note() RETURNS trigger LANGUAGE plpgsql"
+                " AS $$ BEGIN INSERT INTO comment (note_id) VALUES (NEW.id); RETURN NEW; END $$"
+            )
+            await database.aio_execute_sql(
+                "CREATE TRIGGER comment_note AFTER INSERT ON note FOR EACH ROW EXECUTE FUNCTION comment_note()"
+            )
+
+        async def counts():
+            return [await Note.select().aio_count(), await Comment.select().aio_count()]
+
+        async def test_a_function():
+            await database.aio_execute_sql("SELECT add_note('function')")
+
+        async def test_after_a_function():
+            assert await counts() == [0, 0]
+
+        async def test_explain_analyze():
+            await database.aio_execute_sql("EXPLAIN ANALYZE " + INSERT.format("explain"))
+
+        async def test_after_explain_analyze():
+            assert await counts() == [0, 0]
+
+        async def test_a_trigger():
+            await Note.aio_create(text="trigger")
+
+        async def test_after_a_trigger():
+            assert await counts() == [0, 0]
+
+        async def test_a_raw_cursor_of_a_pool_connection():
+            async with database.aio_connection() as connection:
+                async with connection.cursor() as cursor:
+                    await cursor.execute(INSERT.format("pool"))
+
+        async def test_after_a_raw_cursor_of_a_pool_connection():
+            assert await counts() == [0, 0]
+
+        def test_a_raw_cursor_of_the_sync_connection():
+            with database.allow_sync():
+                database.cursor().execute(INSERT.format("sync"))
+
+        async def test_after_a_raw_cursor_of_the_sync_connection():
+            assert await counts() == [0, 0]
+
+        def test_another_connection():
+            params = database.connect_params
+            connection = psycopg2.connect(dbname=database.database, host=params["host"], port=params["port"],
+                                          user=params["user"])
+            with connection, connection.cursor() as cursor:
+                cursor.execute(INSERT.format("another"))
+            connection.close()
+
+        async def test_after_another_connection():
+            assert await counts() == [0, 0]
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=12)

@@ -1,0 +1,346 @@
+"""Find the tables a test wrote to, whatever wrote them, for the ``clear_tables`` fixture to empty.
+
+:class:`WriteTracker` reads the statements the database object runs, and asks the engine for the rest:
+on PostgreSQL, the rows written since a mark (their ``xmin``); on SQLite, an authorizer on the
+database's connections. When it cannot tell, every table counts as written: never fewer.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import re
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import peewee
+from peewee_async.databases import fetchall
+
+from ._database import is_postgres, is_sqlite, resolve_database, sync_queries
+from .cleanup import (
+    Plan,
+    _aio_run,
+    _guarded,
+    _literal,
+    _pg_delete_block,
+    _pg_delete_new,
+    _plan,
+    _quoted,
+    _run,
+    bound_models,
+)
+from .exceptions import ConfigurationError
+from .guard import describe, refuse_unless_test_database
+from .patches import set_attribute
+
+#: Where the server's transaction ids stand, ``xmin:xmax:running,...``: every transaction that writes later
+#: gets an id of at least ``xmax``; those running now, below it, are listed.
+_PG_SNAPSHOT = "SELECT txid_current_snapshot()::text"
+_XIDS = 1 << 32  # a row's xmin is the low 32 bits of its transaction's id
+
+
+#: A point in the server's history: (xmax, running ids), each the low 32 bits.
+Since = tuple[int, tuple[int, ...]]
+
+
+def _pg_mark(tables: list[str]) -> str:
+    """The snapshot, and the kind of each of ``tables`` (quoted): ``r`` or ``p`` for a table, another
+    ``relkind`` (a view...), or ``""`` for none. One row."""
+    kinds = ", ".join(
+        f"COALESCE((SELECT relkind::text FROM pg_class WHERE oid = to_regclass({_literal(table)})), '')"
+        for table in tables
+    )
+    return f"{_PG_SNAPSHOT}, ARRAY[{kinds}]::text[]"
+
+
+def _pg_since(snapshot: str) -> Since:
+    """``snapshot`` (:data:`_PG_SNAPSHOT`'s row) as the low 32 bits of its ``xmax`` and of its running ids."""
+    _, xmax, running = snapshot.split(":")
+    return int(xmax) % _XIDS, tuple(int(xid) % _XIDS for xid in running.split(",") if xid)
+
+
+def pg_new_rows(since: Since) -> str:
+    """A condition true of every row written (inserted or updated) by a transaction that was running at
+    ``since`` or began after it, whatever wrote it (a trigger, a function, a raw cursor, another
+    connection): its ``xmin`` is ``xmax`` or later (``age()`` compares transaction ids as the server
+    does, across their wraparound; a frozen row's age is the largest), or one of the running ids."""
+    xmax, running = since
+    condition = f"age(xmin) <= age('{xmax}'::xid)"
+    if running:
+        ids = ", ".join(f"'{xid}'::xid" for xid in running)
+        condition += f" OR xmin IN ({ids})"
+    return f"({condition})"
+
+
+# -- WriteTracker: which tables a test wrote to --------------------------------------------------------------------
+
+#: Leading white space and comments, which a statement may start with.
+_COMMENTS = re.compile(r"(?:\s+|--[^\n]*|/\*(?:[^*]|\*(?!/))*\*/)*")
+_NAME = r'(?:"(?:[^"]|"")+"|\w+)'
+_WRITE = re.compile(
+    r"(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+(?:ONLY\s+)?"
+    rf"({_NAME}(?:\s*\.\s*{_NAME})?)",
+    re.I,
+)
+_READ = re.compile(
+    r"(?:SELECT|VALUES|TABLE|SHOW|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|SET)\b", re.I
+)
+#: ``EXPLAIN`` and its options: what follows is read as the statement (which ``ANALYZE`` runs).
+_EXPLAIN = re.compile(r"EXPLAIN(?:\s*\([^()]*\)|\s+(?:ANALY[SZ]E|VERBOSE)\b)*\s+", re.I)
+#: What an SQLite authorizer is told of a statement that writes to a table (its first argument).
+_SQLITE_WRITES = frozenset({sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE})
+
+
+def _statement(sql: str) -> str | None:
+    """``sql`` without its leading comments and its final ``;``, ``EXPLAIN`` taken off; None for several
+    statements (a ``;`` before the end: perhaps inside a string, but then reading it as several is safe)."""
+    sql = sql[_COMMENTS.match(sql).end() :].rstrip().rstrip(";")  # type: ignore[union-attr]  # matches always
+    explain = _EXPLAIN.match(sql)
+    if explain:
+        sql = sql[explain.end() :]
+    return None if ";" in sql else sql
+
+
+class WriteTracker:
+    """Watches what a test writes, async and sync, whatever writes it, and empties the tables written to.
+
+    So a test's clean-up can leave alone the tables it never touched (data that wider fixtures made).
+    Three sources, and a table counts as written if any names it:
+
+    - the statements the database object runs (``aio_execute_sql``, ``execute_sql``), read: a write
+      that succeeded names its table (``DELETE`` too); a statement that cannot be shown to be a read or
+      a one-table write (DDL, ``WITH``, ``COPY``, ``MERGE``, ``CALL``, ``DO``, several statements in one
+      string) counts as a write to every table;
+    - on PostgreSQL, the server: :meth:`aio_mark` (or ``async with``, or :meth:`mark`) notes where its
+      transaction ids stand, and at the clear a table holding a row inserted or updated since then is
+      written, whoever wrote it: a trigger, a function (``SELECT add_item()``), ``EXPLAIN ANALYZE``, a
+      raw cursor, another connection. Without a mark, every table counts as written;
+    - on SQLite, an authorizer on the database's connections (peewee's sync one, those of its async
+      pool): each table a statement writes, a trigger's too, raw cursors included.
+
+    A database that is not a test database is refused when the tracker is made, and the models to clear
+    must be bound to it, as for :func:`aio_clear_tables` (``allow_any_database`` too).
+
+    Example::
+
+        async with WriteTracker(database) as tracker:
+            await Book.aio_create(title="notes", author=await Author.aio_create(name="ada"))
+        assert tracker.written([Author, Book, User]) == [Author, Book]
+        await tracker.aio_clear([Author, Book, User])
+    """
+
+    def __init__(self, database: Any, *, allow_any_database: bool = False) -> None:
+        self.database = resolve_database(database, purpose="WriteTracker")
+        self.allow_any_database = allow_any_database
+        if not allow_any_database:
+            refuse_unless_test_database(self.database, (), purpose="WriteTracker")
+        self.tables: set[str] = set()
+        self.everything = False
+        self.since: Since | None = None
+        self._kinds: dict[str, str] = {}  # at the mark: each table's relkind ("" for none)
+        self._target: tuple[str, dict[str, Any]] = ("", {})  # at the mark: where the database pointed
+        self._undo: list[Callable[[], None]] = []
+
+    def __enter__(self) -> WriteTracker:
+        database = self.database
+        for name, watching in (("aio_execute_sql", self._aio_watching), ("execute_sql", self._watching)):
+            self._undo.append(set_attribute(database, name, watching(getattr(database, name))))
+        if is_sqlite(database):
+            self._authorize_connections()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        while self._undo:
+            self._undo.pop()()
+
+    async def __aenter__(self) -> WriteTracker:
+        await self.aio_mark()
+        return self.__enter__()
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.__exit__(*exc_info)
+
+    async def aio_mark(
+        self, models: Iterable[type[peewee.Model]] | None = None, *, known: dict[str, str] | None = None
+    ) -> None:
+        """On PostgreSQL, note where the server's transaction ids stand (one round trip), so that the clear
+        finds the rows written since, by any path; a no-op on SQLite.
+
+        It also notes which of the tables of ``models`` (by default every bound model) exist, unless
+        ``known`` (a dict shared between trackers, filled by the first) already says: the clear checks
+        that they still do, and when one appeared or went, forgets ``known``.
+        """
+        if is_postgres(self.database):
+            sql, tables = self._mark_sql(models, known)
+            rows = await self.database.aio_execute_sql(sql, (), fetch_results=fetchall)
+            self._marked(rows[0], tables, known)
+
+    def mark(self, models: Iterable[type[peewee.Model]] | None = None, *, known: dict[str, str] | None = None) -> None:
+        """:meth:`aio_mark` through the synchronous connection."""
+        if is_postgres(self.database):
+            sql, tables = self._mark_sql(models, known)
+            with sync_queries(self.database):
+                self._marked(self.database.execute_sql(sql).fetchone(), tables, known)
+
+    def _mark_sql(
+        self, models: Iterable[type[peewee.Model]] | None, known: dict[str, str] | None
+    ) -> tuple[str, list[str]]:
+        models = bound_models(self.database) if models is None else models
+        tables = [_quoted(self.database, model) for model in models]
+        if known is not None and all(table in known for table in tables):
+            return _PG_SNAPSHOT, []
+        return _pg_mark(tables), tables
+
+    def _marked(self, row: tuple[Any, ...], tables: list[str], known: dict[str, str] | None) -> None:
+        self._target = self._where()
+        self.since = _pg_since(row[0])
+        self._kinds = {} if known is None else known
+        if tables:
+            self._kinds.update(zip(tables, row[1], strict=True))
+
+    def _watching(self, execute: Any) -> Any:
+        def watched(sql: str, *args: Any, **kwargs: Any) -> Any:
+            result = execute(sql, *args, **kwargs)
+            self.saw(sql)
+            return result
+
+        return watched
+
+    def _aio_watching(self, execute: Any) -> Any:
+        async def watched(sql: str, *args: Any, **kwargs: Any) -> Any:
+            result = await execute(sql, *args, **kwargs)
+            self.saw(sql)
+            return result
+
+        return watched
+
+    def saw(self, sql: str) -> None:
+        """Note what ``sql`` writes to."""
+        statement = _statement(sql)
+        match = _WRITE.match(statement or "")
+        if match:
+            self.tables.add(match.group(1).split(".")[-1].strip().strip('"').replace('""', '"'))
+        elif statement is None or not _READ.match(statement):
+            self.everything = True
+
+    def _authorized(self, action: int, table: str | None, *_: object) -> int:
+        """The SQLite authorizer: note each table a statement (or a trigger it fires) writes to; allow all."""
+        if action in _SQLITE_WRITES and table:
+            self.tables.add(table)
+        return sqlite3.SQLITE_OK
+
+    def _authorize_connections(self) -> None:
+        """Put :meth:`_authorized` on the SQLite database's sync connection (open, or opened later) and on
+        each connection its async pool hands out while the tracker watches."""
+        database, backend = self.database, self.database.pool_backend
+        connect, acquire = database.connect, backend.acquire
+
+        def authorize(connection: sqlite3.Connection) -> None:
+            connection.set_authorizer(self._authorized)
+            self._undo.append(functools.partial(_unauthorize, connection))
+
+        def connect_watched(*args: Any, **kwargs: Any) -> Any:
+            opened = connect(*args, **kwargs)
+            if opened:
+                authorize(database.connection())
+            return opened
+
+        async def acquire_watched() -> Any:
+            connection = await acquire()
+            set_authorizer = getattr(connection, "set_authorizer", None)  # aiosqlite 0.22 and later
+            if set_authorizer is None:
+                self.everything = True  # its writes cannot be seen
+            else:
+                await set_authorizer(self._authorized)
+            return connection
+
+        self._undo.append(set_attribute(database, "connect", connect_watched))
+        self._undo.append(set_attribute(backend, "acquire", acquire_watched))
+        if not database.is_closed():
+            authorize(database.connection())
+
+    def written(self, models: Iterable[type[peewee.Model]]) -> list[type[peewee.Model]]:
+        """The models among ``models`` whose tables the statements seen wrote to (all of them after one it
+        could not read). On PostgreSQL the server's rows are read only by the clear."""
+        return [model for model in models if self.everything or model._meta.table_name in self.tables]
+
+    async def aio_clear(self, models: Iterable[type[peewee.Model]], *, sequences: bool = True) -> None:
+        """Empty the tables among ``models`` written to so far (then forget them), with the ``delete``
+        strategy, children first, in one round trip. ``sequences``: restart their auto-increment counters
+        too.
+
+        On PostgreSQL, each table is checked: it is emptied if it holds a row written since the mark (or
+        any row, for a table the statements named, and for every table after a statement it could not
+        read or without a mark); plain statements for the tables that existed at the mark, or (when one
+        appeared or went since) a ``DO`` block that checks that each exists. On SQLite, ``DELETE`` for
+        the tables written to, nothing if none.
+        """
+        plan = self._plan(models, sequences)
+        if plan is not None:
+            await _aio_run(self.database, plan)
+
+    def clear(self, models: Iterable[type[peewee.Model]], *, sequences: bool = True) -> None:
+        """:meth:`aio_clear` through the synchronous connection."""
+        plan = self._plan(models, sequences)
+        if plan is not None:
+            _run(self.database, plan)
+
+    def _where(self) -> tuple[str, dict[str, Any]]:
+        """Where the database object points: in words (no password), and its connection settings."""
+        return describe(self.database), dict(self.database.connect_params)
+
+    def _plan(self, models: Iterable[type[peewee.Model]], sequences: bool) -> Plan | None:
+        if self.since is not None and self._where() != self._target:
+            raise ConfigurationError(
+                f"WriteTracker cannot empty the tables written since its mark in {self._target[0]}: the database "
+                f"object was pointed at {describe(self.database)} in the meantime (by database.init() in the code "
+                "under test?). Nothing was sent. Skip that init() under the tests."
+            )
+        models = list(models)
+        named, everything = self.written(models), self.everything or self.since is None
+        self.tables, self.everything = set(), False
+        database, allow_any_database = self.database, self.allow_any_database
+        if is_postgres(database):  # any table may hold rows written by paths that no statement named
+            checked = _guarded(database, models, purpose="WriteTracker", allow_any_database=allow_any_database)
+            if not checked:
+                return None
+            if everything or self.since is None:
+                return _statements(_pg_delete_block(database, checked, sequences))
+            new_rows = pg_new_rows(self.since)
+            tables = {model: _quoted(database, model) for model in checked}
+
+            def block() -> str:
+                return _pg_delete_block(database, checked, sequences, new_rows=new_rows, named=named)
+
+            kinds = self._kinds
+            if not all(table in kinds for table in tables.values()):
+                return _statements(block())
+            present = [model for model in checked if kinds[tables[model]] in ("r", "p")]  # a view is left alone
+            missing = [table for table in tables.values() if not kinds[table]]
+            plain = _pg_delete_new(database, present, sequences, new_rows=new_rows, named=named, missing=missing)
+            return _statements(plain, block, kinds.clear)
+        if not named:
+            return None
+        named = _guarded(database, named, purpose="WriteTracker", allow_any_database=allow_any_database)
+        return _plan(database, named, "delete", sequences=sequences)
+
+
+def _statements(sql: str, fallback: Callable[[], str] | None = None, forget: Callable[[], None] | None = None) -> Plan:
+    """A plan of one statement, ``sql``, that returns no rows; if it fails, ``fallback()`` instead (for plain
+    statements that fail when a table appeared or went since the mark: the ``DO`` block checks each), and
+    ``forget()`` what was known of the tables."""
+    try:
+        yield sql, (), False
+    except peewee.DatabaseError:
+        if fallback is None:
+            raise
+        if forget is not None:
+            forget()
+        yield fallback(), (), False
+
+
+def _unauthorize(connection: sqlite3.Connection) -> None:
+    """Take the authorizer off ``connection``, unless it was closed meanwhile (or belongs to another thread)."""
+    with contextlib.suppress(sqlite3.ProgrammingError):
+        connection.set_authorizer(None)
