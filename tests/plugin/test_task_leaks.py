@@ -55,6 +55,40 @@ def test_a_task_left_running_fails_its_test_and_never_writes_into_a_later_one(in
     )
 
 
+def test_a_task_mid_query_when_its_test_ends_does_not_hold_the_rollback_back(inner: pytest.Pytester) -> None:
+    """On aiopg the plugin's ROLLBACK is sent by a task of its own: queued behind the left task's query, it would
+    not go out before the loop runs again, and a synchronous test waits on the test transaction's locks."""
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        """
+        import asyncio
+        from app.db import database
+        from app.models import Note
+
+        TASKS = []
+
+        async def keep_querying(started):
+            while True:
+                started.set()
+                await database.aio_execute_sql("SELECT pg_sleep(0.05)")
+
+        async def test_leaves_a_task_mid_query():
+            await Note.aio_create(text="held")
+            started = asyncio.Event()
+            TASKS.append(asyncio.create_task(keep_querying(started)))
+            await started.wait()
+
+        def test_a_synchronous_test_writes_the_same_key():  # its own connection (clear_tables)
+            with database.allow_sync():
+                database.execute_sql("SET lock_timeout = '10s'")  # fails, not hangs, if the transaction were open
+                Note.create(text="held")
+        """
+    )
+    result = inner.runpytest_subprocess("-p", "no:randomly", timeout=INNER_TIMEOUT)
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["FAILED *::test_leaves_a_task_mid_query*"])
+
+
 def test_a_task_left_by_a_failing_test_is_named_in_its_failure(inner: pytest.Pytester) -> None:
     make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
     inner.makepyfile(
