@@ -78,6 +78,11 @@ SEVERAL_OPEN = (
     "server task) while {count} TransactionTestCase blocks are open on this database in sibling tasks, so it "
     "belongs to none of them for sure. Start the task inside the block it serves, or open one block at a time."
 )
+NESTED_SIBLINGS = (
+    "Another TransactionTestCase block nested in the same block is open, in a sibling task. Nested blocks run on "
+    "savepoints of the outer block's one connection, so two at once would see, and undo, each other's rows. "
+    "Open them one after the other, or open each task's block outside the shared one (its own connection)."
+)
 SYNC_QUERY = (
     "A synchronous query (peewee's sync API, `database.allow_sync()`) ran inside a TransactionTestCase block. "
     "It cannot see the test transaction, which runs on the block's async connection: it would read data without "
@@ -187,6 +192,8 @@ class CaseEngine:
         if self.patched:
             raise TransactionError("This TransactionTestCase is already active; create one per block.")
         self.outer = self.outer or innermost(self.database)
+        if self.outer is not None and any(case.outer is self.outer for case in _registry.get(id(self.database), [])):
+            raise TransactionError(NESTED_SIBLINGS)
         self._undo_patches = set_attributes(
             self.database,
             {

@@ -175,6 +175,35 @@ async def test_a_task_outside_any_block_is_refused_when_several_are_open(databas
     assert await names() == []
 
 
+async def test_two_blocks_nested_in_one_are_not_open_at_once_in_sibling_tasks(database: Any) -> None:
+    """Nested blocks share the outer block's connection: two at once would see, and undo, each other's rows."""
+    first_open, second_tried = asyncio.Event(), asyncio.Event()
+
+    async def first() -> list[str]:
+        async with TransactionTestCase(database):
+            await Author.aio_create(name="first")
+            first_open.set()
+            await second_tried.wait()
+            return await names()
+
+    async def second() -> None:
+        await first_open.wait()
+        try:
+            async with TransactionTestCase(database):
+                await Author.aio_create(name="second")
+        finally:
+            second_tried.set()
+
+    async with TransactionTestCase(database):
+        await Author.aio_create(name="outer")
+        seen, refused = await bounded(asyncio.gather(first(), second(), return_exceptions=True))
+        assert seen == ["first", "outer"]
+        assert isinstance(refused, TransactionError)
+        assert "nested in the same block" in str(refused)
+        assert await names() == ["outer"]
+    assert await names() == []
+
+
 # -- item 3: a task started in a block ends with it ------------------------------------------------------------------
 
 
