@@ -110,22 +110,25 @@ def innermost(database: AioDatabase) -> CaseEngine | None:
 def case_for_task(database: AioDatabase) -> CaseEngine:
     """The case whose block the calling task's queries on ``database`` belong to, or :class:`TransactionError`.
 
-    The innermost case the task knows (opened in it, or in the task that started it); when that one has ended,
-    none: the task outlived its block, and must not fall through to a block opened since (a later test's). A
-    task that knows none (started before every block) gets the one block open on the database; with blocks
-    open in sibling tasks (not nested in one another), none.
+    The innermost case the task knows (opened in it, or in the task that started it), or the block nested in
+    that one since; when it has ended, none: the task outlived its block, and must not fall through to a block
+    opened since (a later test's). A task that knows none (started before every block) gets the one block open
+    on the database (its innermost); with blocks open in sibling tasks (not nested in one another), none.
     """
     known = next((case for case in reversed(_open.get()) if case.database is database), None)
-    if known is not None:
-        if not known.patched:
-            raise TransactionError(OUTLIVED)
-        return known
+    if known is not None and not known.patched:
+        raise TransactionError(OUTLIVED)
     cases = _registry.get(id(database), [])
-    outers = {id(case.outer) for case in cases}
-    blocks = [case for case in cases if id(case) not in outers]  # the innermost of each nest
-    if len(blocks) != 1:
-        raise TransactionError(SEVERAL_OPEN.format(count=len(blocks)))
-    return blocks[0]
+    if known is None:
+        tops = [case for case in cases if case.outer is None or case.outer not in cases]
+        if len(tops) != 1:
+            raise TransactionError(SEVERAL_OPEN.format(count=len(tops)))
+        known = tops[0]
+    # Down to the block nested in it since, if any (one at a time: see patch()): on the one connection, that
+    # block's savepoint is where the task's statements land.
+    while (inner := next((case for case in cases if case.outer is known), None)) is not None:
+        known = inner
+    return known
 
 
 def _sync_refusals(database: AioDatabase) -> dict[str, Callable[..., Any]]:

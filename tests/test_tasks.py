@@ -252,6 +252,26 @@ async def test_a_task_started_in_an_inner_block_does_not_fall_through_to_the_out
     await bounded(task)
 
 
+async def test_a_task_of_a_block_writes_into_the_block_nested_in_it_since(database: Any) -> None:
+    """Under the plugin: a server task that knows the session's shared block, and the test's block nested in it."""
+    go, wrote = asyncio.Event(), asyncio.Event()
+
+    async def worker() -> None:
+        await go.wait()
+        await Author.aio_create(name="worker")
+        wrote.set()
+
+    async with TransactionTestCase(database):
+        task = asyncio.create_task(worker())
+        async with TransactionTestCase(database):
+            go.set()
+            await bounded(wrote.wait())
+            assert await names() == ["worker"]
+        assert await names() == []  # undone with the nested block, as the block's own rows are
+        await bounded(task)
+    assert await names() == []
+
+
 async def test_tasks_started_inside_a_block_share_it(database: Any) -> None:
     async with TransactionTestCase(database):
         await bounded(asyncio.gather(*(asyncio.create_task(Author.aio_create(name=f"a{i}")) for i in range(5))))

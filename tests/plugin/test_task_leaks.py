@@ -190,3 +190,41 @@ def test_a_server_task_started_before_the_tests_serves_each_test_in_turn(inner: 
         """
     )
     inner.runpytest_subprocess(timeout=INNER_TIMEOUT).assert_outcomes(passed=3)
+
+
+def test_a_server_task_that_knows_the_shared_transaction_writes_into_the_test(inner: pytest.Pytester) -> None:
+    """The server fixture depends on the module's shared transaction, so its task knows that block: its writes
+    must land in the test's block nested in it, even before the test's own first query."""
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        """
+        import asyncio
+        import pytest
+        from app.models import Note
+
+        @pytest.fixture(scope="module")
+        async def server(peewee_module_transaction):
+            await Note.aio_create(text="shared")
+            requests = asyncio.Queue()
+
+            async def serve():
+                while True:
+                    text, done = await requests.get()
+                    try:
+                        done.set_result(await Note.aio_create(text=text))
+                    except Exception as error:
+                        done.set_exception(error)
+
+            task = asyncio.create_task(serve())
+            yield requests
+            task.cancel()
+
+        @pytest.mark.parametrize("run", range(2))
+        async def test_the_server_writes_first(server, run):
+            done = asyncio.get_running_loop().create_future()
+            await server.put(("served", done))
+            await done  # unique: fails if the first test's row survived
+            assert sorted(note.text for note in await Note.select().aio_execute()) == ["served", "shared"]
+        """
+    )
+    inner.runpytest_subprocess(timeout=INNER_TIMEOUT).assert_outcomes(passed=2)
