@@ -60,6 +60,8 @@ class SharedConnection:
         #: aiopg (psycopg2 binds parameters on the client).
         self.deferred: str | None = None
         self.can_defer = can_defer(connection)
+        #: Why the connection takes no more statements of the code under test (its block ended), or None.
+        self.ended: str | None = None
 
     def _prefix(self) -> str:
         deferred, self.deferred = self.deferred, None
@@ -98,6 +100,8 @@ class SharedConnection:
         """A cursor for one statement of the code under test."""
         await self._wait_turn()
         async with self._lock:
+            if self.ended:
+                raise TransactionError(self.ended)
             if self.postgres:
                 if transaction_status(self.raw) == IN_ERROR:
                     raise TransactionError(ABORTED)
@@ -134,6 +138,8 @@ class SharedConnection:
         """Run a query of the machinery itself (no autosavepoint) and return its rows."""
         await self._wait_turn()
         async with self._lock, self.raw.cursor() as cursor:
+            if self.ended:
+                raise TransactionError(self.ended)
             await cursor.execute(self._prefix() + sql, params)
             return list(await cursor.fetchall())
 

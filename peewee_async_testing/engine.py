@@ -3,9 +3,10 @@
 A :class:`CaseEngine` is built fresh for every entry and driven through its phases, in this order:
 
 1. :meth:`~CaseEngine.patch` (synchronous, no query): register as the innermost open case of the database,
-   make ``database.aio_connection()`` hand out the block's one connection, and make ``aio_atomic()``,
+   make ``database.aio_connection()`` hand out the block's one connection, make ``aio_atomic()``,
    ``aio_transaction()``, ``aio_begin()`` and ``aio_savepoint()`` raise ``ValueError`` (or, with
-   ``allow_transactions``, open savepoints);
+   ``allow_transactions``, open savepoints), and refuse peewee's synchronous queries (they cannot see the
+   test transaction);
 2. :meth:`~CaseEngine.connection`, at the block's first query: take a connection (the loop pool's kept one, the outer
    case's, or one from the pool, connecting it first if needed) and ``BEGIN`` (``SAVEPOINT`` when nested);
 3. :meth:`~CaseEngine.finish`: ``ROLLBACK`` (to the savepoint), set the sequences back, give the connection
@@ -13,6 +14,9 @@ A :class:`CaseEngine` is built fresh for every entry and driven through its phas
 4. :meth:`~CaseEngine.unpatch`: undo the patches and the registration, in any order with other cases'.
 
 :meth:`~CaseEngine.close` is 3 then 4; :meth:`~CaseEngine.close_on_own_loop` does it from synchronous code.
+
+Which block a query belongs to is decided per task (:func:`case_for_task`): the innermost case the task
+knows (its own, or the one it was started in); none known, the one block open on the database, from any task.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from peewee_async.databases import AioDatabase
 
 from . import drivers
-from ._compat import add_note
+from ._compat import SYNC_ALLOWED, add_note
 from ._database import is_postgres
 from .app_transactions import stand_ins
 from .connection import AioConnectionStandIn, SharedConnection
@@ -41,6 +45,8 @@ if TYPE_CHECKING:
 
 #: The cases open in this task (and inherited by the tasks it starts), innermost last.
 _open: contextvars.ContextVar[tuple[CaseEngine, ...]] = contextvars.ContextVar("open_cases", default=())
+#: The cases open on each database (by its id), from every task, oldest first: whom a task that knows none serves.
+_registry: dict[int, list[CaseEngine]] = {}
 
 # The last value of every sequence the user can read (NULL when unused, or unreadable), by oid: as pg_sequences
 # has it, for less work.
@@ -67,6 +73,27 @@ OTHER_LOOP = (
     "at least as wide as the shared fixture's scope, e.g. `asyncio_default_test_loop_scope = session` in the ini "
     'file or @pytest.mark.asyncio(loop_scope="module").'
 )
+OUTLIVED = (
+    "This task was started inside a TransactionTestCase block that has ended (it outlived its block, or its "
+    "test): the block's transaction is over, so the task's statements are refused, not run in another block. "
+    "Await or cancel the tasks a block starts before the block ends."
+)
+SEVERAL_OPEN = (
+    "A query came from a task outside every TransactionTestCase block (one started before them, such as an app's "
+    "server task) while {count} TransactionTestCase blocks are open on this database in sibling tasks, so it "
+    "belongs to none of them for sure. Start the task inside the block it serves, or open one block at a time."
+)
+NESTED_SIBLINGS = (
+    "Another TransactionTestCase block nested in the same block is open, in a sibling task. Nested blocks run on "
+    "savepoints of the outer block's one connection, so two at once would see, and undo, each other's rows. "
+    "Open them one after the other, or open each task's block outside the shared one (its own connection)."
+)
+SYNC_QUERY = (
+    "A synchronous query (peewee's sync API, `database.allow_sync()`) ran inside a TransactionTestCase block. "
+    "It cannot see the test transaction, which runs on the block's async connection: it would read data without "
+    "the test's rows, or wait for ever on their locks. Use the aio_ methods inside the block, or isolate the "
+    'test by emptying tables instead: the `clear_tables` fixture, or @pytest.mark.peewee_db(isolation="clear").'
+)
 ENDED_INSIDE = (
     "the test transaction was ended inside the block (the code under test ran COMMIT or ROLLBACK itself), "
     "so rows written before that may remain in the database"
@@ -83,6 +110,47 @@ def _reset_sequences(sequences: list[tuple[int, int | None]]) -> str:
 def innermost(database: AioDatabase) -> CaseEngine | None:
     """The innermost case open on ``database`` in this task, if any."""
     return next((case for case in reversed(_open.get()) if case.database is database and case.patched), None)
+
+
+def case_for_task(database: AioDatabase) -> CaseEngine:
+    """The case whose block the calling task's queries on ``database`` belong to, or :class:`TransactionError`.
+
+    The innermost case the task knows (opened in it, or in the task that started it), or the block nested in
+    that one since; when it has ended, none: the task outlived its block, and must not fall through to a block
+    opened since (a later test's). A task that knows none (started before every block) gets the one block open
+    on the database (its innermost); with blocks open in sibling tasks (not nested in one another), none.
+    """
+    known = next((case for case in reversed(_open.get()) if case.database is database), None)
+    if known is not None and not known.patched:
+        raise TransactionError(OUTLIVED)
+    cases = _registry.get(id(database), [])
+    if known is None:
+        tops = [case for case in cases if case.outer is None or case.outer not in cases]
+        if len(tops) != 1:
+            raise TransactionError(SEVERAL_OPEN.format(count=len(tops)))
+        known = tops[0]
+    # Down to the block nested in it since, if any (one at a time: see patch()): on the one connection, that
+    # block's savepoint is where the task's statements land.
+    while (inner := next((case for case in cases if case.outer is known), None)) is not None:
+        known = inner
+    return known
+
+
+def _sync_refusals(database: AioDatabase) -> dict[str, Callable[..., Any]]:
+    """peewee's synchronous path on ``database`` for a block: ``execute_sql()`` (every sync query) and
+    ``cursor()`` refuse, from every thread, with :data:`SYNC_QUERY`. Where peewee-async itself refuses (sync not
+    allowed), its own ``AssertionError`` is kept."""
+    execute_sql = database.execute_sql
+
+    def refused_execute_sql(*args: Any, **kwargs: Any) -> Any:
+        if not getattr(database, SYNC_ALLOWED, False):
+            return execute_sql(*args, **kwargs)  # peewee-async's "sync query is not allowed"
+        raise TransactionError(SYNC_QUERY)
+
+    def refused_cursor(*args: Any, **kwargs: Any) -> Any:
+        raise TransactionError(SYNC_QUERY)
+
+    return {"execute_sql": refused_execute_sql, "cursor": refused_cursor}
 
 
 class CaseEngine:
@@ -136,23 +204,32 @@ class CaseEngine:
         if self.patched:
             raise TransactionError("This TransactionTestCase is already active; create one per block.")
         self.outer = self.outer or innermost(self.database)
+        if self.outer is not None and any(case.outer is self.outer for case in _registry.get(id(self.database), [])):
+            raise TransactionError(NESTED_SIBLINGS)
         self._undo_patches = set_attributes(
             self.database,
             {
                 "aio_connection": AioConnectionStandIn(self._task_connection),
                 **stand_ins(self.allow_transactions, self._task_connection),
+                **_sync_refusals(self.database),
             },
         )
         _open.set((*_open.get(), self))
+        _registry.setdefault(id(self.database), []).append(self)
         self.patched = True
 
     def _task_connection(self) -> Awaitable[SharedConnection]:
-        """The connection of the innermost case the calling task knows (this one where it knows none): so
-        blocks open at once in sibling tasks each keep to their own, whichever patched the database last."""
-        return (innermost(self.database) or self).connection()
+        """The connection of the calling task's block (:func:`case_for_task`): so blocks open at once in sibling
+        tasks each keep to their own, whichever patched the database last."""
+        return case_for_task(self.database).connection()
 
     def _unregister(self) -> None:
         _open.set(tuple(case for case in _open.get() if case is not self))
+        cases = _registry.get(id(self.database), [])
+        if self in cases:
+            cases.remove(self)
+        if not cases:
+            _registry.pop(id(self.database), None)
 
     # -- 2. connection -------------------------------------------------------------------------------------
 
@@ -238,7 +315,11 @@ class CaseEngine:
     async def finish(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> None:
-        """Roll back and give the connection back, keeping the patches: a later query opens a new transaction."""
+        """Roll back and give the connection back, keeping the patches: a later query opens a new transaction.
+
+        From now on the block's connection refuses statements (a task holding it outlived the block)."""
+        if self.outer is None and self._shared is not None:
+            self._shared.ended = OUTLIVED
         await self._transaction.__aexit__(exc_type, exc, traceback)
 
     async def _roll_back(

@@ -154,7 +154,8 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
     first query, on the test's own event loop, whatever its loop scope. Tests that cannot run in a
     transaction get ``clear_tables`` instead, and ``None``: synchronous tests, tests that ask for
     ``clear_tables``, and tests marked ``@pytest.mark.peewee_db(isolation="clear")``.
-    ``peewee_async_autouse = true`` applies it to every test.
+    ``peewee_async_autouse = true`` applies it to every test. Tasks the test started and left running
+    are cancelled when it ends, and fail it; synchronous queries inside it fail at once.
     """
     chosen, options = isolation(request)
     if chosen == "clear":
@@ -177,13 +178,24 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
 
     @functools.wraps(test)
     async def run_in_transaction(*args: Any, **kwargs: Any) -> Any:
+        from ._compat import add_note
+        from .exceptions import TransactionError
+        from .tasks import left_tasks_message, stop_left_tasks
+
         running.append(asyncio.current_task())  # type: ignore[arg-type]
+        before = asyncio.all_tasks()  # the test's tasks are the ones it leaves running: stopped before the ROLLBACK
         try:
             result = await test(*args, **kwargs)
         except BaseException as error:
+            left = await stop_left_tasks(before)
+            if left:
+                add_note(error, left_tasks_message(item.nodeid, left))
             await engine.finish(type(error), error, error.__traceback__)
             raise
+        left = await stop_left_tasks(before)
         await engine.finish(None, None, None)
+        if left:
+            raise TransactionError(left_tasks_message(item.nodeid, left))
         return result
 
     from ._compat import replaced_test_function
