@@ -9,8 +9,9 @@ from __future__ import annotations
 import inspect
 from typing import Any
 
-#: libpq's transaction status "in a failed transaction" (psycopg2's and psycopg 3's alike).
-IN_ERROR = 3
+#: libpq's transaction statuses "idle, outside a transaction" and "in a failed transaction" (psycopg2's and
+#: psycopg 3's alike).
+IDLE, IN_ERROR = 0, 3
 
 
 def is_aiopg(connection: Any) -> bool:

@@ -147,6 +147,11 @@ class CaseEngine:
 
     # -- 2. connection -------------------------------------------------------------------------------------
 
+    @property
+    def shared(self) -> SharedConnection | None:
+        """The block's connection as the code under test sees it while the transaction is open, else None."""
+        return self._shared
+
     async def connection(self) -> SharedConnection:
         """The block's connection; the first call opens it: acquire (or share the outer's), BEGIN (or SAVEPOINT)."""
         if self._shared is not None:
@@ -171,8 +176,15 @@ class CaseEngine:
             self._savepoint = f"pwat_case_{uuid.uuid4().hex}"
             await shared.control(f"SAVEPOINT {self._savepoint}")
         stack.push_async_exit(self._roll_back)
-        autosavepoint, shared.autosavepoint = shared.autosavepoint, self.autosavepoint
-        stack.callback(setattr, shared, "autosavepoint", autosavepoint)
+        # This block's options while it is the innermost, the outer block's back when it ends (its savepoints,
+        # a transaction opened with SQL among them, are gone with the rollback).
+        for option, value in (
+            ("autosavepoint", self.autosavepoint),
+            ("allow_transactions", self.allow_transactions),
+            ("sql_transaction", False),
+        ):
+            stack.callback(setattr, shared, option, getattr(shared, option))
+            setattr(shared, option, value)
         self._shared = shared
 
     async def _connect(self, stack: AsyncExitStack) -> SharedConnection:
@@ -232,8 +244,12 @@ class CaseEngine:
         except BaseException:  # cancelled while rolling back: never hand an open transaction to the pool
             await drivers.close(raw)
             raise
-        if drivers.is_closed(raw) and self._pid is not None:
-            await drivers.terminate(self._pool, self._pid)
+        # (A pool closed in the block, by aio_close(), closed the connection, and the server its transaction.)
+        if drivers.is_closed(raw) and self._pid is not None and getattr(self._pool, "is_connected", True):
+            try:
+                await drivers.terminate(self._pool, self._pid)
+            except Exception as error:  # a server gone: what the block raised stays the error
+                problem = problem or f"its server process could not be ended ({type(error).__name__}: {error})"
         if problem:
             message = f"TransactionTestCase could not undo the block: {problem}."
             if exc is None:

@@ -222,7 +222,7 @@ async def test_a_test_on_a_reused_connection_has_its_sequences_back_when_it_ends
                 with other.cursor() as cursor:
                     # The reset reads pg_sequence: it waits for this lock, held until this transaction ends.
                     cursor.execute("SET lock_timeout = '20s'; LOCK TABLE pg_catalog.pg_sequence")
-                pid = backend_pid(case.connection)
+                pid = backend_pid(case.connection.raw)
                 end = asyncio.ensure_future(engine.finish(None, None, None))
                 for _ in range(3000):  # until the server has the setval() waiting for the lock
                     with other.cursor() as cursor:
