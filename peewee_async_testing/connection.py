@@ -178,10 +178,19 @@ class SharedConnection:
                 if self._auto_pending and not is_closed(self.raw) and transaction_status(self.raw) == IN_ERROR:
                     await self._run(f"ROLLBACK TO SAVEPOINT {_AUTO}")
 
+    def _text(self, sql: Any) -> str | None:
+        """The SQL text of what the code handed a driver: a string, bytes, or psycopg 3's composed SQL."""
+        if isinstance(sql, str):
+            return sql
+        if isinstance(sql, bytes):
+            return sql.decode(errors="replace")
+        as_string = getattr(sql, "as_string", None)
+        return str(as_string(self.raw)) if as_string is not None else None
+
     async def statement(self, cursor: Any, method: str, sql: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one statement of the code under test through ``cursor.method`` (the lock held)."""
-        text = sql.decode() if isinstance(sql, bytes) else sql
-        found = control_statements(text, postgres=self.postgres) if isinstance(text, str) else None
+        text = self._text(sql)
+        found = None if text is None else control_statements(text, postgres=self.postgres)
         if found is not None:
             return await self._code_control(cursor, method, text, found, args, kwargs)
         if self.aborted():
@@ -305,14 +314,26 @@ class SharedConnection:
     def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         """The driver's own ``execute()`` (psycopg 3, aiosqlite), with transaction control refused: it bypasses
         the turns and savepoints of a cursor, so send such statements through one."""
-        text = sql.decode() if isinstance(sql, bytes) else sql
-        if isinstance(text, str) and control_statements(text, postgres=self.postgres) is not None:
+        self._refuse_control(sql, "execute")
+        return self.raw.execute(sql, *args, **kwargs)
+
+    def executemany(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
+        """The driver's own ``executemany()`` (aiosqlite), with transaction control refused."""
+        self._refuse_control(sql, "executemany")
+        return self.raw.executemany(sql, *args, **kwargs)
+
+    def executescript(self, *args: Any, **kwargs: Any) -> Any:
+        """aiosqlite's ``executescript()``: refused, as it commits first."""
+        raise TransactionControlError(SCRIPT)
+
+    def _refuse_control(self, sql: Any, method: str) -> None:
+        text = self._text(sql)
+        if text is not None and control_statements(text, postgres=self.postgres) is not None:
             raise TransactionControlError(
-                f"{' '.join(text.split())!r} was sent through the driver's connection.execute() inside "
+                f"{' '.join(text.split())!r} was sent through the driver's connection.{method}() inside "
                 "TransactionTestCase, where it would end the test transaction: send it through a cursor "
                 "(`async with connection.cursor() as cursor`) or database.aio_execute_sql(). " + ALLOW
             )
-        return self.raw.execute(sql, *args, **kwargs)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)

@@ -26,7 +26,7 @@ _LEADING = frozenset({"abort", "begin", "commit", "end", "prepare", "release", "
 _FIRST_WORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_$]*)")
 _TOKEN = re.compile(
     r"""(?P<space>\s+)
-    |(?P<line>--[^\n]*)
+    |(?P<line>--[^\n\r]*)
     |(?P<block>/\*)
     |(?P<escaped>[eE]'(?:[^'\\]|\\.|'')*'?)
     |(?P<string>'(?:[^']|'')*'?)

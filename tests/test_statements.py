@@ -55,6 +55,7 @@ def kinds(sql: str, postgres: bool = True) -> list[str | None] | None:
         ("COMMIT PREPARED 'x'", [PREPARED]),
         ("PREPARE q AS SELECT 1", None),
         ("-- a comment\n  COMMIT", [COMMIT]),
+        ("-- a comment ends at a carriage return too\rCOMMIT", [COMMIT]),
         ("/* a /* nested */ comment */ COMMIT", [COMMIT]),
         ("INSERT INTO t VALUES (1); COMMIT", [None, COMMIT]),
         ("INSERT INTO t VALUES ('a;b'); commit;", [None, COMMIT]),
@@ -214,3 +215,48 @@ async def test_prepared_transactions_are_refused_even_when_allowed(database: Any
     async with TransactionTestCase(database, allow_transactions=True):
         with pytest.raises(TransactionError, match="PREPARE TRANSACTION"):
             await database.aio_execute_sql("PREPARE TRANSACTION 'x'")
+
+
+async def test_the_driver_connection_methods_refuse_transaction_control(database: Any) -> None:
+    async with TransactionTestCase(database) as case:
+        await Author.aio_create(name="kept in the block")
+        with pytest.raises(TransactionError, match="COMMIT"):
+            await case.connection.commit()
+        with pytest.raises(TransactionError, match="ROLLBACK"):
+            await case.connection.rollback()
+        if not is_sqlite(database) and not hasattr(case.connection.raw, "execute"):
+            return  # aiopg: its connection has no execute() of its own
+        with pytest.raises(TransactionError, match=r"connection\.execute"):
+            case.connection.execute("COMMIT")
+        if is_sqlite(database):
+            with pytest.raises(TransactionError, match="executescript"):
+                case.connection.executescript("INSERT INTO author (name) VALUES ('x');")
+            async with case.connection.cursor() as cursor:
+                with pytest.raises(TransactionError, match="executescript"):
+                    await cursor.executescript("INSERT INTO author (name) VALUES ('x');")
+        assert await names() == ["kept in the block"]
+    assert await names() == []
+
+
+async def test_psycopg_composed_sql_is_read_too(database: Any) -> None:
+    if not isinstance(database, peewee_async.Psycopg3Database):
+        pytest.skip("psycopg 3's composed SQL")
+    from psycopg import sql
+
+    async with TransactionTestCase(database) as case:
+        await Author.aio_create(name="kept in the block")
+        async with case.connection.cursor() as cursor:
+            with pytest.raises(TransactionError, match="COMMIT"):
+                await cursor.execute(sql.SQL("COMMIT"))
+        assert await names() == ["kept in the block"]
+    assert await names() == []
+
+
+async def test_a_statement_sent_while_holding_a_cursor_fails_instead_of_waiting_for_itself(database: Any) -> None:
+    async with TransactionTestCase(database) as case:
+        async with case.connection.cursor() as cursor:
+            await cursor.execute(insert(database), ("first",))
+            with pytest.raises(TransactionError, match="holds a cursor of the test connection open"):
+                await Author.aio_create(name="second")
+        assert await names() == ["first"]
+    assert await names() == []
