@@ -191,7 +191,7 @@ class SharedConnection:
         """Run one statement of the code under test through ``cursor.method`` (the lock held)."""
         text = self._text(sql)
         found = None if text is None else control_statements(text, postgres=self.postgres)
-        if found is not None:
+        if text is not None and found is not None:
             return await self._code_control(cursor, method, text, found, args, kwargs)
         if self.aborted():
             raise AbortedTransactionError(ABORTED_IN_BLOCK if inside_app_transaction() else ABORTED)
