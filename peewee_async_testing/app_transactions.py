@@ -15,6 +15,12 @@ from peewee_async import Transaction
 from peewee_async.connection import connection_context
 
 from .connection import ALLOW, ConnectionScope, SharedConnection, inside_app_transaction
+from .drivers import no_active_transaction
+
+NO_TRANSACTION = (
+    "SAVEPOINT can only be used in transaction blocks: aio_savepoint() was called outside any transaction of the "
+    "code under test (aio_atomic(), aio_transaction(), aio_begin()), where PostgreSQL refuses it in production too."
+)
 
 #: The methods a peewee-async database opens transactions with.
 METHODS = ("aio_atomic", "aio_transaction", "aio_begin", "aio_savepoint")
@@ -33,9 +39,14 @@ class Savepoint(Transaction):  # type: ignore[misc]
     use, when the test allows transactions.
     """
 
-    def __init__(self, connection: SharedConnection, *, root: bool) -> None:
+    def __init__(self, connection: SharedConnection, *, root: bool, counted: bool = False) -> None:
         super().__init__(connection, is_savepoint=True)
         self.root = root  # a transaction in production (BEGIN), not a savepoint
+        self._counted = counted  # among the connection's open aio_begin() transactions
+
+    async def begin(self) -> None:
+        await super().begin()
+        self.connection.begun += self._counted
 
     async def commit(self) -> None:
         """Release the savepoint; as PostgreSQL's ``COMMIT`` of an aborted transaction, roll back a root one."""
@@ -43,6 +54,15 @@ class Savepoint(Transaction):  # type: ignore[misc]
             await self.execute(f"ROLLBACK TO SAVEPOINT {self.savepoint}; RELEASE SAVEPOINT {self.savepoint}")
         else:
             await super().commit()
+        self._end()
+
+    async def rollback(self) -> None:
+        await super().rollback()
+        self._end()
+
+    def _end(self) -> None:
+        self.connection.begun -= self._counted
+        self._counted = False
 
     async def execute(self, sql: str) -> None:
         await self.connection.control(sql)
@@ -79,7 +99,10 @@ def _savepoints(connection: Callable[[], Awaitable[SharedConnection]]) -> dict[s
     async def begin(*, root: bool) -> Savepoint:
         if connection_context.get() is None:  # peewee-async's rule, in its words
             raise peewee.OperationalError("This method can only be called within the aio_connection context manager")
-        savepoint = Savepoint(await connection(), root=root)
+        shared = await connection()
+        if not root and shared.postgres and not (inside_app_transaction() or shared.sql_transaction or shared.begun):
+            raise no_active_transaction(shared.raw, NO_TRANSACTION)
+        savepoint = Savepoint(shared, root=root, counted=root)
         await savepoint.begin()
         return savepoint
 

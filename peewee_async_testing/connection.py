@@ -18,7 +18,7 @@ from typing import Any
 
 from peewee_async.connection import ConnectionContext, connection_context
 
-from .drivers import IDLE, IN_ERROR, can_defer, is_closed, transaction_status
+from .drivers import IDLE, IN_ERROR, backslash_quotes, can_defer, is_closed, transaction_status
 from .exceptions import AbortedTransactionError, TransactionControlError, TransactionError, TurnTimeoutError
 from .statements import BEGIN, COMMIT, PREPARED, SAVEPOINT, control_statements
 
@@ -102,6 +102,8 @@ class SharedConnection:
         self.allow_transactions = False
         #: Whether the code under test opened a transaction with SQL (``BEGIN``): the savepoint ``pwat_sql``.
         self.sql_transaction = False
+        #: How many ``aio_begin()`` transactions of the code under test are open (each on a savepoint).
+        self.begun = 0
         #: The event loop the connection belongs to.
         self.loop = asyncio.get_running_loop()
         self._lock = asyncio.Lock()
@@ -187,10 +189,14 @@ class SharedConnection:
         as_string = getattr(sql, "as_string", None)
         return str(as_string(self.raw)) if as_string is not None else None
 
+    def _scan(self, text: str) -> list[tuple[int, int, str | None]] | None:
+        backslashes = self.postgres and "\\" in text and backslash_quotes(self.raw)
+        return control_statements(text, postgres=self.postgres, backslashes=backslashes)
+
     async def statement(self, cursor: Any, method: str, sql: Any, *args: Any, **kwargs: Any) -> Any:
         """Run one statement of the code under test through ``cursor.method`` (the lock held)."""
         text = self._text(sql)
-        found = None if text is None else control_statements(text, postgres=self.postgres)
+        found = None if text is None else self._scan(text)
         if text is not None and found is not None:
             return await self._code_control(cursor, method, text, found, args, kwargs)
         if self.aborted():
@@ -328,7 +334,7 @@ class SharedConnection:
 
     def _refuse_control(self, sql: Any, method: str) -> None:
         text = self._text(sql)
-        if text is not None and control_statements(text, postgres=self.postgres) is not None:
+        if text is not None and self._scan(text) is not None:
             raise TransactionControlError(
                 f"{' '.join(text.split())!r} was sent through the driver's connection.{method}() inside "
                 "TransactionTestCase, where it would end the test transaction: send it through a cursor "

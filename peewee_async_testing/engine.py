@@ -182,6 +182,7 @@ class CaseEngine:
             ("autosavepoint", self.autosavepoint),
             ("allow_transactions", self.allow_transactions),
             ("sql_transaction", False),
+            ("begun", 0),
         ):
             stack.callback(setattr, shared, option, getattr(shared, option))
             setattr(shared, option, value)

@@ -24,43 +24,54 @@ BEGIN, COMMIT, ROLLBACK, SAVEPOINT, PREPARED = "begin", "commit", "rollback", "s
 #: The first words that can start one of those statements (PostgreSQL's and SQLite's together).
 _LEADING = frozenset({"abort", "begin", "commit", "end", "prepare", "release", "rollback", "savepoint", "start"})
 _FIRST_WORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_$]*)")
-_TOKEN = re.compile(
-    r"""(?P<space>\s+)
+_TOKEN_PATTERN = r"""(?P<space>\s+)
     |(?P<line>--[^\n\r]*)
     |(?P<block>/\*)
     |(?P<escaped>[eE]'(?:[^'\\]|\\.|'')*'?)
-    |(?P<string>'(?:[^']|'')*'?)
+    |(?P<string>'(?:[^'{backslash}]|{escape}'')*'?)
     |(?P<quoted>"(?:[^"]|"")*"?)
     |(?P<dollar>\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$)
     |(?P<word>[A-Za-z_][A-Za-z0-9_$]*)
     |(?P<semicolon>;)
     |(?P<open>\()
     |(?P<close>\))
-    |(?P<other>.)""",
-    re.VERBOSE | re.DOTALL,
-)
+    |(?P<other>.)"""
+#: The tokens of a statement, by whether a backslash escapes in a plain string ('...'): not by default, yes with
+#: PostgreSQL's standard_conforming_strings off.
+_TOKENS = {
+    backslashes: re.compile(
+        _TOKEN_PATTERN.format(backslash="\\\\" if backslashes else "", escape="\\\\.|" if backslashes else ""),
+        re.VERBOSE | re.DOTALL,
+    )
+    for backslashes in (False, True)
+}
 _WORDS = 4  # the leading words that tell a statement's kind
 
 
-def control_statements(sql: str, *, postgres: bool) -> list[tuple[int, int, str | None]] | None:
+def control_statements(
+    sql: str, *, postgres: bool, backslashes: bool = False
+) -> list[tuple[int, int, str | None]] | None:
     """None when ``sql`` controls no transaction (the usual case); else every statement of it, in order, as
     ``(start, end, kind)``: ``kind`` is one of :data:`BEGIN`, :data:`COMMIT`, :data:`ROLLBACK`,
     :data:`SAVEPOINT`, :data:`PREPARED`, or None for a statement that controls nothing.
 
     SQLite's driver runs one statement per ``execute()`` (and refuses a string with more), so for SQLite
-    only the first statement counts.
+    only the first statement counts. ``backslashes``: a backslash escapes in plain strings too (PostgreSQL's
+    ``standard_conforming_strings`` off).
     """
     if ";" not in sql:
         first = _FIRST_WORD.match(sql)
         if first is not None and first.group(1).lower() not in _LEADING:
             return None
-    statements = [(start, end, _kind(words, postgres)) for start, end, words in _split(sql, postgres)]
+    statements = [
+        (start, end, _kind(words, postgres)) for start, end, words in _split(sql, postgres, _TOKENS[backslashes])
+    ]
     if not postgres:
         statements = statements[:1]
     return statements if any(kind for _, _, kind in statements) else None
 
 
-def _split(sql: str, postgres: bool) -> list[tuple[int, int, list[str]]]:
+def _split(sql: str, postgres: bool, tokens: re.Pattern[str]) -> list[tuple[int, int, list[str]]]:
     """The statements of ``sql``, each as ``(start, end, its first words in lower case)``."""
     statements: list[tuple[int, int, list[str]]] = []
     start, position, words = 0, 0, []  # type: ignore[var-annotated]
@@ -68,7 +79,7 @@ def _split(sql: str, postgres: bool) -> list[tuple[int, int, list[str]]]:
     previous = ""
     routine = False  # a CREATE FUNCTION / PROCEDURE statement, whose body may hold semicolons
     while position < len(sql):
-        token = _TOKEN.match(sql, position)
+        token = tokens.match(sql, position)
         assert token is not None  # (?P<other>.) matches anything
         kind, position = token.lastgroup, token.end()
         if kind == "block":

@@ -36,6 +36,21 @@ async def test_begin_and_savepoint_need_aio_connection_as_in_peewee_async(databa
     assert await names() == []
 
 
+async def test_aio_savepoint_outside_any_transaction_raises_as_in_production(database: Any) -> None:
+    needs_postgres(database)
+    async with database.aio_connection():
+        with pytest.raises(Exception, match="SAVEPOINT can only be used in transaction blocks") as production:
+            await database.aio_savepoint()
+    assert type(production.value).__name__ == "NoActiveSqlTransaction"  # the driver's own error, unwrapped
+    async with TransactionTestCase(database, allow_transactions=True), database.aio_connection():
+        with pytest.raises(type(production.value), match="SAVEPOINT can only be used in transaction blocks") as raised:
+            await database.aio_savepoint()
+        assert isinstance(raised.value, TransactionError)
+        begun = await database.aio_begin()  # inside a transaction it works, as in production
+        await (await database.aio_savepoint()).rollback()
+        await begun.rollback()
+
+
 async def error_after_integrity_error(database: Any) -> type[BaseException]:
     """The class of the error a statement raises after a caught IntegrityError inside aio_atomic()."""
     async with database.aio_atomic():

@@ -81,10 +81,14 @@ async def test_begin_and_savepoint_objects(database: Any, end: str, kept: list[s
     async with TransactionTestCase(database, allow_transactions=True):
         for method in ("aio_begin", "aio_savepoint"):
             async with database.aio_connection():
+                # aio_savepoint() needs a transaction open, as in production (PostgreSQL)
+                outer = await database.aio_begin() if method == "aio_savepoint" else None
                 transaction = await getattr(database, method)()
                 assert transaction.is_savepoint
                 await Author.aio_create(name="begun")
                 await getattr(transaction, end)()
+                if outer is not None:
+                    await outer.commit()
             assert await names() == kept
             await Author.delete().aio_execute()
     assert await names() == []

@@ -81,6 +81,13 @@ def test_the_scanner_finds_transaction_control(sql: str, expected: list[str | No
     assert kinds(sql) == expected
 
 
+def test_with_standard_conforming_strings_off_a_backslash_escapes() -> None:
+    hidden = "SELECT 'a\\''; COMMIT; --'"  # with backslash escapes, the string ends before COMMIT
+    assert kinds(hidden) is None
+    found = control_statements(hidden, postgres=True, backslashes=True)
+    assert [kind for _, _, kind in found or []] == [None, COMMIT]
+
+
 def test_the_scanner_knows_sqlite() -> None:
     assert kinds("BEGIN IMMEDIATE TRANSACTION", postgres=False) == [BEGIN]
     assert kinds("END TRANSACTION", postgres=False) == [COMMIT]
@@ -260,3 +267,25 @@ async def test_a_statement_sent_while_holding_a_cursor_fails_instead_of_waiting_
                 await Author.aio_create(name="second")
         assert await names() == ["first"]
     assert await names() == []
+
+
+async def test_a_commit_hidden_by_standard_conforming_strings_off_is_caught(database: Any) -> None:
+    needs_postgres(database)
+    async with TransactionTestCase(database):
+        await database.aio_execute_sql("SET standard_conforming_strings = off")
+        with pytest.raises(TransactionError, match="COMMIT"):
+            await database.aio_execute_sql("SELECT 'a\\''; COMMIT; --'")
+    assert await names() == []
+
+
+async def test_a_function_with_a_sql_body_is_not_taken_for_transaction_control(database: Any) -> None:
+    needs_postgres(database)
+    async with TransactionTestCase(database):
+        await database.aio_execute_sql(
+            "CREATE FUNCTION pwat_f() RETURNS int LANGUAGE sql BEGIN ATOMIC SELECT 1; "
+            "SELECT CASE WHEN true THEN 2 END; END; DO $$ BEGIN PERFORM pwat_f(); END $$"
+        )
+    found = await database.aio_execute_sql(
+        "SELECT count(*) FROM pg_proc WHERE proname = 'pwat_f'", fetch_results=peewee_async.databases.fetchone
+    )
+    assert found[0] == 0
