@@ -119,6 +119,7 @@ class CaseEngine:
         self._undo_patches: Callable[[], None] | None = None
         self._transaction = AsyncExitStack()
         self._begin_lock = asyncio.Lock()
+        self._block_error: BaseException | None = None  # what the block raised, while its exit runs
 
     # -- 1. patch ------------------------------------------------------------------------------------------
 
@@ -163,6 +164,7 @@ class CaseEngine:
         return self._shared
 
     async def _begin(self, stack: AsyncExitStack) -> None:
+        stack.push_async_exit(self._keep_block_error)  # the last exit step: it sees every other one fail
         stack.callback(self._forget)
         self._loop = asyncio.get_running_loop()
         shared = await self._connect(stack)
@@ -224,11 +226,23 @@ class CaseEngine:
         """Roll back and give the connection back, keeping the patches: a later query opens a new transaction."""
         await self._transaction.__aexit__(exc_type, exc, traceback)
 
+    async def _keep_block_error(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> bool:
+        """A step of the exit that failed (giving the connection back to a closed pool, say) never hides the
+        block's own exception: the failure becomes a note on it."""
+        block_error, self._block_error = self._block_error, None
+        if block_error is None or exc is None or exc is block_error:
+            return False
+        add_note(block_error, f"TransactionTestCase could not end the block cleanly: {type(exc).__name__}: {exc}")
+        raise block_error
+
     async def _roll_back(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> bool:
         """Roll back (to the savepoint, when nested); a failure never hides the block's own exception."""
         assert self._shared is not None
+        self._block_error = exc
         raw, problem = self.raw, ""
         try:
             if self._savepoint is None and self._shared.deferred:  # no statement ran: nothing began

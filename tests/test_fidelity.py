@@ -133,3 +133,24 @@ async def test_a_task_awaited_from_inside_aio_atomic_fails_clearly_instead_of_wa
         assert isinstance(raised.value, TransactionError)
         assert await names() == []
     assert await names() == []
+
+
+async def test_a_failure_of_the_exit_never_hides_the_block_error(
+    database: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pool = database.pool_backend
+    release = pool.release
+
+    async def failing_release(connection: Any) -> None:
+        raise RuntimeError("the pool refused the connection back")
+
+    with pytest.raises(KeyError, match="the block's own error") as raised:
+        async with TransactionTestCase(database) as case:
+            raw = case.connection.raw
+            await Author.aio_create(name="ada")
+            monkeypatch.setattr(pool, "release", failing_release)  # a fault injected into the exit
+            raise KeyError("the block's own error")
+    monkeypatch.undo()
+    await release(raw)
+    assert any("the pool refused the connection back" in note for note in raised.value.__notes__)
+    assert await names() == []
