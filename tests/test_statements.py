@@ -119,6 +119,16 @@ async def test_a_first_statement_that_fails_in_the_driver_keeps_the_begin(databa
     assert await names() == []
 
 
+async def test_a_first_statement_with_a_syntax_error_keeps_the_begin(database: Any) -> None:
+    if isinstance(database, peewee_async.Psycopg3Database):
+        pytest.skip("psycopg 3 sends the BEGIN alone, at entry: the error aborts the transaction, as any error does")
+    async with TransactionTestCase(database):
+        with pytest.raises(peewee.PeeweeException, match=r"(?i)syntax"):  # the server parses the whole string first
+            await database.aio_execute_sql("SELEC 1")
+        await Author.aio_create(name="after the failure")
+    assert await names() == []
+
+
 async def test_a_first_statement_that_fails_on_case_connection_keeps_the_begin(database: Any) -> None:
     async with TransactionTestCase(database) as case:
         async with case.connection.cursor() as cursor:
