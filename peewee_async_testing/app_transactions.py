@@ -12,8 +12,15 @@ from typing import Any, NoReturn
 
 import peewee
 from peewee_async import Transaction
+from peewee_async.connection import connection_context
 
-from .connection import SharedConnection, inside_app_transaction
+from .connection import ALLOW, ConnectionScope, SharedConnection, inside_app_transaction
+from .drivers import no_active_transaction
+
+NO_TRANSACTION = (
+    "SAVEPOINT can only be used in transaction blocks: aio_savepoint() was called outside any transaction of the "
+    "code under test (aio_atomic(), aio_transaction(), aio_begin()), where PostgreSQL refuses it in production too."
+)
 
 #: The methods a peewee-async database opens transactions with.
 METHODS = ("aio_atomic", "aio_transaction", "aio_begin", "aio_savepoint")
@@ -32,8 +39,30 @@ class Savepoint(Transaction):  # type: ignore[misc]
     use, when the test allows transactions.
     """
 
-    def __init__(self, connection: SharedConnection) -> None:
+    def __init__(self, connection: SharedConnection, *, root: bool, counted: bool = False) -> None:
         super().__init__(connection, is_savepoint=True)
+        self.root = root  # a transaction in production (BEGIN), not a savepoint
+        self._counted = counted  # among the connection's open aio_begin() transactions
+
+    async def begin(self) -> None:
+        await super().begin()
+        self.connection.begun += self._counted
+
+    async def commit(self) -> None:
+        """Release the savepoint; as PostgreSQL's ``COMMIT`` of an aborted transaction, roll back a root one."""
+        if self.root and self.connection.aborted():
+            await self.execute(f"ROLLBACK TO SAVEPOINT {self.savepoint}; RELEASE SAVEPOINT {self.savepoint}")
+        else:
+            await super().commit()
+        self._end()
+
+    async def rollback(self) -> None:
+        await super().rollback()
+        self._end()
+
+    def _end(self) -> None:
+        self.connection.begun -= self._counted
+        self._counted = False
 
     async def execute(self, sql: str) -> None:
         await self.connection.control(sql)
@@ -43,9 +72,7 @@ def _refusing(name: str) -> Callable[..., NoReturn]:
     def refuse(*args: object, **kwargs: object) -> NoReturn:
         raise ValueError(
             f"{name}() is disabled inside TransactionTestCase: every query of the test runs in one transaction "
-            "that is rolled back at the end, and a transaction of the code under test would commit or end it. "
-            "Let it run on savepoints instead with TransactionTestCase(allow_transactions=True) "
-            "(pytest: @pytest.mark.peewee_db(allow_transactions=True)), or use the `clear_tables` fixture."
+            "that is rolled back at the end, and a transaction of the code under test would commit or end it. " + ALLOW
         )
 
     return refuse
@@ -59,8 +86,8 @@ def _savepoints(connection: Callable[[], Awaitable[SharedConnection]]) -> dict[s
     async def block(*, nestable: bool) -> AsyncIterator[None]:
         if not nestable and inside_app_transaction():
             raise peewee.OperationalError("Transaction already opened")
-        shared = await connection()
-        async with shared.transaction_block(), Savepoint(shared):
+        root = not inside_app_transaction()
+        async with ConnectionScope(connection) as shared, shared.transaction_block(), Savepoint(shared, root=root):
             yield
 
     def aio_atomic() -> AbstractAsyncContextManager[None]:
@@ -69,14 +96,25 @@ def _savepoints(connection: Callable[[], Awaitable[SharedConnection]]) -> dict[s
     def aio_transaction() -> AbstractAsyncContextManager[None]:
         return block(nestable=False)
 
-    async def aio_begin() -> Savepoint:
-        savepoint = Savepoint(await connection())
+    async def begin(*, root: bool) -> Savepoint:
+        if connection_context.get() is None:  # peewee-async's rule, in its words
+            raise peewee.OperationalError("This method can only be called within the aio_connection context manager")
+        shared = await connection()
+        if not root and shared.postgres and not (inside_app_transaction() or shared.sql_transaction or shared.begun):
+            raise no_active_transaction(shared.raw, NO_TRANSACTION)
+        savepoint = Savepoint(shared, root=root, counted=root)
         await savepoint.begin()
         return savepoint
+
+    async def aio_begin() -> Savepoint:
+        return await begin(root=True)
+
+    async def aio_savepoint() -> Savepoint:
+        return await begin(root=False)
 
     return {
         "aio_atomic": aio_atomic,
         "aio_transaction": aio_transaction,
         "aio_begin": aio_begin,
-        "aio_savepoint": aio_begin,
+        "aio_savepoint": aio_savepoint,
     }

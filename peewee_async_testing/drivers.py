@@ -6,11 +6,15 @@ answering these questions for its connections.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from typing import Any
 
-#: libpq's transaction status "in a failed transaction" (psycopg2's and psycopg 3's alike).
-IN_ERROR = 3
+from .exceptions import TransactionError
+
+#: libpq's transaction statuses "idle, outside a transaction" and "in a failed transaction" (psycopg2's and
+#: psycopg 3's alike).
+IDLE, IN_ERROR = 0, 3
 
 
 def is_aiopg(connection: Any) -> bool:
@@ -33,6 +37,18 @@ def transaction_status(connection: Any) -> int | None:
     return None if info is None else int(info.transaction_status)
 
 
+def backslash_quotes(connection: Any) -> bool:
+    """Whether a backslash escapes in a plain string literal on this PostgreSQL connection (the server's
+    ``standard_conforming_strings`` off; read locally, from what the server reported)."""
+    name = "standard_conforming_strings"
+    if is_aiopg(connection):
+        status = connection.raw.get_parameter_status(name)
+    else:
+        info = getattr(connection, "info", None)  # psycopg 3
+        status = None if info is None else info.parameter_status(name)
+    return status in ("off", b"off")
+
+
 def in_transaction(connection: Any) -> bool:
     status = transaction_status(connection)
     return bool(connection.in_transaction) if status is None else status != 0  # 0 is IDLE
@@ -46,6 +62,21 @@ async def close(connection: Any) -> None:
     result = connection.close()  # a coroutine for psycopg 3 and aiosqlite, a future or None for aiopg
     if inspect.isawaitable(result):
         await result
+
+
+def no_active_transaction(connection: Any, message: str) -> Exception:
+    """The error the PostgreSQL driver of ``connection`` raises for a statement that needs a transaction block
+    sent outside one (SQLSTATE 25P01), as a :class:`TransactionError` too, saying ``message``."""
+    if is_aiopg(connection):
+        from psycopg2.errors import NoActiveSqlTransaction
+    else:
+        from psycopg.errors import NoActiveSqlTransaction
+    return _also_ours(NoActiveSqlTransaction)(message)
+
+
+@functools.cache
+def _also_ours(driver_error: type[Exception]) -> type[Exception]:
+    return type(driver_error.__name__, (TransactionError, driver_error), {"__module__": __name__})
 
 
 def can_defer(connection: Any) -> bool:

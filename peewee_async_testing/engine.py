@@ -196,6 +196,7 @@ class CaseEngine:
         self._undo_patches: Callable[[], None] | None = None
         self._transaction = AsyncExitStack()
         self._begin_lock = asyncio.Lock()
+        self._block_error: BaseException | None = None  # what the block raised, while its exit runs
 
     # -- 1. patch ------------------------------------------------------------------------------------------
 
@@ -233,6 +234,11 @@ class CaseEngine:
 
     # -- 2. connection -------------------------------------------------------------------------------------
 
+    @property
+    def shared(self) -> SharedConnection | None:
+        """The block's connection as the code under test sees it while the transaction is open, else None."""
+        return self._shared
+
     async def connection(self) -> SharedConnection:
         """The block's connection; the first call opens it: acquire (or share the outer's), BEGIN (or SAVEPOINT)."""
         if self._shared is not None:
@@ -244,6 +250,7 @@ class CaseEngine:
         return self._shared
 
     async def _begin(self, stack: AsyncExitStack) -> None:
+        stack.push_async_exit(self._keep_block_error)  # the last exit step: it sees every other one fail
         stack.callback(self._forget)
         self._loop = asyncio.get_running_loop()
         shared = await self._connect(stack)
@@ -257,8 +264,16 @@ class CaseEngine:
             self._savepoint = f"pwat_case_{uuid.uuid4().hex}"
             await shared.control(f"SAVEPOINT {self._savepoint}")
         stack.push_async_exit(self._roll_back)
-        autosavepoint, shared.autosavepoint = shared.autosavepoint, self.autosavepoint
-        stack.callback(setattr, shared, "autosavepoint", autosavepoint)
+        # This block's options while it is the innermost, the outer block's back when it ends (its savepoints,
+        # a transaction opened with SQL among them, are gone with the rollback).
+        for option, value in (
+            ("autosavepoint", self.autosavepoint),
+            ("allow_transactions", self.allow_transactions),
+            ("sql_transaction", False),
+            ("begun", 0),
+        ):
+            stack.callback(setattr, shared, option, getattr(shared, option))
+            setattr(shared, option, value)
         self._shared = shared
 
     async def _connect(self, stack: AsyncExitStack) -> SharedConnection:
@@ -322,11 +337,23 @@ class CaseEngine:
             self._shared.ended = OUTLIVED
         await self._transaction.__aexit__(exc_type, exc, traceback)
 
+    async def _keep_block_error(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> bool:
+        """A step of the exit that failed (giving the connection back to a closed pool, say) never hides the
+        block's own exception: the failure becomes a note on it."""
+        block_error, self._block_error = self._block_error, None
+        if block_error is None or exc is None or exc is block_error:
+            return False
+        add_note(block_error, f"TransactionTestCase could not end the block cleanly: {type(exc).__name__}: {exc}")
+        raise block_error
+
     async def _roll_back(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
     ) -> bool:
         """Roll back (to the savepoint, when nested); a failure never hides the block's own exception."""
         assert self._shared is not None
+        self._block_error = exc
         raw, problem = self.raw, ""
         try:
             if self._savepoint is None and self._shared.deferred:  # no statement ran: nothing began
@@ -343,7 +370,8 @@ class CaseEngine:
         except BaseException:  # cancelled while rolling back: never hand an open transaction to the pool
             await drivers.close(raw)
             raise
-        if drivers.is_closed(raw) and self._pid is not None:
+        # (A pool closed in the block, by aio_close(), closed the connection, and the server its transaction.)
+        if drivers.is_closed(raw) and self._pid is not None and getattr(self._pool, "is_connected", True):
             await self._replace_broken(exc)
         if problem:
             message = f"TransactionTestCase could not undo the block: {problem}."

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import peewee
+
 
 class PeeweeAsyncTestingError(Exception):
     """Base class of every error this library raises."""
@@ -28,3 +30,19 @@ class ServerError(PeeweeAsyncTestingError):
 class DatabaseAccessError(PeeweeAsyncTestingError):
     """Under the pytest plugin: the configured database was asked to connect where it may not (the real database,
     or from a test that is not isolated)."""
+
+
+class TransactionControlError(TransactionError, ValueError):
+    """Inside a test transaction, the code under test sent SQL that would end it (``COMMIT``, ``BEGIN``...) where
+    it may not: without ``allow_transactions``, or a two-phase commit. A :class:`ValueError` too, as the refusal
+    of ``aio_atomic()`` is."""
+
+
+class AbortedTransactionError(TransactionError, peewee.InternalError):
+    """PostgreSQL aborted the transaction after an earlier error, and refuses every statement until it is rolled
+    back. A :class:`peewee.InternalError` too, as production raises for the same statement."""
+
+
+class TurnTimeoutError(TransactionError, peewee.OperationalError):
+    """A statement waited too long for another task's transaction block on the test's one connection. A
+    :class:`peewee.OperationalError` too, as production raises for a lock it waited too long for."""

@@ -84,8 +84,11 @@ class TransactionTestCase:
 
     @property
     def connection(self) -> Any:
-        """The dedicated driver connection while the block's transaction is open, else ``None``."""
-        return None if self._engine is None else self._engine.raw
+        """The block's connection while its transaction is open, else ``None``: what ``database.aio_connection()``
+        hands out in the block, the driver's connection wrapped so that its statements run inside the
+        transaction, one at a time, with transaction control on savepoints or refused (as for the database's
+        queries). Its ``raw`` is the driver's connection itself, which bypasses all of that."""
+        return None if self._engine is None else self._engine.shared
 
     @property
     def nested(self) -> bool:

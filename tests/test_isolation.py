@@ -81,10 +81,14 @@ async def test_begin_and_savepoint_objects(database: Any, end: str, kept: list[s
     async with TransactionTestCase(database, allow_transactions=True):
         for method in ("aio_begin", "aio_savepoint"):
             async with database.aio_connection():
+                # aio_savepoint() needs a transaction open, as in production (PostgreSQL)
+                outer = await database.aio_begin() if method == "aio_savepoint" else None
                 transaction = await getattr(database, method)()
                 assert transaction.is_savepoint
                 await Author.aio_create(name="begun")
                 await getattr(transaction, end)()
+                if outer is not None:
+                    await outer.commit()
             assert await names() == kept
             await Author.delete().aio_execute()
     assert await names() == []
@@ -222,7 +226,7 @@ async def test_a_test_on_a_reused_connection_has_its_sequences_back_when_it_ends
                 with other.cursor() as cursor:
                     # The reset reads pg_sequence: it waits for this lock, held until this transaction ends.
                     cursor.execute("SET lock_timeout = '20s'; LOCK TABLE pg_catalog.pg_sequence")
-                pid = backend_pid(case.connection)
+                pid = backend_pid(case.connection.raw)
                 end = asyncio.ensure_future(engine.finish(None, None, None))
                 for _ in range(3000):  # until the server has the setval() waiting for the lock
                     with other.cursor() as cursor:
