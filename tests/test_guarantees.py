@@ -45,12 +45,6 @@ _ALL, _POSTGRES = frozenset(DRIVERS), frozenset({"aiopg", "psycopg"})
 #: #13): each left out until its fix is merged; empty it then, and the proof is whole. The names: the ``kind``
 #: of an action, or "reset_sequences in sibling blocks" (the sequences are then not compared after them).
 KNOWN_HOLES: dict[str, frozenset[str]] = {
-    "control": _ALL,  # COMMIT, then a write through aio_execute_sql: committed
-    "Transaction": _POSTGRES,  # peewee_async.Transaction(connection) commits the test transaction
-    "case.connection": frozenset({"aiopg"}),  # a first statement on case.connection goes without the BEGIN
-    "bad parameter": frozenset({"aiopg"}),  # a first statement refused by the driver takes the BEGIN with it
-    "advisory lock": _POSTGRES,  # a session advisory lock stays held on the pooled connection
-    "prepare": _POSTGRES,  # a prepared statement stays on the pooled connection
     "reset_sequences in sibling blocks": _POSTGRES,  # a block's exit sets back the sequences the other moved
 }
 
