@@ -45,7 +45,8 @@ def _refusing(name: str) -> Callable[..., NoReturn]:
             f"{name}() is disabled inside TransactionTestCase: every query of the test runs in one transaction "
             "that is rolled back at the end, and a transaction of the code under test would commit or end it. "
             "Let it run on savepoints instead with TransactionTestCase(allow_transactions=True) "
-            "(pytest: @pytest.mark.peewee_db(allow_transactions=True)), or use the `clear_tables` fixture."
+            "(pytest: @pytest.mark.peewee_db(allow_transactions=True), or for every test "
+            "`peewee_async_allow_transactions = true` in the ini file), or use the `clear_tables` fixture."
         )
 
     return refuse

@@ -215,7 +215,7 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     from .cleanup import WriteTracker
 
     _, options = isolation(request)  # the marker's mistakes fail the test, as with in_transaction
-    sequences = bool(options.get("reset_sequences", False))
+    sequences = case_options(request.config, options)["reset_sequences"]
     pool = request.getfixturevalue(f"_peewee_pool_{loop_scope(request.node)}") if is_async(request.node) else None
     if pool is None:
         request.getfixturevalue("_peewee_sync_connection")

@@ -85,6 +85,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=False,
     )
     parser.addini(
+        "peewee_async_autosavepoint",
+        "run every statement of a test under its own savepoint, so that the test goes on after a database error",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "peewee_async_reset_sequences",
+        "reset the sequences at each test's start, so that ids are the same on every run",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
         "peewee_async_server_locale",
         "the throwaway server's locale (default: $PEEWEE_ASYNC_TESTING_PG_LOCALE, else C.UTF-8 or another UTF-8 one)",
         default="",
@@ -143,6 +155,8 @@ def _configure(config: pytest.Config) -> None:
             "-p no:asyncio), and the plugin runs the tests' event loops through it. Install the plugin's extra: "
             "pip install 'peewee-async-testing[pytest]'."
         )
+    if spec:
+        _check_options(config)
     if spec or config.getini("peewee_async_server_settings"):  # a mistake is said once, before any test
         from .exceptions import ConfigurationError
         from .settings import environment_settings
@@ -156,6 +170,19 @@ def _configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(error)) from None
     if spec:
         access.configure_database(config, spec)
+
+
+def _check_options(config: pytest.Config) -> None:
+    """The ini file's TransactionTestCase options, read once: one that is not a boolean is said before any test."""
+    from .markers import ini_options
+
+    try:
+        ini_options(config)
+    except (ValueError, pytest.UsageError) as error:  # (pytest 8 raises the one, pytest 9 the other)
+        raise pytest.UsageError(
+            f"peewee-async-testing: {error} in peewee_async_allow_transactions, peewee_async_autosavepoint or "
+            "peewee_async_reset_sequences: give true or false."
+        ) from None
 
 
 def _check_dsn(config: pytest.Config) -> None:
