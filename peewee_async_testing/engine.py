@@ -103,7 +103,8 @@ def _reset_sequences(sequences: list[tuple[int, int, bool, bool]]) -> str:
     """The statement that sets the ``(oid, last value, called, moved)`` sequences back, their values written out:
     so it needs no parameters, and can travel with the ``ROLLBACK``."""
     values = ", ".join(
-        f"({int(oid)}::oid, {int(last)}::bigint, {bool(called)}, {bool(moved)})" for oid, last, called, moved in sequences
+        f"({int(oid)}::oid, {int(last)}::bigint, {bool(called)}, {bool(moved)})"
+        for oid, last, called, moved in sequences
     )
     return _RESET_SEQUENCES.format(values=values)
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from . import access
-from .markers import is_async, loop_scope, requested_isolation
+from .markers import is_async, requested_isolation
 from .state import (
     GATE,
     NOT_POSTGRES,
@@ -37,6 +37,7 @@ except ImportError:  # installed without the [pytest] extra: inert, and says so 
     pytest_asyncio = None  # type: ignore[assignment]
 else:
     from .fixtures import *  # noqa: F403 - the fixtures, where pytest looks for them: on the plugin module
+    from .fixtures import pool_name
 
 
 #: pytest's options for sessions that run no test: no server for them.
@@ -231,7 +232,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # A test that asks for the database gets its own loop's pool next; in_transaction and clear_tables
         # ask for theirs as they set up (so that they end before it).
         asked = item.stash.get(access.ASKED, False) and is_async(item)
-        pools = ["_peewee_pool_session", f"_peewee_pool_{loop_scope(item)}"] if asked else ["_peewee_pool_session"]
+        pools = [pool_name(item, "session"), pool_name(item)] if asked else [pool_name(item, "session")]
         for position, pool in enumerate(dict.fromkeys(pools), start=1):
             if pool not in names:
                 names.insert(position, pool)

@@ -284,10 +284,11 @@ async def test_a_test_on_a_reused_connection_has_its_sequences_back_when_it_ends
                 await Author.aio_create(name="moves the sequence")
                 pid = backend_pid(case.connection)
                 # The reset must wait for a lock on the sequence: asked for now, granted when the test transaction
-                # (which holds the sequence) ends, held until the commit below.
+                # (which holds the sequence) ends, held until the rollback below.
                 lock = asyncio.ensure_future(asyncio.to_thread(lock_sequence, other))
                 await wait_for_a_lock(watcher, other.get_backend_pid())
                 end = asyncio.ensure_future(engine.finish(None, None, None))
+                assert pid is not None
                 await wait_for_a_lock(watcher, pid)  # the setval(), queued behind the other's lock
                 await asyncio.wait_for(lock, 60)
                 for _ in range(10):
