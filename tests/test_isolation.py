@@ -244,6 +244,29 @@ async def test_reset_follows_the_start_and_increment_and_leaves_unowned_sequence
         await database.aio_execute_sql("DROP TABLE counted; DROP SEQUENCE lonely")
 
 
+async def test_sqlite_ids_repeat_with_autoincrement_too(database: Any) -> None:
+    """SQLite's AUTOINCREMENT counter (sqlite_sequence) is a table: rolled back with the block, it keeps only the
+    largest id ever committed, so ids repeat with or without reset_sequences (which does nothing there)."""
+    if not is_sqlite(database):
+        pytest.skip("SQLite's own counter")
+    one = peewee_async.databases.fetchone
+    await database.aio_execute_sql("CREATE TABLE counted (id INTEGER PRIMARY KEY AUTOINCREMENT, x INTEGER)")
+    try:
+
+        async def first() -> int:
+            async with TransactionTestCase(database):
+                await database.aio_execute_sql("INSERT INTO counted (x) VALUES (1)")
+                (new,) = await database.aio_execute_sql("SELECT max(id) FROM counted", fetch_results=one)
+                return int(new)
+
+        assert [await first(), await first()] == [1, 1]
+        await database.aio_execute_sql("INSERT INTO counted (x) VALUES (1)")  # committed, then deleted:
+        await database.aio_execute_sql("DELETE FROM counted")
+        assert [await first(), await first()] == [2, 2]  # the counter remembers it
+    finally:
+        await database.aio_execute_sql("DROP TABLE counted")
+
+
 def lock_sequence(connection: Any) -> None:
     with connection.cursor() as cursor:
         cursor.execute("SET lock_timeout = '20s'; ALTER SEQUENCE author_id_seq NO CYCLE")  # (rolled back)
