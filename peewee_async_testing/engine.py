@@ -41,25 +41,22 @@ if TYPE_CHECKING:
 #: The cases open in this task (and inherited by the tasks it starts), innermost last.
 _open: contextvars.ContextVar[tuple[CaseEngine, ...]] = contextvars.ContextVar("open_cases", default=())
 
-# reset_sequences. At the start: every sequence the user may read and set (schemas of the catalog and other sessions'
-# temporary ones aside), with its state (last value, called) and, when an integer column owns it (serial, identity,
-# OWNED BY) that the user may read, that column's largest value (smallest, for a descending one). The query that
+# reset_sequences. At the start: every sequence the user may read and set (other sessions' temporary ones aside),
+# with its state (last value, called) and, when an integer column owns it (serial, identity, OWNED BY) that the user
+# may read, that column's largest value (smallest, for a descending one). The query that
 # reads them is built from the catalog and run by query_to_xml(): one statement, whatever the schema. Each owned
 # sequence whose next value is not one past that value (its start value when the column is empty, or when that is
 # further on) is set to it; a sequence no column owns is left as it is. Returns (oid, last value, called, moved).
 _OWNED = (
-    "SELECT c.oid, CASE WHEN a.attname IS NOT NULL THEN '(SELECT ' || CASE WHEN s.seqincrement > 0 THEN 'max' "
-    "ELSE 'min' END || '(' || quote_ident(a.attname) || ')::numeric FROM ' || d.refobjid::regclass::text || ')' "
-    "END AS extreme FROM pg_catalog.pg_class AS c JOIN pg_catalog.pg_sequence AS s ON s.seqrelid = c.oid "
-    "LEFT JOIN pg_catalog.pg_depend AS d ON d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = c.oid "
+    "SELECT s.seqrelid AS oid, (SELECT '(SELECT ' || CASE WHEN s.seqincrement > 0 THEN 'max' ELSE 'min' END || '(' "
+    "|| quote_ident(a.attname) || ')::numeric FROM ' || a.attrelid::regclass::text || ')' "
+    "FROM pg_catalog.pg_depend AS d JOIN pg_catalog.pg_attribute AS a ON a.attrelid = d.refobjid "
+    "AND a.attnum = d.refobjsubid WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = s.seqrelid "
     "AND d.objsubid = 0 AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i') "
-    "LEFT JOIN pg_catalog.pg_attribute AS a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid "
     "AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
-    "AND has_column_privilege(d.refobjid, a.attnum, 'SELECT') "
-    "WHERE c.relkind = 'S' AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) "
-    "AND NOT pg_is_other_temp_schema(c.relnamespace) "
-    "AND CASE WHEN c.relkind = 'S' THEN has_sequence_privilege(c.oid, 'SELECT') "  # (it fails on other relations)
-    "AND has_sequence_privilege(c.oid, 'UPDATE') END"
+    "AND has_column_privilege(a.attrelid, a.attnum, 'SELECT') LIMIT 1) AS extreme FROM pg_catalog.pg_sequence AS s "
+    "WHERE has_sequence_privilege(s.seqrelid, 'SELECT') AND has_sequence_privilege(s.seqrelid, 'UPDATE') "
+    "AND NOT pg_is_other_temp_schema((SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = s.seqrelid))"
 )
 _STATE = (
     "SELECT string_agg('SELECT ' || oid::bigint || ' AS oid, last_value, is_called, ' || coalesce(extreme, 'NULL') "
