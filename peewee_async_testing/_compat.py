@@ -50,11 +50,14 @@ def create_table_sql(model: Any) -> list[str]:
 
 
 def fixture_scope(item: pytest.Function, name: str) -> str | None:
-    """The scope of the fixture ``name`` as ``item`` will use it (``Function._fixtureinfo``), or None.
+    """The scope of the fixture ``name`` as ``item`` will use it (``Function._fixtureinfo``, else the fixture
+    manager's ``getfixturedefs`` for a fixture added to the test since), or None.
 
     Public alternative: none before the test runs (``request.fixturenames`` only exists at run time).
     """
-    fixturedefs = item._fixtureinfo.name2fixturedefs.get(name)
+    fixturedefs = item._fixtureinfo.name2fixturedefs.get(name) or item.session._fixturemanager.getfixturedefs(
+        name, item
+    )
     return str(fixturedefs[-1].scope) if fixturedefs else None
 
 

@@ -48,19 +48,47 @@ _open: contextvars.ContextVar[tuple[CaseEngine, ...]] = contextvars.ContextVar("
 #: The cases open on each database (by its id), from every task, oldest first: whom a task that knows none serves.
 _registry: dict[int, list[CaseEngine]] = {}
 
-# The last value of every sequence the user can read (NULL when unused, or unreadable), by oid: as pg_sequences
-# has it, for less work.
-_READ_SEQUENCE = "CASE WHEN has_sequence_privilege({0}, 'SELECT,USAGE') THEN pg_sequence_last_value({0}) END"
-_SEQUENCES = (
-    f"SELECT c.oid::bigint, {_READ_SEQUENCE.format('c.oid')} FROM pg_catalog.pg_class AS c "
-    "WHERE c.relkind = 'S' AND c.relnamespace NOT IN ('pg_catalog'::regnamespace, 'information_schema'::regnamespace) "
-    "AND NOT pg_is_other_temp_schema(c.relnamespace)"
+# reset_sequences. At the start: every sequence the user may read and set (other sessions' temporary ones aside),
+# with its state (last value, called) and, when an integer column owns it (serial, identity, OWNED BY) that the user
+# may read, that column's largest value (smallest, for a descending one). The query that
+# reads them is built from the catalog and run by query_to_xml(): one statement, whatever the schema. Each owned
+# sequence whose next value is not one past that value (its start value when the column is empty, or when that is
+# further on) is set to it; a sequence no column owns is left as it is. Returns (oid, last value, called, moved).
+_OWNED = (
+    "SELECT s.seqrelid AS oid, (SELECT '(SELECT ' || CASE WHEN s.seqincrement > 0 THEN 'max' ELSE 'min' END || '(' "
+    "|| quote_ident(a.attname) || ')::numeric FROM ' || a.attrelid::regclass::text || ')' "
+    "FROM pg_catalog.pg_depend AS d JOIN pg_catalog.pg_attribute AS a ON a.attrelid = d.refobjid "
+    "AND a.attnum = d.refobjsubid WHERE d.classid = 'pg_catalog.pg_class'::regclass AND d.objid = s.seqrelid "
+    "AND d.objsubid = 0 AND d.refclassid = 'pg_catalog.pg_class'::regclass AND d.deptype IN ('a', 'i') "
+    "AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype) "
+    "AND has_column_privilege(a.attrelid, a.attnum, 'SELECT') LIMIT 1) AS extreme FROM pg_catalog.pg_sequence AS s "
+    "WHERE has_sequence_privilege(s.seqrelid, 'SELECT') AND has_sequence_privilege(s.seqrelid, 'UPDATE') "
+    "AND NOT pg_is_other_temp_schema((SELECT relnamespace FROM pg_catalog.pg_class WHERE oid = s.seqrelid))"
 )
-# Set back the sequences whose last value differs from the one on entry; {values}: (oid, last value) literals.
+_STATE = (
+    "SELECT string_agg('SELECT ' || oid::bigint || ' AS oid, last_value, is_called, ' || coalesce(extreme, 'NULL') "
+    "|| ' AS extreme, ' || (extreme IS NOT NULL) || ' AS owned FROM ' || oid::regclass::text, ' UNION ALL ') "
+    f"FROM ({_OWNED}) AS owned"
+)
+_SEQUENCES = (
+    "SELECT v.oid, v.last_value, v.is_called, CASE WHEN NOT v.owned THEN NULL "
+    "WHEN n.next > s.seqmax THEN pg_catalog.setval(v.oid, s.seqmax, true) "
+    "WHEN n.next < s.seqmin THEN pg_catalog.setval(v.oid, s.seqmin, true) "
+    "WHEN n.next = v.last_value::numeric + CASE WHEN v.is_called THEN s.seqincrement ELSE 0 END THEN NULL "
+    "ELSE pg_catalog.setval(v.oid, n.next::bigint, false) END IS NOT NULL "
+    f"FROM xmltable('/table/row' PASSING query_to_xml(({_STATE}), false, false, '') "
+    "COLUMNS oid oid, last_value bigint, is_called boolean, extreme numeric, owned boolean) AS v "
+    "JOIN pg_catalog.pg_sequence AS s ON s.seqrelid = v.oid, LATERAL (SELECT CASE WHEN v.extreme IS NULL THEN "
+    "s.seqstart::numeric WHEN s.seqincrement > 0 THEN greatest(s.seqstart, v.extreme + s.seqincrement) "
+    "ELSE least(s.seqstart, v.extreme + s.seqincrement) END) AS n (next)"
+)
+# At the end: set back the sequences moved at the start, or since (setval() is not transactional);
+# {values}: (oid, last value, called, moved) literals.
 _RESET_SEQUENCES = (
-    "SELECT pg_catalog.setval(v.oid, coalesce(v.last_value, s.seqstart), v.last_value IS NOT NULL) "
-    "FROM (VALUES {values}) AS v (oid, last_value) JOIN pg_catalog.pg_sequence AS s ON s.seqrelid = v.oid "
-    f"WHERE {_READ_SEQUENCE.format('v.oid')} IS DISTINCT FROM v.last_value"
+    "SELECT pg_catalog.setval(v.oid, v.last_value, v.is_called) "
+    "FROM (VALUES {values}) AS v (oid, last_value, is_called, moved) JOIN pg_catalog.pg_sequence AS s "
+    "ON s.seqrelid = v.oid WHERE v.moved OR pg_catalog.pg_sequence_last_value(v.oid) "
+    "IS DISTINCT FROM CASE WHEN v.is_called THEN v.last_value END"
 )
 
 #: What a session keeps through a ROLLBACK, let go before the connection serves another test: session advisory
@@ -100,10 +128,13 @@ ENDED_INSIDE = (
 )
 
 
-def _reset_sequences(sequences: list[tuple[int, int | None]]) -> str:
-    """The statement that sets the ``(oid, last value)`` sequences back, their numbers written out: so it
-    needs no parameters, and can travel with the ``ROLLBACK``."""
-    values = ", ".join(f"({int(oid)}::oid, {'NULL' if last is None else int(last)}::bigint)" for oid, last in sequences)
+def _reset_sequences(sequences: list[tuple[int, int, bool, bool]]) -> str:
+    """The statement that sets the ``(oid, last value, called, moved)`` sequences back, their values written out:
+    so it needs no parameters, and can travel with the ``ROLLBACK``."""
+    values = ", ".join(
+        f"({int(oid)}::oid, {int(last)}::bigint, {bool(called)}, {bool(moved)})"
+        for oid, last, called, moved in sequences
+    )
     return _RESET_SEQUENCES.format(values=values)
 
 
@@ -188,7 +219,7 @@ class CaseEngine:
         self.patched = False
         self._shared: SharedConnection | None = None
         self._savepoint: str | None = None
-        self._sequences: list[tuple[int, int | None]] | None = None
+        self._sequences: list[tuple[int, int, bool, bool]] | None = None
         self._pid: int | None = None
         self._pool: Any = None
         self._held: Any = None  # the connection taken from the pool, until it is given back
@@ -254,8 +285,6 @@ class CaseEngine:
         stack.callback(self._forget)
         self._loop = asyncio.get_running_loop()
         shared = await self._connect(stack)
-        if self.reset_sequences and shared.postgres:
-            self._sequences = [(oid, value) for oid, value in await shared.fetch(_SEQUENCES)]
         if self.outer is None and shared.can_defer:
             shared.deferred = "BEGIN"  # goes with the block's first statement
         elif self.outer is None:
@@ -275,6 +304,9 @@ class CaseEngine:
             stack.callback(setattr, shared, option, getattr(shared, option))
             setattr(shared, option, value)
         self._shared = shared
+        if self.reset_sequences and shared.postgres:  # inside the transaction, on aiopg with its deferred BEGIN
+            rows = await shared.fetch(_SEQUENCES)
+            self._sequences = [(int(oid), int(last), bool(called), bool(moved)) for oid, last, called, moved in rows]
 
     async def _connect(self, stack: AsyncExitStack) -> SharedConnection:
         """The connection of the block: the outer case's, the loop pool's kept one, or a new one from the pool."""

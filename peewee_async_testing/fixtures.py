@@ -164,7 +164,7 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
         return
     from .transaction import TransactionTestCase
 
-    pool = request.getfixturevalue(f"_peewee_pool_{loop_scope(request.node)}")
+    pool = request.getfixturevalue(pool_name(request.node))
     # Where it costs least: an async fixture would cost each test more than its BEGIN and ROLLBACK.
     # So the patches go on here, the transaction opens at the first query, and it is rolled back at the
     # end of the test's own coroutine. A query of a later fixture tear-down opens a new transaction,
@@ -228,14 +228,14 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     from .writes import WriteTracker
 
     _, options = isolation(request)  # the marker's mistakes fail the test, as with in_transaction
-    sequences = bool(options.get("reset_sequences", False))
+    sequences = case_options(request.config, options)["reset_sequences"]
     tracker = WriteTracker(peewee_database)  # its guard first: before anything connects
     if is_async(request.node):  # the test takes connections from the loop's pool: with a pool of one, the kept one
-        pool = request.getfixturevalue(f"_peewee_pool_{loop_scope(request.node)}")
+        pool = request.getfixturevalue(pool_name(request.node))
         pool.loop.run_until_complete(pool.give_back())
-    # Through the sync connection kept for the session, async tests too: the cheapest round trips, no loop.
-    request.getfixturevalue("_peewee_sync_connection")
-    models = request.getfixturevalue("_peewee_models")
+    # Through the sync connection kept for the database, async tests too: the cheapest round trips, no loop.
+    request.getfixturevalue(scoped_name(request.node, "_peewee_sync_connection"))
+    models = request.getfixturevalue(scoped_name(request.node, "_peewee_models"))
     # PostgreSQL: one round trip, so that the clear finds what any path wrote (which tables exist: once)
     tracker.mark(models, known=request.getfixturevalue("_peewee_tables"))
     with tracker:
@@ -243,12 +243,15 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     tracker.clear(models, sequences=sequences)
 
 
-@pytest.fixture(scope="session")
-def _peewee_models(peewee_database: Any) -> list[Any]:
-    """The models bound to the database, found once for the session's ``clear_tables``."""
-    from .cleanup import bound_models
+def _models_fixture(scope: LoopScope, name: str) -> Any:
+    @pytest.fixture(scope=scope, name=name)
+    def models(peewee_database: Any) -> list[Any]:
+        """The models bound to the database, found once for ``clear_tables`` (per the database's scope)."""
+        from .cleanup import bound_models
 
-    return bound_models(peewee_database)
+        return bound_models(peewee_database)
+
+    return models
 
 
 @pytest.fixture(scope="session")
@@ -257,21 +260,61 @@ def _peewee_tables() -> dict[str, str]:
     return {}
 
 
-@pytest.fixture(scope="session")
-def _peewee_sync_connection(peewee_database: Any) -> Iterator[None]:
-    """peewee's synchronous connection, kept open for the session's ``clear_tables`` of sync tests."""
-    from ._database import resolve_database
+def _sync_connection_fixture(scope: LoopScope, name: str) -> Any:
+    @pytest.fixture(scope=scope, name=name)
+    def sync_connection(peewee_database: Any) -> Iterator[None]:
+        """peewee's synchronous connection, kept open for ``clear_tables`` of sync tests (per the database's scope)."""
+        from ._database import resolve_database
 
-    database = resolve_database(peewee_database, purpose="clear_tables")
-    database.connect(reuse_if_open=True)
-    yield
-    database.close()
+        database = resolve_database(peewee_database, purpose="clear_tables")
+        database.connect(reuse_if_open=True)
+        yield
+        database.close()
+
+    return sync_connection
 
 
-def _pool_fixture(scope: LoopScope) -> Any:
-    """A pool for the event loop of loop scope ``scope``, closed before that loop ends."""
+def database_scope(item: pytest.Item) -> LoopScope:
+    """The scope of the ``peewee_database`` fixture that ``item`` uses: the plugin's is the session's, an override's
+    may be narrower."""
+    from ._compat import fixture_scope
 
-    @pytest_asyncio.fixture(scope=scope, loop_scope=scope, name=f"_peewee_pool_{scope}")
+    scope = fixture_scope(item, "peewee_database") if isinstance(item, pytest.Function) else None
+    return next((known for known in LOOP_SCOPES if known == scope), "session")
+
+
+def scoped_name(item: pytest.Item, name: str) -> str:
+    """The variant of the private fixture ``name`` that lives as long as ``item``'s ``peewee_database``."""
+    scope = database_scope(item)
+    return name if scope == "session" else f"{name}_{scope}"
+
+
+def pool_name(item: pytest.Item, loop: str | None = None) -> str:
+    """The pool fixture for ``item``'s event loop (or the loop of scope ``loop``): it lives as long as the loop,
+    but no longer than the ``peewee_database`` it serves (an override of narrower scope gets a pool of that scope,
+    on the same loop)."""
+    loop = loop or loop_scope(item)
+    scope = LOOP_SCOPES[min(LOOP_SCOPES.index(loop), LOOP_SCOPES.index(database_scope(item)))]
+    return f"_peewee_pool_{loop}" if scope == loop else f"_peewee_pool_{scope}_on_{loop}"
+
+
+_peewee_models = _models_fixture("session", "_peewee_models")
+_peewee_sync_connection = _sync_connection_fixture("session", "_peewee_sync_connection")
+#: Their variants for a ``peewee_database`` of narrower scope.
+_NARROW = {
+    **{f"_peewee_models_{scope}": _models_fixture(scope, f"_peewee_models_{scope}") for scope in LOOP_SCOPES[:-1]},
+    **{
+        f"_peewee_sync_connection_{scope}": _sync_connection_fixture(scope, f"_peewee_sync_connection_{scope}")
+        for scope in LOOP_SCOPES[:-1]
+    },
+}
+
+
+def _pool_fixture(scope: LoopScope, loop: LoopScope | None = None) -> Any:
+    """A pool for the event loop of loop scope ``loop`` (``scope`` by default), closed at the end of ``scope``."""
+    name = f"_peewee_pool_{scope}" if loop is None else f"_peewee_pool_{scope}_on_{loop}"
+
+    @pytest_asyncio.fixture(scope=scope, loop_scope=loop or scope, name=name)
     async def pool(peewee_database: Any) -> AsyncIterator[LoopPool]:
         from ._database import resolve_database
         from .pools import pool_on_running_loop
@@ -287,6 +330,15 @@ _peewee_pool_class = _pool_fixture("class")
 _peewee_pool_module = _pool_fixture("module")
 _peewee_pool_package = _pool_fixture("package")
 _peewee_pool_session = _pool_fixture("session")
+#: Pools for a ``peewee_database`` of narrower scope than the loop: one per such scope and loop.
+_NARROW.update(
+    {
+        f"_peewee_pool_{scope}_on_{loop}": _pool_fixture(scope, loop)
+        for loop in LOOP_SCOPES
+        for scope in LOOP_SCOPES[: LOOP_SCOPES.index(loop)]
+    }
+)
+globals().update(_NARROW)
 
 
 def _shared_fixtures(scope: LoopScope) -> Any:
@@ -361,6 +413,7 @@ __all__ = [
     "_peewee_pool_session",
     "_peewee_sync_connection",
     "_peewee_tables",
+    *_NARROW,
     *_SHARED_ON_LOOPS,
 ]
 

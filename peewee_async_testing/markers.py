@@ -37,10 +37,17 @@ _USAGE = (
 
 
 def marker_options(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
-    """The options the closest ``peewee_db`` marker gives (only those): a mistake fails the test, saying why."""
-    marker = node.get_closest_marker("peewee_db")
-    if marker is None:
-        return {}
+    """The options the ``peewee_db`` markers of ``node`` give (only those), merged key by key: the test's over its
+    class's over its module's. A mistake in any of them fails the test, saying why."""
+    options: dict[str, Any] = {}
+    for marker in node.iter_markers("peewee_db"):  # closest first
+        for name, value in _given(marker).items():
+            options.setdefault(name, value)
+    return options
+
+
+def _given(marker: pytest.Mark) -> dict[str, Any]:
+    """The options one marker gives, bound to :func:`peewee_db`'s signature and checked."""
     unknown = sorted(set(marker.kwargs) - set(MARKER_OPTIONS))
     if unknown:
         pytest.fail(f"peewee_db marker: unknown option(s) {', '.join(unknown)}; valid: {', '.join(MARKER_OPTIONS)}.")
@@ -55,18 +62,25 @@ def marker_options(node: pytest.Item | pytest.Collector) -> dict[str, Any]:
 
 
 def requested_isolation(node: pytest.Item) -> str | None:
-    """The isolation the closest marker names, if it names one; its mistakes are left for the test to report."""
-    marker = node.get_closest_marker("peewee_db")
-    try:
-        isolation = _SIGNATURE.bind(*marker.args, **marker.kwargs).arguments.get("isolation") if marker else None
-    except TypeError:
-        return None
-    return None if isolation is None else str(isolation)
+    """The isolation the closest marker that names one names; mistakes are left for the test to report."""
+    for marker in node.iter_markers("peewee_db"):
+        try:
+            isolation = _SIGNATURE.bind(*marker.args, **marker.kwargs).arguments.get("isolation")
+        except TypeError:
+            return None
+        if isolation is not None:
+            return str(isolation)
+    return None
+
+
+def ini_options(config: pytest.Config) -> dict[str, bool]:
+    """TransactionTestCase's options as the ini file sets them (``peewee_async_<option>``)."""
+    return {name: bool(config.getini(f"peewee_async_{name}")) for name in CASE_OPTIONS}
 
 
 def case_options(config: pytest.Config, marker: dict[str, Any]) -> dict[str, bool]:
-    """TransactionTestCase's options: the ini default, then the closest marker's."""
-    options = {"allow_transactions": bool(config.getini("peewee_async_allow_transactions"))}
+    """TransactionTestCase's options: the ini file's, then the markers' over them, key by key."""
+    options = ini_options(config)
     options.update({name: marker[name] for name in CASE_OPTIONS if name in marker})
     return options
 

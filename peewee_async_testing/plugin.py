@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from . import access
-from .markers import is_async, loop_scope, requested_isolation
+from .markers import is_async, requested_isolation
 from .state import (
     GATE,
     NOT_POSTGRES,
@@ -37,6 +37,7 @@ except ImportError:  # installed without the [pytest] extra: inert, and says so 
     pytest_asyncio = None  # type: ignore[assignment]
 else:
     from .fixtures import *  # noqa: F403 - the fixtures, where pytest looks for them: on the plugin module
+    from .fixtures import pool_name
 
 
 #: pytest's options for sessions that run no test: no server for them.
@@ -81,6 +82,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addini(
         "peewee_async_allow_transactions",
         "let the code under test open transactions (as savepoints) inside the test transaction",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "peewee_async_autosavepoint",
+        "run every statement of a test under its own savepoint, so that the test goes on after a database error",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "peewee_async_reset_sequences",
+        "reset the sequences at each test's start, so that ids are the same on every run",
         type="bool",
         default=False,
     )
@@ -143,6 +156,8 @@ def _configure(config: pytest.Config) -> None:
             "-p no:asyncio), and the plugin runs the tests' event loops through it. Install the plugin's extra: "
             "pip install 'peewee-async-testing[pytest]'."
         )
+    if spec:
+        _check_options(config)
     if spec or config.getini("peewee_async_server_settings"):  # a mistake is said once, before any test
         from .exceptions import ConfigurationError
         from .settings import environment_settings
@@ -156,6 +171,19 @@ def _configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(error)) from None
     if spec:
         access.configure_database(config, spec)
+
+
+def _check_options(config: pytest.Config) -> None:
+    """The ini file's TransactionTestCase options, read once: one that is not a boolean is said before any test."""
+    from .markers import ini_options
+
+    try:
+        ini_options(config)
+    except (ValueError, pytest.UsageError) as error:  # (pytest 8 raises the one, pytest 9 the other)
+        raise pytest.UsageError(
+            f"peewee-async-testing: {error} in peewee_async_allow_transactions, peewee_async_autosavepoint or "
+            "peewee_async_reset_sequences: give true or false."
+        ) from None
 
 
 def _check_dsn(config: pytest.Config) -> None:
@@ -204,7 +232,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # A test that asks for the database gets its own loop's pool next; in_transaction and clear_tables
         # ask for theirs as they set up (so that they end before it).
         asked = item.stash.get(access.ASKED, False) and is_async(item)
-        pools = ["_peewee_pool_session", f"_peewee_pool_{loop_scope(item)}"] if asked else ["_peewee_pool_session"]
+        pools = [pool_name(item, "session"), pool_name(item)] if asked else [pool_name(item, "session")]
         for position, pool in enumerate(dict.fromkeys(pools), start=1):
             if pool not in names:
                 names.insert(position, pool)

@@ -47,8 +47,10 @@ class TransactionTestCase:
     :param autosavepoint: run every statement under its own savepoint (PostgreSQL), so that after a
         database error (say ``peewee.IntegrityError``) the block can go on querying. One more round trip
         per statement.
-    :param reset_sequences: on exit, set every sequence that moved back to where it was on entry
-        (PostgreSQL), so that ids are the same on every run.
+    :param reset_sequences: at the start, set every sequence a column owns one past the largest value
+        the block sees in that column (its start value when empty), so that ids depend only on the
+        visible rows and are the same on every run; on exit, set every sequence back to where it was
+        on entry (PostgreSQL; SQLite's ids repeat anyway).
 
     Example::
 

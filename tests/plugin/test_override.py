@@ -9,7 +9,7 @@ import pytest
 from peewee_async_testing import PostgresServer
 
 from ..helpers import admin
-from .project import ISOLATED_TESTS
+from .project import CONFIGURED, ISOLATED_TESTS, make_ini
 
 OVERRIDE = """
 import pytest
@@ -95,3 +95,48 @@ def test_decorated_tests_get_a_fresh_transaction(custom: pytest.Pytester) -> Non
     )
     custom.makeconftest(OVERRIDE)
     custom.runpytest().assert_outcomes(passed=1)
+
+
+NARROW_OVERRIDE = """
+import pytest
+from app.db import database
+from app.models import Comment, Note
+
+
+@pytest.fixture(scope="{scope}")
+def peewee_database():
+    if database.database != "custom":
+        database.init("custom", **database.connect_params)
+        with database.allow_sync():
+            database.create_tables([Note, Comment])
+            database.close()
+    return database
+"""
+
+
+@pytest.mark.parametrize("loop", ["function", "session"])
+@pytest.mark.parametrize("scope", ["function", "module"])
+def test_an_override_of_any_scope_isolates(
+    custom: pytest.Pytester, pg_server: PostgresServer, scope: str, loop: str
+) -> None:
+    """A plain function-scoped ``peewee_database`` (once a ScopeMismatch from the plugin's pools): transaction and
+    clear isolation work with it, on any loop scope."""
+    make_ini(custom, CONFIGURED + "peewee_async_autouse = true", loop=loop)
+    custom.makeconftest(NARROW_OVERRIDE.replace("{scope}", scope))
+    custom.makepyfile(
+        test_it=ISOLATED_TESTS
+        + """
+from app.db import database
+
+def test_sync_and_cleared():
+    with database.allow_sync():
+        Note.create(text="sync")
+
+def test_cleared():
+    with database.allow_sync():
+        assert Note.select().count() == 0
+"""
+    )
+    result = custom.runpytest("-p", "no:randomly")
+    result.assert_outcomes(passed=5, failed=1)
+    assert admin(pg_server, "SELECT count(*) FROM note", database="custom") == [(0,)]

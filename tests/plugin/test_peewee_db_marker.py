@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .project import make_ini
+from .project import CONFIGURED, make_ini
 
 
 @pytest.mark.parametrize("loop", ["function", "session"])
@@ -126,3 +126,110 @@ def test_marker_mistakes_name_the_valid_choices(inner: pytest.Pytester) -> None:
             "*autosavepoint must be True or False*",
         ]
     )
+
+
+def test_markers_merge_key_by_key_test_over_class_over_module_over_ini(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autosavepoint = true")
+    inner.makepyfile(
+        """
+        import peewee
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        pytestmark = pytest.mark.peewee_db(allow_transactions=True)
+
+        async def test_moves_the_sequence():
+            await Note.aio_create(text="a")
+
+        @pytest.mark.peewee_db(reset_sequences=True)
+        async def test_the_modules_option_is_kept():
+            async with database.aio_atomic():
+                assert (await Note.aio_create(text="x")).id == 1
+            with pytest.raises(peewee.IntegrityError):  # the ini file's autosavepoint: the test goes on
+                await Note.aio_create(text="x")
+            assert await Note.select().aio_count() == 1
+
+        @pytest.mark.peewee_db(allow_transactions=False)
+        class TestRefused:
+            async def test_the_class_wins_over_the_module(self):
+                with pytest.raises(ValueError, match="peewee_async_allow_transactions = true"):
+                    async with database.aio_atomic():
+                        pass
+
+            @pytest.mark.peewee_db(allow_transactions=True)
+            async def test_the_test_wins_over_the_class(self):
+                async with database.aio_atomic():
+                    await Note.aio_create(text="y")
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
+
+
+def test_isolation_by_position_and_by_the_ini_file(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_allow_transactions = true")
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        def texts():
+            with database.allow_sync():
+                return [note.text for note in Note.select()]
+
+        @pytest.mark.peewee_db("clear")
+        async def test_positional_clear(in_transaction):
+            assert in_transaction is None
+            await Note.aio_create(text="committed")
+            assert texts() == ["committed"]
+
+        @pytest.mark.peewee_db("clear")
+        def test_sync_and_cleared():
+            assert texts() == []
+
+        @pytest.mark.peewee_db
+        async def test_the_ini_allows_transactions():
+            async with database.aio_transaction():
+                await Note.aio_create(text="x")
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+def test_mistakes_of_any_marker_and_of_the_ini_file_are_refused(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+
+        pytestmark = pytest.mark.peewee_db(allow_transactions="no")
+
+        @pytest.mark.peewee_db(reset_sequences=True)
+        async def test_module_marker_not_a_bool():
+            pass
+        """,
+        test_positional="""
+        import pytest
+
+        @pytest.mark.peewee_db(True)
+        async def test_a_bool_for_isolation():
+            pass
+
+        @pytest.mark.peewee_db("clear", True)
+        async def test_too_many():
+            pass
+        """,
+    )
+    result = inner.runpytest()
+    result.assert_outcomes(errors=3)
+    result.stdout.fnmatch_lines_random(
+        [
+            "*allow_transactions must be True or False*",
+            "*isolation=True is not one of: 'transaction', 'clear'*",
+            "*too many positional arguments; it takes peewee_db(isolation=*",
+        ]
+    )
+    make_ini(inner, CONFIGURED + "peewee_async_reset_sequences = maybe")
+    result = inner.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["*invalid truth value 'maybe'*peewee_async_reset_sequences*true or false*"])
