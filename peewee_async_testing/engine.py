@@ -91,6 +91,14 @@ _RESET_SEQUENCES = (
     "IS DISTINCT FROM CASE WHEN v.is_called THEN v.last_value END"
 )
 
+#: A sequence as a block found it: (oid, last value, called, moved at the start).
+SequenceState = tuple[int, int, bool, bool]
+#: Top-level reset_sequences blocks open at once on a database (in sibling tasks), by the database's id: the
+#: sequences as the first found them, the blocks still open, and whether the first has read them. Each block's exit
+#: would set back what the others moved since its start, so only the last one sets them back, to where they were
+#: before the first began.
+_sequence_groups: dict[int, tuple[list[SequenceState], set[CaseEngine], asyncio.Future[None]]] = {}
+
 #: What a session keeps through a ROLLBACK, let go before the connection serves another test: session advisory
 #: locks and prepared statements (psycopg 3 reads the DEALLOCATE ALL and forgets its own). Sent with the ROLLBACK.
 _RESET_SESSION = "SELECT pg_catalog.pg_advisory_unlock_all(); DEALLOCATE ALL"
@@ -128,7 +136,7 @@ ENDED_INSIDE = (
 )
 
 
-def _reset_sequences(sequences: list[tuple[int, int, bool, bool]]) -> str:
+def _reset_sequences(sequences: list[SequenceState]) -> str:
     """The statement that sets the ``(oid, last value, called, moved)`` sequences back, their values written out:
     so it needs no parameters, and can travel with the ``ROLLBACK``."""
     values = ", ".join(
@@ -219,7 +227,7 @@ class CaseEngine:
         self.patched = False
         self._shared: SharedConnection | None = None
         self._savepoint: str | None = None
-        self._sequences: list[tuple[int, int, bool, bool]] | None = None
+        self._sequences: list[SequenceState] | None = None
         self._pid: int | None = None
         self._pool: Any = None
         self._held: Any = None  # the connection taken from the pool, until it is given back
@@ -304,9 +312,15 @@ class CaseEngine:
             stack.callback(setattr, shared, option, getattr(shared, option))
             setattr(shared, option, value)
         self._shared = shared
-        if self.reset_sequences and shared.postgres:  # inside the transaction, on aiopg with its deferred BEGIN
-            rows = await shared.fetch(_SEQUENCES)
-            self._sequences = [(int(oid), int(last), bool(called), bool(moved)) for oid, last, called, moved in rows]
+        # Inside the transaction, on aiopg with its deferred BEGIN.
+        if self.reset_sequences and shared.postgres and (self.outer is not None or await self._join_sequence_group()):
+            try:
+                rows = await shared.fetch(_SEQUENCES)
+                self._sequences = [(int(oid), int(last), bool(c), bool(moved)) for oid, last, c, moved in rows]
+                if self.outer is None:
+                    _sequence_groups[id(self.database)][0].extend(self._sequences)
+            finally:
+                self._sequences_read()
 
     async def _connect(self, stack: AsyncExitStack) -> SharedConnection:
         """The connection of the block: the outer case's, the loop pool's kept one, or a new one from the pool."""
@@ -353,8 +367,43 @@ class CaseEngine:
                 raise TransactionError(message) from error
             add_note(exc, message)
 
+    async def _join_sequence_group(self) -> bool:
+        """Join the top-level reset_sequences blocks open on the database; whether this one is the first, which
+        resets the sequences and notes where they were. A sibling joining later shares that reset: it reads and
+        sets nothing itself, and waits until the first has read them (else the first might note its nextval())."""
+        group = _sequence_groups.get(id(self.database))
+        if group is None:
+            _sequence_groups[id(self.database)] = ([], {self}, asyncio.get_running_loop().create_future())
+            return True
+        group[1].add(self)
+        if group[2].get_loop() is asyncio.get_running_loop():  # (one of another loop cannot be waited for)
+            await asyncio.shield(group[2])
+        return False
+
+    def _sequences_read(self) -> None:
+        """The first block of a group has read the sequences (or failed to): its siblings may go on."""
+        group = _sequence_groups.get(id(self.database))
+        if group is not None and self in group[1] and not group[2].done():
+            group[2].set_result(None)
+
+    def _sequences_to_set_back(self) -> list[SequenceState] | None:
+        """The sequences this block's exit sets back: its own when nested; when top-level, the group's if it is
+        the last of its group to end, else none. Leaves the group (idempotent)."""
+        if self.outer is not None:
+            return self._sequences
+        group = _sequence_groups.get(id(self.database))
+        if group is None or self not in group[1]:
+            return None
+        group[1].discard(self)
+        if group[1]:
+            return None
+        del _sequence_groups[id(self.database)]
+        return group[0]
+
     def _forget(self) -> None:
         """The transaction is over: the next query (if any) opens a new one."""
+        self._sequences_read()
+        self._sequences_to_set_back()  # (a block whose rollback did not run leaves its group all the same)
         self._shared, self._loop, self._savepoint, self.raw, self._sequences = None, None, None, None, None
 
     # -- 3. finish -----------------------------------------------------------------------------------------
@@ -422,8 +471,9 @@ class CaseEngine:
             statements = []  # no savepoint left to roll back to
         if self._shared.postgres and (self.outer is None or self._for_a_test):
             statements.append(_RESET_SESSION)
-        if self._sequences:  # after the rollback: setval() is not transactional
-            statements.append(_reset_sequences(self._sequences))
+        sequences = self._sequences_to_set_back()
+        if sequences:  # after the rollback: setval() is not transactional
+            statements.append(_reset_sequences(sequences))
         if statements == ["ROLLBACK", _RESET_SESSION] and self.loop_pool is not None and self._shared.can_defer:
             # Only a ROLLBACK may leave its reply unread: the server undoes the transaction as the statement
             # arrives, before any later statement of this connection. A setval() is seen by other connections

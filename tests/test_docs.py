@@ -51,3 +51,15 @@ def test_the_example_project_passes(project: Path, pg_server: PostgresServer) ->
     assert " passed" in result.stdout
     pages = "\n".join(page.read_text() for page in DOCS.glob("*.rst"))
     assert f"literalinclude:: examples/{project.name}/test_" in pages
+
+
+def test_every_test_the_guarantees_page_names_exists() -> None:
+    """A promise of docs/guarantees.rst names the tests that prove it: each must be there, so that a renamed or
+    removed test cannot leave a promise unproven without the page saying so."""
+    import re
+
+    root = DOCS.parent
+    named = re.findall(r"``(tests/[\w/]+\.py)::(\w+)``", (DOCS / "guarantees.rst").read_text())
+    assert len(named) > 40
+    missing = [f"{path}::{name}" for path, name in named if f"def {name}(" not in (root / path).read_text()]
+    assert not missing, f"docs/guarantees.rst names tests that do not exist: {missing}"

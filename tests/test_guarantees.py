@@ -40,14 +40,6 @@ from . import fingerprint
 from .conftest import DRIVERS
 from .helpers import admin, run_on_own_loop
 
-_ALL, _POSTGRES = frozenset(DRIVERS), frozenset({"aiopg", "psycopg"})
-#: TEMPORARY: what the machine skips, on the drivers named, because the library does not hold there yet (issue
-#: #13): each left out until its fix is merged; empty it then, and the proof is whole. The names: the ``kind``
-#: of an action, or "reset_sequences in sibling blocks" (the sequences are then not compared after them).
-KNOWN_HOLES: dict[str, frozenset[str]] = {
-    "reset_sequences in sibling blocks": _POSTGRES,  # a block's exit sets back the sequences the other moved
-}
-
 #: A generous bound for one statement and for one block (its exit included): past it, the block hangs.
 STATEMENT_TIMEOUT = 20.0
 BLOCK_TIMEOUT = 60.0
@@ -319,7 +311,6 @@ class Block:
     case: TransactionTestCase
     prefix: str
     lock_base: int
-    skip: frozenset[str]
     postgres: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -327,8 +318,6 @@ class Block:
 
     async def perform(self, action: Any) -> None:
         """Run one action; an error the program provokes on purpose is fine, a hang is not."""
-        if action.kind in self.skip:
-            return
         try:
             await asyncio.wait_for(action.run(self), STATEMENT_TIMEOUT)
         except asyncio.TimeoutError:
@@ -337,11 +326,11 @@ class Block:
             pass
 
 
-async def run_block(db: Any, spec: Spec, sibling: int, skip: frozenset[str]) -> None:
+async def run_block(db: Any, spec: Spec, sibling: int) -> None:
     """Run ``spec``'s program inside a TransactionTestCase on ``db``; what the program raises on purpose, and
     a refusal at the exit (the fingerprint tells whether it was right), end the block and are fine."""
     case = TransactionTestCase(db, **spec.kwargs())
-    block = Block(db, case, SIBLING_PREFIXES[sibling], 100 * sibling, skip)
+    block = Block(db, case, SIBLING_PREFIXES[sibling], 100 * sibling)
     try:
         async with case:
             for action in spec.program:
@@ -367,11 +356,6 @@ class Place:
     @property
     def postgres(self) -> bool:
         return self.driver != "sqlite"
-
-    @property
-    def holes(self) -> frozenset[str]:
-        """The :data:`KNOWN_HOLES` of this driver."""
-        return frozenset(name for name, drivers in KNOWN_HOLES.items() if self.driver in drivers)
 
     def database(self) -> Any:
         """A new peewee-async database object: one per block, since a pool belongs to the loop it opened on."""
@@ -440,7 +424,6 @@ class Isolation(RuleBasedStateMachine):
     def check(self, specs: list[Spec]) -> None:
         self.place.seen.update(spec.options for spec in specs)
         sequences = all(spec.kwargs()["reset_sequences"] for spec in specs)
-        sequences = sequences and (len(specs) == 1 or "reset_sequences in sibling blocks" not in self.place.holes)
         before, after = run_on_own_loop(asyncio.wait_for(self.around(specs, sequences), BLOCK_TIMEOUT * 2))
         changed = {key for key in before.keys() | after.keys() if before.get(key) != after.get(key)}
         assert not changed, "the block left a trace:\n" + "\n".join(
@@ -451,7 +434,7 @@ class Isolation(RuleBasedStateMachine):
         db = self.place.database()
         try:
             before = await self.fingerprint(db, sequences)
-            blocks = [run_block(db, spec, sibling, self.place.holes) for sibling, spec in enumerate(specs)]
+            blocks = [run_block(db, spec, sibling) for sibling, spec in enumerate(specs)]
             try:
                 await asyncio.wait_for(asyncio.gather(*blocks), BLOCK_TIMEOUT)
             except asyncio.TimeoutError:

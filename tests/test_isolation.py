@@ -217,6 +217,31 @@ async def test_a_block_that_does_not_reset_sees_what_it_would_have_seen(database
     assert await first_id(database) == (expected if is_sqlite(database) else expected + 1)
 
 
+@pytest.mark.parametrize("last_to_end", ["first", "second"])
+async def test_sibling_blocks_that_reset_leave_the_sequences_as_they_were(database: Any, last_to_end: str) -> None:
+    """The second block opens after the first has moved the sequence: whichever ends last, what each would set
+    back alone (where it found the sequence) is not where it was before both."""
+    if is_sqlite(database):
+        pytest.skip("SQLite has no sequences")
+    sequence = "SELECT last_value, is_called FROM author_id_seq"
+    await database.aio_execute_sql("SELECT nextval('author_id_seq')")
+    before = await database.aio_execute_sql(sequence, fetch_results=peewee_async.databases.fetchall)
+    moved, ended = asyncio.Event(), {"first": asyncio.Event(), "second": asyncio.Event()}
+
+    async def block(me: str, other: str) -> None:
+        if me == "second":
+            await moved.wait()
+        async with TransactionTestCase(database, reset_sequences=True):
+            await Author.aio_create(name=me)
+            moved.set()
+            if me == last_to_end:
+                await ended[other].wait()
+        ended[me].set()
+
+    await asyncio.wait_for(asyncio.gather(block("first", "second"), block("second", "first")), 60)
+    assert await database.aio_execute_sql(sequence, fetch_results=peewee_async.databases.fetchall) == before
+
+
 async def test_reset_follows_the_start_and_increment_and_leaves_unowned_sequences(database: Any) -> None:
     """An identity column starting at 100 by 5 restarts at 100 (or past its largest value); a sequence no
     column owns is not moved at the start, and is set back at the end."""
