@@ -20,6 +20,7 @@ __version__ = "0.1.0"
 
 #: Every public name, and the module that defines it.
 _EXPORTS = {
+    "AbortedTransactionError": "exceptions",
     "AioDatabaseTestCase": "testcase",
     "ConfigurationError": "exceptions",
     "DatabaseAccessError": "exceptions",
@@ -27,14 +28,17 @@ _EXPORTS = {
     "PeeweeAsyncTestingError": "exceptions",
     "PostgresServer": "server",
     "ServerError": "exceptions",
+    "TransactionControlError": "exceptions",
     "TransactionError": "exceptions",
     "TransactionTestCase": "transaction",
+    "TurnTimeoutError": "exceptions",
     "aio_clear_tables": "cleanup",
     "bound_models": "cleanup",
     "clear_tables": "cleanup",
 }
 
 __all__ = [
+    "AbortedTransactionError",
     "AioDatabaseTestCase",
     "ConfigurationError",
     "DatabaseAccessError",
@@ -42,8 +46,10 @@ __all__ = [
     "PeeweeAsyncTestingError",
     "PostgresServer",
     "ServerError",
+    "TransactionControlError",
     "TransactionError",
     "TransactionTestCase",
+    "TurnTimeoutError",
     "aio_clear_tables",
     "bound_models",
     "clear_tables",
@@ -52,12 +58,15 @@ __all__ = [
 if TYPE_CHECKING:
     from .cleanup import aio_clear_tables, bound_models, clear_tables
     from .exceptions import (
+        AbortedTransactionError,
         ConfigurationError,
         DatabaseAccessError,
         DatabaseArgumentError,
         PeeweeAsyncTestingError,
         ServerError,
+        TransactionControlError,
         TransactionError,
+        TurnTimeoutError,
     )
     from .server import PostgresServer
     from .testcase import AioDatabaseTestCase
