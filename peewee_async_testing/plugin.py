@@ -222,12 +222,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         names.insert(0, "peewee_database")
         if access.is_unittest(item):
             continue  # AioDatabaseTestCase isolates itself, on a loop and pool of its own
-        marked = item.get_closest_marker("peewee_db") is not None
-        if not {"in_transaction", "clear_tables"} & set(names) and (autouse or marked):
+        # The isolation goes first among the function-scoped fixtures, asked for or not: a fixture set up before
+        # it would write outside the transaction (or before clear_tables looks).
+        chosen = next((name for name in ("clear_tables", "in_transaction") if name in names), None)
+        if chosen is not None:
+            names.remove(chosen)
+        elif autouse or item.get_closest_marker("peewee_db") is not None:
             # clear_tables straight away where in_transaction would only hand over to it: one fixture less.
             isolation = requested_isolation(item)
             clears = isolation == "clear" or (isolation is None and not is_async(item))
-            names.insert(_first_function_scoped(item), "clear_tables" if clears else "in_transaction")
+            chosen = "clear_tables" if clears else "in_transaction"
+        if chosen is not None:
+            names.insert(_first_function_scoped(item), chosen)
         # The session's pool first: fixtures of wider scope that use the database run on the session's loop.
         # A test that asks for the database gets its own loop's pool next; in_transaction and clear_tables
         # ask for theirs as they set up (so that they end before it).

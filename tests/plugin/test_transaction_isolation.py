@@ -57,6 +57,31 @@ def test_fixture_data_and_fixture_tear_downs_are_isolated_too(inner: pytest.Pyte
     inner.runpytest().assert_outcomes(passed=2)
 
 
+@pytest.mark.parametrize("isolation", ["in_transaction", "clear_tables"])
+def test_a_fixture_asked_for_before_the_isolation_is_isolated_too(inner: pytest.Pytester, isolation: str) -> None:
+    """``def test(note, in_transaction)``: pytest would set up ``note`` first, its row outside the transaction
+    (or before clear_tables looks): the isolation goes first among the function-scoped fixtures, as asked or not."""
+    make_ini(inner, CONFIGURED)
+    inner.makepyfile(
+        f"""
+        import pytest
+        from app.models import Note
+
+        @pytest.fixture
+        async def note():
+            return await Note.aio_create(text="from a fixture asked for first")
+
+        async def test_uses_the_fixture(note, {isolation}):
+            assert await Note.select().aio_count() == 1
+
+        @pytest.mark.peewee_db
+        async def test_nothing_survived():
+            assert await Note.select().aio_count() == 0
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
+
 def test_without_autouse_only_marked_tests_are_isolated(inner: pytest.Pytester) -> None:
     inner.makepyfile(
         """
