@@ -95,12 +95,13 @@ def _pg_delete_new(
     new_rows: str,
     named: Iterable[type[peewee.Model]] = (),
     missing: Iterable[str] = (),
-) -> str:
-    """What :func:`_pg_delete_block` does with ``new_rows``, as plain statements in one query string
-    (planned, not compiled: about half the time), for ``models`` whose tables are known to exist.
+) -> list[str]:
+    """What :func:`_pg_delete_block` does with ``new_rows``, as plain statements (planned, not compiled:
+    about half the time; sent in one query string, they run in one transaction), for ``models`` whose
+    tables are known to exist.
 
-    ``missing``: the tables (quoted) known not to exist; the string fails, emptying nothing, if one exists
-    now (or if one of ``models`` is no longer a table), and the caller falls back to the ``DO`` block.
+    ``missing``: the tables (quoted) known not to exist; the statements fail, emptying nothing, if one
+    exists now (or if one of ``models`` is no longer a table), and the caller falls back to the ``DO`` block.
     """
     named = set(named)
     statements = []
@@ -125,7 +126,7 @@ def _pg_delete_new(
             statements.append(
                 f"WITH emptied AS (DELETE FROM {table}{where} RETURNING 1) {restart} AND EXISTS (SELECT 1 FROM emptied)"
             )
-    return "; ".join(statements)
+    return statements
 
 
 _SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"

@@ -220,7 +220,8 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     that commits. Works for sync and async tests alike. Only the tables the test wrote to are emptied,
     whatever wrote them (all of them after a statement that cannot be read, such as DDL), children
     first: on PostgreSQL, a table holding a row written since the test began (by a trigger, a function,
-    a raw cursor, another connection too), in one round trip at the start and one at the end; on
+    a raw cursor, another connection too), in one round trip at the end (and one at the start, unless
+    the last clear's mark can serve: see ``_Carry``); on
     SQLite, the tables its statements and the database's connections wrote to. As with
     ``in_transaction``, ids keep growing from test to test; ``@pytest.mark.peewee_db(reset_sequences=True)``
     restarts the emptied tables' sequences too.
@@ -236,11 +237,51 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     # Through the sync connection kept for the database, async tests too: the cheapest round trips, no loop.
     request.getfixturevalue(scoped_name(request.node, "_peewee_sync_connection"))
     models = request.getfixturevalue(scoped_name(request.node, "_peewee_models"))
-    # PostgreSQL: one round trip, so that the clear finds what any path wrote (which tables exist: once)
-    tracker.mark(models, known=request.getfixturevalue("_peewee_tables"))
+    known, carry = request.getfixturevalue("_peewee_tables"), request.getfixturevalue("_peewee_clear_carry")
+    carried = carry.take(request.node)
+    # PostgreSQL: the mark the last clear carried, if nothing but tests ran since; else one round trip (which
+    # tables exist: once), so that the clear finds what any path wrote
+    if carried is None or not tracker.resume(carried, models, known=known):
+        tracker.mark(models, known=known)
     with tracker:
         yield
     tracker.clear(models, sequences=sequences)
+    carry.carried = tracker.carried
+
+
+class _Carry:
+    """The mark the last ``clear_tables`` carried (the server's snapshot at the end of its clear), for the next to
+    start from without a round trip, as long as nothing but tests and the plugin's own fixtures ran since.
+
+    Rows written after that mark are emptied by the next clear test, so it must be dropped when a fixture that
+    may write rows meant to survive ran in between: one of wider scope than a test, set up or torn down, or a
+    fixture of the next clear test itself set up before its ``clear_tables``. (What ran between that cannot
+    be seen — another process, a hook — is emptied too, if the next test's clear finds it: never fewer.)
+    """
+
+    def __init__(self) -> None:
+        self.carried: Any = None
+        self._before: pytest.Item | None = None  # the test that a function-scoped fixture was last set up for
+
+    def take(self, item: pytest.Item) -> Any:
+        """The carried mark, unless a fixture of ``item`` was set up before; once only."""
+        carried, self.carried = self.carried, None
+        return None if self._before is item else carried
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_fixture_setup(self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+        self._ran(fixturedef, request)
+
+    def pytest_fixture_post_finalizer(self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+        self._ran(fixturedef, request)
+
+    def _ran(self, fixturedef: pytest.FixtureDef[Any], request: pytest.FixtureRequest) -> None:
+        if getattr(fixturedef.func, "__module__", None) == __name__:
+            return  # the plugin's own: none writes rows that outlive it
+        if fixturedef.scope == "function":
+            self._before = request.node
+        else:
+            self.carried = None
 
 
 def _models_fixture(scope: LoopScope, name: str) -> Any:
@@ -258,6 +299,15 @@ def _models_fixture(scope: LoopScope, name: str) -> Any:
 def _peewee_tables() -> dict[str, str]:
     """What the session's ``clear_tables`` know of the bound tables (which exist), filled by the first."""
     return {}
+
+
+@pytest.fixture(scope="session")
+def _peewee_clear_carry(request: pytest.FixtureRequest) -> Iterator[_Carry]:
+    """The mark one ``clear_tables`` carries to the next, watching the fixtures that run in between."""
+    carry = _Carry()
+    request.config.pluginmanager.register(carry, "peewee-async-testing-clear-carry")
+    yield carry
+    request.config.pluginmanager.unregister(carry)
 
 
 def _sync_connection_fixture(scope: LoopScope, name: str) -> Any:
@@ -413,6 +463,7 @@ __all__ = [
     "_peewee_pool_session",
     "_peewee_sync_connection",
     "_peewee_tables",
+    "_peewee_clear_carry",
     *_NARROW,
     *_SHARED_ON_LOOPS,
 ]

@@ -379,14 +379,47 @@ WRITES = {
 }
 
 
+@pytest.fixture
+def kept_sync(database: Any) -> Iterator[None]:
+    """peewee's synchronous connection kept open, as the ``clear_tables`` fixture keeps it: there the sync clear
+    prepares its statements once and then only executes them."""
+    database.connect(reuse_if_open=True)
+    yield
+    database.close()
+
+
+async def sync_clear(tracker: WriteTracker, models: list[Any]) -> None:
+    """``tracker.clear`` on the kept sync connection, once it has prepared its statements (a clear that found
+    nothing prepared them), as from the second test of a session on."""
+    warm = WriteTracker(tracker.database)
+    warm.mark(models, known={})
+    with warm:
+        pass
+    warm.clear(models)
+    tracker.clear(models)
+
+
+async def async_clear(tracker: WriteTracker, models: list[Any]) -> None:
+    await tracker.aio_clear(models)
+
+
+CLEARS_OF_A_TRACKER: dict[str, Callable[[WriteTracker, list[Any]], Awaitable[None]]] = {
+    "aio_clear": async_clear,
+    "clear on the kept sync connection": sync_clear,
+}
+
+
 @pytest.mark.parametrize("entered", ["async with", "with"])
 @pytest.mark.parametrize("write", WRITES)
+@pytest.mark.parametrize("clear", CLEARS_OF_A_TRACKER)
 async def test_the_tracker_empties_every_table_written_whatever_wrote_it(
-    database: Any, seeded: dict[str, int], write: str, entered: str
+    database: Any, seeded: dict[str, int], write: str, entered: str, clear: str, request: pytest.FixtureRequest
 ) -> None:
     case = WRITES[write]
     if ("sqlite" if is_sqlite(database) else "postgres") not in case.engines:
         pytest.skip(f"{write}: not on this engine")
+    if clear != "aio_clear":
+        request.getfixturevalue("kept_sync")
     seeds = {model: await model.select().aio_count() for model in MODELS}
     tracker = WriteTracker(database)
     if entered == "async with":
@@ -395,7 +428,7 @@ async def test_the_tracker_empties_every_table_written_whatever_wrote_it(
     else:  # entered without a round trip: on PostgreSQL every table counts as written
         with tracker:
             await case.send(database, case.sql.format(**seeded))
-    await tracker.aio_clear([*MODELS, Ghost])
+    await CLEARS_OF_A_TRACKER[clear](tracker, [*MODELS, Ghost])
     if case.undo:
         await database.aio_execute_sql(case.undo)
     left = {model.__name__: await model.select().aio_count() for model in case.written}
@@ -450,6 +483,66 @@ async def test_a_table_made_or_dropped_behind_the_trackers_back_is_still_handled
         await Author.delete().aio_execute()
 
 
+@pytest.fixture
+def sync_statements(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
+    """The SQL that peewee's synchronous connection sends while the test runs."""
+    caplog.set_level(logging.DEBUG, logger="peewee")
+    sent: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if isinstance(record.msg, tuple):
+                sent.append(record.msg[0])
+
+    handler = Collect()
+    logging.getLogger("peewee").addHandler(handler)
+    yield sent
+    logging.getLogger("peewee").removeHandler(handler)
+
+
+async def test_the_sync_clear_prepares_its_statements_once_and_survives_what_undoes_them(
+    database: Any, kept_sync: None, sync_statements: list[str]
+) -> None:
+    """On a kept connection the clear's statements are prepared once, then only executed (one round trip);
+    a DEALLOCATE, a changed table, or a fresh connection since costs a round trip or two more, and empties
+    no fewer tables."""
+    if is_sqlite(database):
+        pytest.skip("PostgreSQL's prepared statements")
+    author = await Author.aio_create(name="seed")
+    known: dict[str, str] = {}
+
+    def round(sql: str) -> list[str]:
+        tracker = WriteTracker(database)
+        tracker.mark(MODELS, known=known)
+        with tracker:
+            database.cursor().execute(sql)  # a raw cursor: only the server knows what it wrote
+        sync_statements.clear()
+        tracker.clear(MODELS)
+        assert tracker.carried is not None, "the clear carried no mark for the next tracker"
+        return [
+            "PREPARE" if "PREPARE pwat_" in sql else "EXECUTE" if "EXECUTE pwat_" in sql else sql.split(" ")[0]
+            for sql in sync_statements
+        ]
+
+    book = f"INSERT INTO book (title, author_id) VALUES ('b', {author.id})"
+    with database.allow_sync():
+        assert round(book) == ["EXECUTE", "SELECT", "PREPARE"], "the first clear did not prepare its statements"
+        assert Book.select().count() == 0
+        assert round(book) == ["EXECUTE"], "the second clear did more than execute the prepared statements"
+        assert Book.select().count() == 0
+        assert round("DEALLOCATE ALL; " + book) == ["EXECUTE", "SELECT", "PREPARE"]
+        assert Book.select().count() == 0
+        assert round("ALTER TABLE book ADD COLUMN extra integer; " + book) == ["EXECUTE"]  # re-planned
+        assert Book.select().count() == 0
+        assert round("ALTER TABLE book DROP COLUMN extra; " + book) == ["EXECUTE"]
+        assert Book.select().count() == 0
+        database.close()
+        database.connect()
+        assert round(book) == ["EXECUTE", "SELECT", "PREPARE"], "a fresh connection did not prepare them"
+        assert [await model.select().aio_count() for model in MODELS] == [1, 0, 0]
+    await Author.delete().aio_execute()
+
+
 async def test_a_model_on_a_view_is_left_alone(database: Any) -> None:
     """Only tables are emptied: a model whose "table" is a view fails no clear."""
     await database.aio_execute_sql("CREATE VIEW book_titles AS SELECT title FROM book")
@@ -467,11 +560,14 @@ async def test_a_model_on_a_view_is_left_alone(database: Any) -> None:
         await database.aio_execute_sql("DROP VIEW book_titles")
 
 
+@pytest.mark.parametrize("clear", CLEARS_OF_A_TRACKER)
 async def test_rows_of_a_transaction_running_at_the_mark_are_found(
-    database: Any, pg_server: PostgresServer, pg_database: str
+    database: Any, pg_server: PostgresServer, pg_database: str, clear: str, request: pytest.FixtureRequest
 ) -> None:
     if is_sqlite(database):
         pytest.skip("PostgreSQL's transaction ids")
+    if clear != "aio_clear":
+        request.getfixturevalue("kept_sync")
     author = await Author.aio_create(name="seed")
     other = psycopg2.connect(**pg_server.connect_params(pg_database))  # a transaction, begun before the mark
     try:
@@ -481,7 +577,9 @@ async def test_rows_of_a_transaction_running_at_the_mark_are_found(
             async with WriteTracker(database) as tracker:
                 cursor.execute("INSERT INTO book (title, author_id) VALUES ('late', %s)", (author.id,))
                 other.commit()
-        await tracker.aio_clear(MODELS)
+        assert tracker.since is not None
+        assert tracker.since[1], "no transaction was running at the mark"
+        await CLEARS_OF_A_TRACKER[clear](tracker, MODELS)
     finally:
         other.close()
     assert await counts() == [2, 0, 0], "the rows of a transaction that was running at the mark were left"

@@ -136,3 +136,146 @@ def test_clear_tables_empties_what_any_path_wrote(inner: pytest.Pytester) -> Non
         """
     )
     inner.runpytest("-p", "no:randomly").assert_outcomes(passed=12)
+
+
+def test_a_clear_test_starts_from_the_mark_the_last_clear_carried(inner: pytest.Pytester) -> None:
+    """No round trip at the start of a clear test that follows another (tests in between too): the last clear's
+    snapshot is its mark; what the tests in between committed is emptied with what it wrote."""
+    inner.makeconftest(
+        """
+        import logging
+        import pytest
+
+        SENT = []
+
+        class Collect(logging.Handler):
+            def emit(self, record):
+                if isinstance(record.msg, tuple):
+                    SENT.append(record.msg[0])
+
+        @pytest.hookimpl(wrapper=True)
+        def pytest_runtest_setup(item):
+            handler, logger = Collect(), logging.getLogger("peewee")
+            logger.setLevel(logging.DEBUG)
+            logger.addHandler(handler)
+            SENT.clear()
+            try:
+                return (yield)
+            finally:
+                logger.removeHandler(handler)
+                item.user_properties.append(("sent", list(SENT)))
+        """
+    )
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Comment, Note
+
+        pytestmark = pytest.mark.peewee_db(isolation="clear")
+
+        async def test_first():
+            await Note.aio_create(text="first")
+
+        @pytest.mark.peewee_db(isolation="transaction")
+        async def test_in_between():
+            await Note.aio_create(text="rolled back")
+
+        async def test_second(request):
+            sent = dict(request.node.user_properties)["sent"]
+            assert not [sql for sql in sent if "txid_current_snapshot" in sql], sent
+            assert await Note.select().aio_count() == 0
+            note = await Note.aio_create(text="second")
+            async with database.aio_connection() as connection:  # a raw cursor: only the server knows
+                async with connection.cursor() as cursor:
+                    await cursor.execute(f"INSERT INTO comment (note_id) VALUES ({note.id})")
+
+        def test_after():
+            with database.allow_sync():
+                assert [Note.select().count(), Comment.select().count()] == [0, 0]
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=4)
+
+
+@pytest.mark.parametrize("how", ["async", "sync"])
+def test_rows_a_wider_fixture_made_between_clear_tests_survive_the_carried_mark(
+    inner: pytest.Pytester, how: str
+) -> None:
+    """A fixture of wider scope set up between two clear tests makes the second take its own mark, so its rows
+    (written before the test began) are left alone."""
+    seed = (
+        """
+        @pytest.fixture(scope="module")
+        async def seed(peewee_database):
+            note = await Note.aio_create(text="seed")
+            yield note
+            await Note.delete().aio_execute()
+        """
+        if how == "async"
+        else """
+        @pytest.fixture(scope="module")
+        def seed(peewee_database):
+            with database.allow_sync():
+                note = Note.create(text="seed")
+            yield note
+            with database.allow_sync():
+                Note.delete().execute()
+        """
+    )
+    inner.makepyfile(
+        test_1_first="""
+        import pytest
+        from app.models import Note
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_first():
+            await Note.aio_create(text="first")
+        """,
+        test_2_seeded=f"""
+        import pytest
+        from app.db import database
+        from app.models import Comment, Note
+        {seed}
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_writes_comments(seed):
+            await Comment.aio_create(note=seed)
+
+        @pytest.mark.peewee_db(isolation="clear")
+        def test_the_seed_is_kept(seed):
+            with database.allow_sync():
+                assert Comment.select().count() == 0
+                assert [note.text for note in Note.select()] == ["seed"]
+        """,
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+def test_rows_a_fixture_of_the_test_made_before_its_clear_tables_survive_the_carried_mark(
+    inner: pytest.Pytester,
+) -> None:
+    """A fixture set up for the test before its ``clear_tables`` (rows written before the test's mark, which the
+    clear leaves alone) makes it take its own mark."""
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Comment, Note
+
+        @pytest.fixture
+        async def before(peewee_database):
+            await Note.aio_create(text="before")
+            yield  # then the test's clear (torn down first): it must leave this row alone
+            kept = [note.text for note in await Note.select().aio_execute()]
+            await Note.delete().aio_execute()
+            assert kept == ["before"], "the clear emptied a row written before the test began"
+
+        async def test_first(clear_tables):
+            await Note.aio_create(text="first")
+
+        async def test_writes_comments(before, clear_tables):
+            assert [note.text for note in await Note.select().aio_execute()] == ["before"]
+            await Comment.aio_create(note=await Note.aio_get())
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
