@@ -249,33 +249,3 @@ def test_rows_a_wider_fixture_made_between_clear_tests_survive_the_carried_mark(
         """,
     )
     inner.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
-
-
-def test_rows_a_fixture_of_the_test_made_before_its_clear_tables_survive_the_carried_mark(
-    inner: pytest.Pytester,
-) -> None:
-    """A fixture set up for the test before its ``clear_tables`` (rows written before the test's mark, which the
-    clear leaves alone) makes it take its own mark."""
-    inner.makepyfile(
-        """
-        import pytest
-        from app.db import database
-        from app.models import Comment, Note
-
-        @pytest.fixture
-        async def before(peewee_database):
-            await Note.aio_create(text="before")
-            yield  # then the test's clear (torn down first): it must leave this row alone
-            kept = [note.text for note in await Note.select().aio_execute()]
-            await Note.delete().aio_execute()
-            assert kept == ["before"], "the clear emptied a row written before the test began"
-
-        async def test_first(clear_tables):
-            await Note.aio_create(text="first")
-
-        async def test_writes_comments(before, clear_tables):
-            assert [note.text for note in await Note.select().aio_execute()] == ["before"]
-            await Comment.aio_create(note=await Note.aio_get())
-        """
-    )
-    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=2)
