@@ -159,30 +159,25 @@ class SharedConnection:
                 self._owner, self._owner_task = None, None
                 self._turn.notify_all()
 
-    @asynccontextmanager
-    async def _turn_and_lock(self) -> AsyncIterator[None]:
+    async def _hold(self) -> None:
+        """Wait for this task's turn and take the lock: its statements alone run, until :meth:`_let_go`."""
         await self._wait_turn()
-        if self._holder is not None and self._holder is asyncio.current_task():
+        task = asyncio.current_task()
+        if self._holder is not None and self._holder is task:
             raise TransactionError(HOLDING)
-        async with self._lock:
-            if self.ended:
-                raise TransactionError(self.ended)
-            self._holder = asyncio.current_task()
-            try:
-                yield
-            finally:
-                self._holder = None
+        await self._lock.acquire()
+        if self.ended:
+            self._lock.release()
+            raise TransactionError(self.ended)
+        self._holder = task
 
-    @asynccontextmanager
-    async def cursor(self, **kwargs: Any) -> AsyncIterator[Any]:
-        """A cursor for the statements of the code under test."""
-        async with self._turn_and_lock():
-            try:
-                async with self.raw.cursor(**kwargs) as cursor:
-                    yield _Cursor(self, cursor)
-            finally:
-                if self._auto_pending and not is_closed(self.raw) and transaction_status(self.raw) == IN_ERROR:
-                    await self._run(f"ROLLBACK TO SAVEPOINT {_AUTO}")
+    def _let_go(self) -> None:
+        self._holder = None
+        self._lock.release()
+
+    def cursor(self, **kwargs: Any) -> _HeldCursor:
+        """A cursor for the statements of the code under test (``async with``), the lock held for its life."""
+        return _HeldCursor(self, kwargs)
 
     def _text(self, sql: Any) -> str | None:
         """The SQL text of what the code handed a driver: a string, bytes, or psycopg 3's composed SQL."""
@@ -303,9 +298,13 @@ class SharedConnection:
 
     async def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         """Run a query of the machinery itself (no autosavepoint) and return its rows."""
-        async with self._turn_and_lock(), self.raw.cursor() as cursor:
-            await self._send(cursor, sql, params)
-            return list(await cursor.fetchall())
+        await self._hold()
+        try:
+            async with self.raw.cursor() as cursor:
+                await self._send(cursor, sql, params)
+                return list(await cursor.fetchall())
+        finally:
+            self._let_go()
 
     async def _run(self, sql: str) -> None:
         async with self.raw.cursor() as cursor:
@@ -349,6 +348,41 @@ class SharedConnection:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.raw, name)
+
+
+class _HeldCursor:
+    """One ``async with shared.cursor()``: the turn and the lock, the driver's cursor inside them, and on the way out
+    the rollback to a failed statement's autosavepoint. (A class, not a generator: it runs for every statement.)"""
+
+    __slots__ = ("_cursor", "_kwargs", "_shared")
+
+    def __init__(self, shared: SharedConnection, kwargs: dict[str, Any]) -> None:
+        self._shared, self._kwargs = shared, kwargs
+        self._cursor: Any = None  # the driver's cursor context
+
+    async def __aenter__(self) -> _Cursor:
+        shared = self._shared
+        await shared._hold()
+        try:
+            self._cursor = shared.raw.cursor(**self._kwargs)
+            return _Cursor(shared, await self._cursor.__aenter__())
+        except BaseException:
+            await self._end()
+            raise
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        try:
+            return await self._cursor.__aexit__(*exc_info)
+        finally:
+            await self._end()
+
+    async def _end(self) -> None:
+        shared = self._shared
+        try:
+            if shared._auto_pending and not is_closed(shared.raw) and transaction_status(shared.raw) == IN_ERROR:
+                await shared._run(f"ROLLBACK TO SAVEPOINT {_AUTO}")
+        finally:
+            shared._let_go()
 
 
 class _Cursor:

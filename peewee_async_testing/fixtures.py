@@ -164,7 +164,7 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
         return
     from .transaction import TransactionTestCase
 
-    pool = request.getfixturevalue(pool_name(request.node))
+    pool = request.getfixturevalue(request.node.stash.get(POOL, None) or pool_name(request.node))
     # Where it costs least: an async fixture would cost each test more than its BEGIN and ROLLBACK.
     # So the patches go on here, the transaction opens at the first query, and it is rolled back at the
     # end of the test's own coroutine. A query of a later fixture tear-down opens a new transaction,
@@ -232,7 +232,7 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     sequences = case_options(request.config, options)["reset_sequences"]
     tracker = WriteTracker(peewee_database)  # its guard first: before anything connects
     if is_async(request.node):  # the test takes connections from the loop's pool: with a pool of one, the kept one
-        pool = request.getfixturevalue(pool_name(request.node))
+        pool = request.getfixturevalue(request.node.stash.get(POOL, None) or pool_name(request.node))
         pool.loop.run_until_complete(pool.give_back())
     # Through the sync connection kept for the database, async tests too: the cheapest round trips, no loop.
     request.getfixturevalue(scoped_name(request.node, "_peewee_sync_connection"))
@@ -337,6 +337,10 @@ def scoped_name(item: pytest.Item, name: str) -> str:
     """The variant of the private fixture ``name`` that lives as long as ``item``'s ``peewee_database``."""
     scope = database_scope(item)
     return name if scope == "session" else f"{name}_{scope}"
+
+
+#: The pool fixture of a test's own loop (:func:`pool_name`), found once at collection: not again at each set-up.
+POOL = pytest.StashKey[str]()
 
 
 def pool_name(item: pytest.Item, loop: str | None = None) -> str:

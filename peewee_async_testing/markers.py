@@ -73,14 +73,23 @@ def requested_isolation(node: pytest.Item) -> str | None:
     return None
 
 
+#: The ini file's options, read once per session (they do not change in it).
+_INI_OPTIONS = pytest.StashKey[dict[str, bool]]()
+
+
 def ini_options(config: pytest.Config) -> dict[str, bool]:
-    """TransactionTestCase's options as the ini file sets them (``peewee_async_<option>``)."""
-    return {name: bool(config.getini(f"peewee_async_{name}")) for name in CASE_OPTIONS}
+    """TransactionTestCase's options as the ini file sets them (``peewee_async_<option>``), read once."""
+    options = config.stash.get(_INI_OPTIONS, None)
+    if options is None:
+        options = config.stash[_INI_OPTIONS] = {
+            name: bool(config.getini(f"peewee_async_{name}")) for name in CASE_OPTIONS
+        }
+    return options
 
 
 def case_options(config: pytest.Config, marker: dict[str, Any]) -> dict[str, bool]:
     """TransactionTestCase's options: the ini file's, then the markers' over them, key by key."""
-    options = ini_options(config)
+    options = dict(ini_options(config))
     options.update({name: marker[name] for name in CASE_OPTIONS if name in marker})
     return options
 

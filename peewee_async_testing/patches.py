@@ -49,32 +49,39 @@ def set_attributes(obj: Any, values: Mapping[str, object]) -> Callable[[], None]
     """:func:`set_attribute` for several attributes of ``obj`` at once, undone together. If one cannot be
     set, those set before it are undone and the error raised."""
     stacks = _patched.setdefault(id(obj), (obj, {}))[1]
-    patch, names = _Patch(values), list(values)
-    for done, name in enumerate(names):
-        try:
-            stacks.setdefault(name, [_current(obj, name)]).append(patch)
-            setattr(obj, name, values[name])
-        except BaseException:
-            _take_out(obj, stacks, patch, names[: done + 1])
-            raise
+    patch = _Patch(values)
+    try:
+        for name, value in values.items():
+            stack = stacks.get(name)
+            if stack is None:
+                stack = stacks[name] = [_current(obj, name)]
+            stack.append(patch)
+            setattr(obj, name, value)
+    except BaseException:
+        _take_out(obj, stacks, patch)
+        raise
 
     def undo() -> None:
         if patch.values is not None:  # else undone already
-            _take_out(obj, stacks, patch, names)
+            _take_out(obj, stacks, patch)
 
     return undo
 
 
-def _take_out(obj: Any, stacks: dict[str, list[Any]], patch: _Patch, names: list[str]) -> None:
-    """Take ``patch`` out of the stacks of ``names``: each attribute shows the newest patch still in place,
-    or what was there before the first. Every name is seen to, even after one that fails."""
-    patch.values = None
+def _take_out(obj: Any, stacks: dict[str, list[Any]], patch: _Patch) -> None:
+    """Take ``patch`` out of the stacks of its attributes: each shows the newest patch still in place, or what
+    was there before the first. Every attribute is seen to, even after one that fails."""
+    values, patch.values = patch.values, None
+    assert values is not None
     failures = []
-    for name in names:
+    for name in values:
         stack = stacks.get(name, [])
-        place = next((index for index in range(1, len(stack)) if stack[index] is patch), None)
-        if place is None:
-            continue  # never got in (its setattr failed before)
+        # By identity, newest first (the usual case: patches end last first); stack[0] is what was there before.
+        place = len(stack) - 1
+        while place > 0 and stack[place] is not patch:
+            place -= 1
+        if place == 0:
+            continue  # never got in (a setattr failed before)
         del stack[place]
         try:
             if len(stack) > 1:

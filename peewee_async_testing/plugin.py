@@ -37,7 +37,7 @@ except ImportError:  # installed without the [pytest] extra: inert, and says so 
     pytest_asyncio = None  # type: ignore[assignment]
 else:
     from .fixtures import *  # noqa: F403 - the fixtures, where pytest looks for them: on the plugin module
-    from .fixtures import pool_name
+    from .fixtures import POOL, pool_name
 
 
 #: pytest's options for sessions that run no test: no server for them.
@@ -237,8 +237,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         # The session's pool first: fixtures of wider scope that use the database run on the session's loop.
         # A test that asks for the database gets its own loop's pool next; in_transaction and clear_tables
         # ask for theirs as they set up (so that they end before it).
+        own = item.stash[POOL] = pool_name(item)
         asked = item.stash.get(access.ASKED, False) and is_async(item)
-        pools = [pool_name(item, "session"), pool_name(item)] if asked else [pool_name(item, "session")]
+        pools = [pool_name(item, "session"), own] if asked else [pool_name(item, "session")]
         for position, pool in enumerate(dict.fromkeys(pools), start=1):
             if pool not in names:
                 names.insert(position, pool)
