@@ -28,8 +28,9 @@ _SQL = "pwat_sql"  # the savepoint that stands for a transaction the code under 
 #: How long, in seconds, a statement waits for another task's transaction block (``aio_atomic()``...) on the
 #: test's one connection before it fails with :class:`~peewee_async_testing.exceptions.TurnTimeoutError`. In
 #: production the statement would run on another connection at once; here it must wait, and if the block's
-#: task is waiting for this one, both would wait for ever.
-TURN_TIMEOUT = 10.0
+#: task is waiting for this one, both would wait for ever. Generous, so that a slow machine never makes a block
+#: that is merely long look like that.
+TURN_TIMEOUT = 30.0
 
 #: The app transactions the current context is inside, outermost first. Tasks started inside one inherit it,
 #: and share it, as they share its connection in peewee-async.
