@@ -12,6 +12,7 @@ import functools
 import hashlib
 import re
 import sqlite3
+import sys
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -422,7 +423,12 @@ def _executed(
         carry(_pg_since(snapshot))
 
 
+def _allow(*_: object) -> int:
+    return sqlite3.SQLITE_OK
+
+
 def _unauthorize(connection: sqlite3.Connection) -> None:
-    """Take the authorizer off ``connection``, unless it was closed meanwhile (or belongs to another thread)."""
+    """Take the authorizer off ``connection``, unless it was closed meanwhile (or belongs to another thread).
+    (Python 3.10 cannot take one off: ``None`` would deny every statement. It gets one that allows all.)"""
     with contextlib.suppress(sqlite3.ProgrammingError):
-        connection.set_authorizer(None)
+        connection.set_authorizer(None if sys.version_info >= (3, 11) else _allow)
