@@ -100,7 +100,11 @@ class Inner:
         env = {name: value for name, value in os.environ.items() if not name.startswith(("PYTEST_", DSN_ENV))}
         # The app's own database: nothing listens there, and the plugin must never connect to it.
         env.update(LIFETIME_REPORT=str(self.report), INNER_HOST="127.0.0.1", INNER_PORT="1")
-        command = [sys.executable, "-m", "pytest", *arguments]
+        # SIGINT as a terminal's foreground job has it: a session started in the background by a shell without job
+        # control (a CI script's `cmd &`) inherits it ignored, and Python then ignores Ctrl-C too.
+        start = "import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        start += "sys.argv[0] = 'pytest'; runpy.run_module('pytest', run_name='__main__', alter_sys=True)"
+        command = [sys.executable, "-c", start, *arguments]
         self.process = subprocess.Popen(
             command, cwd=path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True
         )
