@@ -61,6 +61,22 @@ def fixture_scope(item: pytest.Function, name: str) -> str | None:
     return str(fixturedefs[-1].scope) if fixturedefs else None
 
 
+def add_fixture(item: pytest.Function, name: str, position: int | None) -> None:
+    """Put the fixture ``name`` in ``item``'s closure at ``position`` (unless there already; None: nowhere), and its
+    definitions with the test's, found once here: pytest would look up a name it did not see at collection again
+    at each set-up (``Function._fixtureinfo.name2fixturedefs``).
+
+    Public alternative: ``request.getfixturevalue(name)`` as the test sets up, which costs that look-up each time.
+    """
+    info = item._fixtureinfo
+    if position is not None and name not in info.names_closure:
+        info.names_closure.insert(position, name)
+    if name not in info.name2fixturedefs:
+        fixturedefs = item.session._fixturemanager.getfixturedefs(name, item)
+        if fixturedefs:
+            info.name2fixturedefs[name] = fixturedefs
+
+
 # -- pytest-asyncio 1 ----------------------------------------------------------------------------------------------
 
 

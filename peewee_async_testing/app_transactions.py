@@ -6,7 +6,7 @@ The stand-ins replace the database's four public transaction methods for the blo
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any, NoReturn
 
@@ -26,10 +26,27 @@ NO_TRANSACTION = (
 METHODS = ("aio_atomic", "aio_transaction", "aio_begin", "aio_savepoint")
 
 
-def stand_ins(allowed: bool, connection: Callable[[], Awaitable[SharedConnection]]) -> dict[str, Callable[..., Any]]:
-    """The four methods as the block's code sees them: refusing with ``ValueError``, or (``allowed``) opening
-    savepoints on the block's ``connection()``, with peewee-async's rules."""
-    return _savepoints(connection) if allowed else _REFUSING
+def stand_ins(
+    block: Callable[[], Any],
+    connection: Callable[[], Awaitable[SharedConnection]],
+    beneath: Mapping[str, Callable[..., Any]],
+) -> dict[str, Callable[..., Any]]:
+    """The four methods as the code under test sees them, in the calling task's block (``block()``, an engine): refusing
+    with ``ValueError``, or (the block allows transactions) opening savepoints on the block's ``connection()``, with
+    peewee-async's rules. Outside every block (``block()`` is None), the methods ``beneath`` serve."""
+    savepoints = _savepoints(connection)
+
+    def dispatching(name: str) -> Callable[..., Any]:
+        def method(*args: Any, **kwargs: Any) -> Any:
+            case = block()
+            if case is None:
+                return beneath[name](*args, **kwargs)
+            return (savepoints if case.allow_transactions else _REFUSING)[name](*args, **kwargs)
+
+        method.__name__ = method.__qualname__ = name
+        return method
+
+    return {name: dispatching(name) for name in METHODS}
 
 
 class Savepoint(Transaction):  # type: ignore[misc]

@@ -162,7 +162,8 @@ class SharedConnection:
 
     async def _hold(self) -> None:
         """Wait for this task's turn and take the lock: its statements alone run, until :meth:`_let_go`."""
-        await self._wait_turn()
+        if self._owner is not None:
+            await self._wait_turn()
         task = asyncio.current_task()
         if self._holder is not None and self._holder is task:
             raise TransactionError(HOLDING)
@@ -171,6 +172,10 @@ class SharedConnection:
             self._lock.release()
             raise TransactionError(self.ended)
         self._holder = task
+
+    def busy(self) -> bool:
+        """Whether a statement holds the connection (its lock) now."""
+        return self._lock.locked()
 
     def _let_go(self) -> None:
         self._holder = None
@@ -212,9 +217,14 @@ class SharedConnection:
                 return await getattr(cursor, method)(sql, *args, **kwargs)
             return await self._send(cursor, sql, *args, **kwargs)
         except BaseException:
-            if self._auto_pending and not is_closed(self.raw) and transaction_status(self.raw) == IN_ERROR:
-                await self._run(f"ROLLBACK TO SAVEPOINT {_AUTO}")
+            if self._auto_pending:
+                await self._undo_failed_auto()
             raise
+
+    async def _undo_failed_auto(self) -> None:
+        """Roll back to the pending autosavepoint if the statement under it failed (the transaction aborted)."""
+        if not is_closed(self.raw) and transaction_status(self.raw) == IN_ERROR:
+            await self._run(f"ROLLBACK TO SAVEPOINT {_AUTO}")
 
     async def _code_control(
         self, cursor: Any, method: str, sql: str, found: list[tuple[int, int, str | None]], args: Any, kwargs: Any
@@ -380,8 +390,8 @@ class _HeldCursor:
     async def _end(self) -> None:
         shared = self._shared
         try:
-            if shared._auto_pending and not is_closed(shared.raw) and transaction_status(shared.raw) == IN_ERROR:
-                await shared._run(f"ROLLBACK TO SAVEPOINT {_AUTO}")
+            if shared._auto_pending:
+                await shared._undo_failed_auto()
         finally:
             shared._let_go()
 
@@ -413,16 +423,18 @@ class _Cursor:
 
 
 class AioConnectionStandIn:
-    """Stands in for ``database.aio_connection``: every ``async with`` yields the shared connection.
+    """Stands in for ``database.aio_connection``: in a block, every ``async with`` yields its shared connection.
 
-    :param connection: returns the shared connection, opening it on first use.
+    :param block: the calling task's block (an engine with a ``connection()`` that opens it on first use), or None
+        outside every block, where ``beneath`` (what was there before) serves.
     """
 
-    def __init__(self, connection: Callable[[], Awaitable[SharedConnection]]) -> None:
-        self._connection = connection
+    def __init__(self, block: Callable[[], Any], beneath: Callable[[], Any]) -> None:
+        self._block, self._beneath = block, beneath
 
-    def __call__(self) -> ConnectionScope:
-        return ConnectionScope(self._connection)
+    def __call__(self) -> Any:
+        case = self._block()
+        return self._beneath() if case is None else ConnectionScope(case.connection)
 
 
 class ConnectionScope:

@@ -6,6 +6,7 @@ answering these questions for its connections.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import inspect
 from typing import Any
@@ -84,6 +85,37 @@ def can_defer(connection: Any) -> bool:
     aiopg sends a whole query string as one simple query and answers with its last result (psycopg2 binds
     parameters on the client)."""
     return is_aiopg(connection)
+
+
+def send_unread(connection: Any, sql: str) -> Any:
+    """Send ``sql`` on an idle aiopg connection and return at once, the reply left unread: the server runs it as it
+    arrives, before any later statement of the connection. Returns what :func:`read_reply` needs (psycopg2's
+    cursor, which must live until then). No task, no loop iteration: psycopg2's own asynchronous ``execute()``.
+    """
+    cursor = connection.raw.cursor()
+    cursor.execute(sql)
+    return cursor
+
+
+#: How long :func:`read_reply` waits for a reply that has not arrived yet, in seconds.
+REPLY_WAIT = 30.0
+
+
+async def read_reply(connection: Any, sent: Any) -> None:
+    """Read the reply of what :func:`send_unread` sent, if the connection's own reader has not read it yet.
+
+    By then it has nearly always arrived, and one ``poll()`` reads it; else the connection is looked at again every
+    millisecond (its reader may read it meanwhile), up to :data:`REPLY_WAIT` seconds (then ``TimeoutError``). A
+    failed statement raises its error here.
+    """
+    import psycopg2.extensions
+
+    raw, deadline = connection.raw, asyncio.get_running_loop().time() + REPLY_WAIT
+    while raw.isexecuting() and raw.poll() != psycopg2.extensions.POLL_OK:
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no reply to a statement sent {REPLY_WAIT:g} s ago")
+        await asyncio.sleep(0.001)
+    del sent  # (kept alive until here: psycopg2 reads the reply into it)
 
 
 async def terminate(connection: Any, pid: int) -> None:

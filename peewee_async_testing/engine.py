@@ -24,8 +24,8 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import uuid
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import AsyncExitStack, contextmanager
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -34,7 +34,8 @@ from peewee_async.databases import AioDatabase
 from . import drivers
 from ._compat import SYNC_ALLOWED, add_note
 from ._database import is_postgres
-from .app_transactions import stand_ins
+from .app_transactions import METHODS
+from .app_transactions import stand_ins as app_stand_ins
 from .connection import AioConnectionStandIn, SharedConnection
 from .exceptions import TransactionError
 from .patches import set_attributes
@@ -187,21 +188,80 @@ def case_for_task(database: AioDatabase) -> CaseEngine:
     return known
 
 
-def _sync_refusals(database: AioDatabase) -> dict[str, Callable[..., Any]]:
-    """peewee's synchronous path on ``database`` for a block: ``execute_sql()`` (every sync query) and
-    ``cursor()`` refuse, from every thread, with :data:`SYNC_QUERY`. Where peewee-async itself refuses (sync not
-    allowed), its own ``AssertionError`` is kept."""
-    execute_sql = database.execute_sql
+def block_for_task(database: AioDatabase) -> CaseEngine | None:
+    """:func:`case_for_task`, or None when the calling task is outside every block: none is open on ``database``,
+    and the task knows none (a task that outlived its block is still refused)."""
+    if id(database) not in _registry and not any(case.database is database for case in _open.get()):
+        return None
+    return case_for_task(database)
 
-    def refused_execute_sql(*args: Any, **kwargs: Any) -> Any:
-        if not getattr(database, SYNC_ALLOWED, False):
-            return execute_sql(*args, **kwargs)  # peewee-async's "sync query is not allowed"
+
+#: What the stand-ins replace on the database: every way its code reaches a connection.
+PATCHED = ("aio_connection", *METHODS, "execute_sql", "cursor")
+
+
+def stand_ins(database: AioDatabase) -> dict[str, Any]:
+    """What a block puts on ``database``: every query and transaction of the calling task goes to its block
+    (:func:`block_for_task`), and outside every block to what was there before (the database's own methods).
+
+    peewee's synchronous path (``execute_sql()``, every sync query, and ``cursor()``) refuses while a block is open,
+    from every thread, with :data:`SYNC_QUERY`; where peewee-async itself refuses (sync not allowed), its own
+    ``AssertionError`` is kept.
+    """
+    beneath = {name: getattr(database, name) for name in PATCHED}
+
+    def block() -> CaseEngine | None:
+        return block_for_task(database)
+
+    def connection() -> Awaitable[SharedConnection]:
+        return case_for_task(database).connection()
+
+    def execute_sql(*args: Any, **kwargs: Any) -> Any:
+        if id(database) not in _registry or not getattr(database, SYNC_ALLOWED, False):
+            return beneath["execute_sql"](*args, **kwargs)  # (peewee-async's "sync query is not allowed")
         raise TransactionError(SYNC_QUERY)
 
-    def refused_cursor(*args: Any, **kwargs: Any) -> Any:
+    def cursor(*args: Any, **kwargs: Any) -> Any:
+        if id(database) not in _registry:
+            return beneath["cursor"](*args, **kwargs)
         raise TransactionError(SYNC_QUERY)
 
-    return {"execute_sql": refused_execute_sql, "cursor": refused_cursor}
+    return {
+        "aio_connection": AioConnectionStandIn(block, beneath["aio_connection"]),
+        **app_stand_ins(block, connection, beneath),
+        "execute_sql": execute_sql,
+        "cursor": cursor,
+    }
+
+
+#: The stand-ins kept on a database for a while by :func:`standing_patches`, by the database's id.
+_standing: dict[int, dict[str, Any]] = {}
+
+
+@contextmanager
+def standing_patches(database: AioDatabase) -> Iterator[None]:
+    """Keep :func:`stand_ins` on ``database`` for the block: the blocks opened meanwhile find them in place and
+    patch nothing themselves (the pytest plugin, for a session of tests). Changing the database object's attributes
+    for every test costs each one more than its transaction; these serve a block and no block alike."""
+    values = stand_ins(database)
+    undo = set_attributes(database, values)
+    previous = _standing.get(id(database))
+    _standing[id(database)] = values
+    try:
+        yield
+    finally:
+        if previous is None:
+            _standing.pop(id(database), None)
+        else:
+            _standing[id(database)] = previous
+        undo()
+
+
+def _standing_in_place(database: AioDatabase) -> bool:
+    """Whether :func:`standing_patches` keeps its stand-ins on ``database`` now, none patched over since."""
+    values = _standing.get(id(database))
+    own = vars(database)
+    return values is not None and all(own.get(name) is value for name, value in values.items())
 
 
 class CaseEngine:
@@ -258,22 +318,11 @@ class CaseEngine:
         self.outer = self.outer or innermost(self.database)
         if self.outer is not None and any(case.outer is self.outer for case in _registry.get(id(self.database), [])):
             raise TransactionError(NESTED_SIBLINGS)
-        self._undo_patches = set_attributes(
-            self.database,
-            {
-                "aio_connection": AioConnectionStandIn(self._task_connection),
-                **stand_ins(self.allow_transactions, self._task_connection),
-                **_sync_refusals(self.database),
-            },
-        )
+        if not _standing_in_place(self.database):
+            self._undo_patches = set_attributes(self.database, stand_ins(self.database))
         _open.set((*_open.get(), self))
         _registry.setdefault(id(self.database), []).append(self)
         self.patched = True
-
-    def _task_connection(self) -> Awaitable[SharedConnection]:
-        """The connection of the calling task's block (:func:`case_for_task`): so blocks open at once in sibling
-        tasks each keep to their own, whichever patched the database last."""
-        return case_for_task(self.database).connection()
 
     def _unregister(self) -> None:
         _open.set(tuple(case for case in _open.get() if case is not self))

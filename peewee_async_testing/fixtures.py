@@ -6,8 +6,6 @@ when a fixture runs, so that merely having the plugin installed costs pytest's s
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import os
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
@@ -15,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import pytest_asyncio
 
-from .markers import LOOP_SCOPES, LoopScope, case_options, is_async, isolation, loop_scope, marker_options
+from .markers import LOOP_SCOPES, LoopScope, case_options, is_async, loop_scope, marker_options, plan
 from .state import (
     CONFIGURED,
     GATE,
@@ -157,59 +155,22 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
     ``peewee_async_autouse = true`` applies it to every test. Tasks the test started and left running
     are cancelled when it ends, and fail it; synchronous queries inside it fail at once.
     """
-    chosen, options = isolation(request)
+    item = request.node
+    chosen, options = plan(item)
     if chosen == "clear":
         request.getfixturevalue("clear_tables")
         yield None
         return
+    from .isolated import IsolatedRun
     from .transaction import TransactionTestCase
 
-    pool = request.getfixturevalue(request.node.stash.get(POOL, None) or pool_name(request.node))
-    # Where it costs least: an async fixture would cost each test more than its BEGIN and ROLLBACK.
-    # So the patches go on here, the transaction opens at the first query, and it is rolled back at the
-    # end of the test's own coroutine. A query of a later fixture tear-down opens a new transaction,
-    # which this fixture's tear-down rolls back on the test's loop.
-    case = TransactionTestCase(peewee_database, **case_options(request.config, options))
-    engine = case.engine(loop_pool=pool, outer=_shared_case(request))
-    item, test = request.node, request.node.obj
-    engine.patch()
-
-    running: list[asyncio.Task[Any]] = []
-
-    @functools.wraps(test)
-    async def run_in_transaction(*args: Any, **kwargs: Any) -> Any:
-        from ._compat import add_note
-        from .exceptions import TransactionError
-        from .tasks import left_tasks_message, stop_left_tasks
-
-        running.append(asyncio.current_task())  # type: ignore[arg-type]
-        before = asyncio.all_tasks()  # the test's tasks are the ones it leaves running: stopped before the ROLLBACK
-        try:
-            result = await test(*args, **kwargs)
-        except BaseException as error:
-            left = await stop_left_tasks(before)
-            if left:
-                add_note(error, left_tasks_message(item.nodeid, left))
-            await engine.finish(type(error), error, error.__traceback__)
-            raise
-        left = await stop_left_tasks(before)
-        await engine.finish(None, None, None)
-        if left:
-            raise TransactionError(left_tasks_message(item.nodeid, left))
-        return result
-
-    from ._compat import replaced_test_function
-
+    pool = request.getfixturevalue(item.stash.get(POOL, None) or pool_name(item))
+    case = TransactionTestCase(peewee_database, **options)
+    run = IsolatedRun(item, case.engine(loop_pool=pool, outer=_shared_case(request)))
     try:
-        with replaced_test_function(item, run_in_transaction):
-            yield case
+        yield case
     finally:
-        # Ctrl-C on a loop that pytest-asyncio runs with run_until_complete (Python 3.10) leaves the test's task
-        # pending, its statement still running: cancel it, so that its connection is free to roll back.
-        if running and not running[0].done():
-            running[0].cancel()
-            running[0].get_loop().run_until_complete(asyncio.wait(running))
-        engine.close_on_own_loop()
+        run.end()
 
 
 @pytest.fixture
@@ -228,8 +189,7 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     """
     from .writes import WriteTracker
 
-    _, options = isolation(request)  # the marker's mistakes fail the test, as with in_transaction
-    sequences = case_options(request.config, options)["reset_sequences"]
+    sequences = plan(request.node)[1]["reset_sequences"]  # the marker's mistakes fail the test, as with in_transaction
     tracker = WriteTracker(peewee_database)  # its guard first: before anything connects
     if is_async(request.node):  # the test takes connections from the loop's pool: with a pool of one, the kept one
         pool = request.getfixturevalue(request.node.stash.get(POOL, None) or pool_name(request.node))
@@ -324,6 +284,21 @@ def _sync_connection_fixture(scope: LoopScope, name: str) -> Any:
     return sync_connection
 
 
+def _stand_ins_fixture(scope: LoopScope, name: str) -> Any:
+    @pytest.fixture(scope=scope, name=name)
+    def stand_ins(peewee_database: Any) -> Iterator[None]:
+        """The stand-ins of every test transaction, kept on the database from the first ``in_transaction`` test on
+        (per the database's scope): outside a test transaction they hand every call to the database's own methods,
+        and no test pays for patching the database object (:func:`~.engine.standing_patches`)."""
+        from ._database import resolve_database
+        from .engine import standing_patches
+
+        with standing_patches(resolve_database(peewee_database, purpose="in_transaction")):
+            yield
+
+    return stand_ins
+
+
 def database_scope(item: pytest.Item) -> LoopScope:
     """The scope of the ``peewee_database`` fixture that ``item`` uses: the plugin's is the session's, an override's
     may be narrower."""
@@ -354,11 +329,16 @@ def pool_name(item: pytest.Item, loop: str | None = None) -> str:
 
 _peewee_models = _models_fixture("session", "_peewee_models")
 _peewee_sync_connection = _sync_connection_fixture("session", "_peewee_sync_connection")
+_peewee_stand_ins = _stand_ins_fixture("session", "_peewee_stand_ins")
 #: Their variants for a ``peewee_database`` of narrower scope.
 _NARROW = {
     **{f"_peewee_models_{scope}": _models_fixture(scope, f"_peewee_models_{scope}") for scope in LOOP_SCOPES[:-1]},
     **{
         f"_peewee_sync_connection_{scope}": _sync_connection_fixture(scope, f"_peewee_sync_connection_{scope}")
+        for scope in LOOP_SCOPES[:-1]
+    },
+    **{
+        f"_peewee_stand_ins_{scope}": _stand_ins_fixture(scope, f"_peewee_stand_ins_{scope}")
         for scope in LOOP_SCOPES[:-1]
     },
 }
@@ -466,6 +446,7 @@ __all__ = [
     "_peewee_pool_package",
     "_peewee_pool_session",
     "_peewee_sync_connection",
+    "_peewee_stand_ins",
     "_peewee_tables",
     "_peewee_clear_carry",
     *_NARROW,

@@ -94,22 +94,32 @@ def case_options(config: pytest.Config, marker: dict[str, Any]) -> dict[str, boo
     return options
 
 
-def isolation(request: pytest.FixtureRequest) -> tuple[str, dict[str, Any]]:
-    """How to isolate this test ("transaction" or "clear"), and the closest ``peewee_db`` marker's options."""
-    options = marker_options(request.node)
+#: How a test is isolated, worked out once: see :func:`plan`.
+PLAN = pytest.StashKey[tuple[str, dict[str, bool]]]()
+
+
+def plan(item: pytest.Function) -> tuple[str, dict[str, bool]]:
+    """How to isolate ``item`` ("transaction" or "clear"), and TransactionTestCase's options for it (the ini file's,
+    the markers' over them, key by key). Worked out once, at collection, and kept; a marker's mistake fails the
+    test as it sets up (nothing is kept then, so it is worked out again there)."""
+    known = item.stash.get(PLAN, None)
+    if known is not None:
+        return known
+    options = marker_options(item)
     chosen = options.get("isolation", "transaction")
     if chosen not in ISOLATIONS:
         pytest.fail(f"peewee_db marker: isolation={chosen!r} is not one of: {', '.join(map(repr, ISOLATIONS))}.")
-    if "clear_tables" in request.fixturenames:
-        return "clear", options
-    if not is_async(request.node):
+    if "clear_tables" in item.fixturenames:
+        chosen = "clear"
+    elif not is_async(item):
         if "isolation" in options and chosen == "transaction":
             pytest.fail(
                 "peewee_db(isolation='transaction') needs an async test: a synchronous test's queries use "
                 "their own connection and cannot see a test transaction. Use isolation='clear'."
             )
-        return "clear", options
-    return str(chosen), options
+        chosen = "clear"
+    known = item.stash[PLAN] = (str(chosen), case_options(item.config, options))
+    return known
 
 
 def is_async(item: pytest.Item) -> bool:

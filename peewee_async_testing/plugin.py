@@ -8,6 +8,7 @@ the ini file names a database, a test carries the marker, or a test asks for a f
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from . import access
-from .markers import is_async, requested_isolation
+from .markers import is_async, plan, requested_isolation
 from .state import (
     GATE,
     NOT_POSTGRES,
@@ -37,7 +38,7 @@ except ImportError:  # installed without the [pytest] extra: inert, and says so 
     pytest_asyncio = None  # type: ignore[assignment]
 else:
     from .fixtures import *  # noqa: F403 - the fixtures, where pytest looks for them: on the plugin module
-    from .fixtures import POOL, pool_name
+    from .fixtures import POOL, pool_name, scoped_name
 
 
 #: pytest's options for sessions that run no test: no server for them.
@@ -211,15 +212,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``peewee_async_autouse = true``), and give the tests a pool on their event loop, closed with it."""
     if GATE not in config.stash:
         return
+    from ._compat import add_fixture
+
     autouse = config.getini("peewee_async_autouse")
+    # The cases of a parametrized test share one fixture closure, changed by the first case: what it asked for
+    # is read from it before that, once.
+    asked_by_closure: dict[int, bool] = {}
     for item in items:
         if not isinstance(item, pytest.Function):
             continue
         names = item.fixturenames
-        if "peewee_database" in names:  # asked for by the test: it takes the database as it is
-            names.remove("peewee_database")
+        asked = asked_by_closure.setdefault(id(names), "peewee_database" in names)
+        if asked:  # asked for by the test: it takes the database as it is
             item.stash[access.ASKED] = True
-        names.insert(0, "peewee_database")
+        if names[:1] != ["peewee_database"]:
+            if "peewee_database" in names:
+                names.remove("peewee_database")
+            add_fixture(item, "peewee_database", 0)
         if access.is_unittest(item):
             continue  # AioDatabaseTestCase isolates itself, on a loop and pool of its own
         # The isolation goes first among the function-scoped fixtures, asked for or not: a fixture set up before
@@ -233,16 +242,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             clears = isolation == "clear" or (isolation is None and not is_async(item))
             chosen = "clear_tables" if clears else "in_transaction"
         if chosen is not None:
-            names.insert(_first_function_scoped(item), chosen)
+            add_fixture(item, chosen, _first_function_scoped(item))
+            with contextlib.suppress(pytest.fail.Exception):  # now, not as each test sets up (a mistake fails it there)
+                plan(item)
         # The session's pool first: fixtures of wider scope that use the database run on the session's loop.
         # A test that asks for the database gets its own loop's pool next; in_transaction and clear_tables
         # ask for theirs as they set up (so that they end before it).
         own = item.stash[POOL] = pool_name(item)
-        asked = item.stash.get(access.ASKED, False) and is_async(item)
-        pools = [pool_name(item, "session"), own] if asked else [pool_name(item, "session")]
+        pools = [pool_name(item, "session"), own] if asked and is_async(item) else [pool_name(item, "session")]
         for position, pool in enumerate(dict.fromkeys(pools), start=1):
-            if pool not in names:
-                names.insert(position, pool)
+            add_fixture(item, pool, position)
+        if chosen is not None:  # what in_transaction and clear_tables ask for as they set up: found once, here
+            add_fixture(item, own, None)
+        if chosen == "in_transaction":  # kept on the database from the first such test on, after the database
+            add_fixture(item, scoped_name(item, "_peewee_stand_ins"), 1)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -11,7 +11,7 @@ from peewee_async.databases import AioDatabase
 from peewee_async.pool import PoolBackend
 
 from .connection import SharedConnection
-from .drivers import close, is_closed, terminate
+from .drivers import IDLE, close, is_closed, read_reply, send_unread, terminate, transaction_status
 from .patches import set_attribute
 
 #: How long an exit waits for the pool to replace a broken connection (the server may be down or refuse it).
@@ -45,7 +45,7 @@ class LoopPool:
         self.backend = backend
         self.loop = asyncio.get_running_loop()
         self._kept: Any = None
-        self._rolling_back: asyncio.Future[None] | None = None
+        self._unread: Any = None  # a ROLLBACK sent by roll_back(), its reply not read yet
 
     async def kept_connection(self) -> Any:
         await self._settle()
@@ -67,29 +67,37 @@ class LoopPool:
 
     async def replace_broken(self, pid: int) -> None:
         """The kept connection broke: keep its replacement instead (see :func:`replace_broken`)."""
-        broken, self._kept = self._kept, None
+        broken, self._kept, self._unread = self._kept, None, None
         self._kept = await replace_broken(self.backend, broken, pid)
 
     async def roll_back(self, shared: SharedConnection, *statements: str) -> None:
-        """Send ``ROLLBACK`` (and the ``statements`` that follow it) on the kept connection, and leave the reply to
-        be read later.
+        """Send ``ROLLBACK`` (and the ``statements`` that follow it) on the kept connection (aiopg), and leave the
+        reply to be read later.
 
         The server runs them as they arrive, before any later statement of this connection, so nothing of the test
         outlives them; only the reply is read later, by the next test's first use of the connection (or at the
-        loop's end), so the test does not wait a round trip for it.
+        loop's end), so the test waits neither a round trip nor a turn of the event loop for it. A statement still
+        running on the connection (the lock held) is waited for first, as any statement would be.
         """
-        self._rolling_back = asyncio.ensure_future(shared.control("ROLLBACK", *statements))
-        await asyncio.sleep(0)  # the task's first step sends it
+        if shared.busy():
+            await shared.control("ROLLBACK", *statements)
+        else:
+            self._unread = send_unread(self._kept, "; ".join(("ROLLBACK", *statements)))
 
     async def _settle(self) -> None:
-        """Read the reply of a ``ROLLBACK`` sent by :meth:`roll_back`; a connection it failed on is closed."""
-        rolling_back, self._rolling_back = self._rolling_back, None
-        if rolling_back is None:
+        """Read the reply of a ``ROLLBACK`` sent by :meth:`roll_back`. A connection it failed on, or that it did not
+        leave idle, is closed (the next test gets a fresh one)."""
+        unread, self._unread = self._unread, None
+        if unread is None or self._kept is None:
             return
+        idle = False
         try:
-            await rolling_back
-        except Exception:  # the next test gets a fresh connection
-            if self._kept is not None:
+            await read_reply(self._kept, unread)
+            idle = not is_closed(self._kept) and transaction_status(self._kept) == IDLE
+        except Exception:
+            pass
+        finally:  # (cancelled while waiting too: a reply left unread would fail the connection's next statement)
+            if not idle:
                 await close(self._kept)
 
     async def close(self) -> None:

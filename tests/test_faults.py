@@ -159,3 +159,43 @@ async def test_a_block_nested_in_a_test_leaves_the_tests_session_alone(
             assert inner.nested
         assert advisory_locks(pg_server, pg_database) == 1
     assert advisory_locks(pg_server, pg_database) == 0
+
+
+@pytest_asyncio.fixture
+async def loop_pool(pg_server: PostgresServer, pg_database: str) -> AsyncIterator[Any]:
+    """The plugin's pool of the running loop, on aiopg (where a ROLLBACK's reply is left to be read later)."""
+    from peewee_async_testing.pools import pool_on_running_loop
+
+    db = peewee_async.PostgresqlDatabase(
+        **pg_server.connect_params(pg_database), pool_params={"minsize": 1, "maxsize": 1}
+    )
+    async with pool_on_running_loop(db) as pool:
+        yield pool
+
+
+async def backend_pid(connection: Any) -> int:
+    async with connection.cursor() as cursor:
+        await cursor.execute("SELECT pg_backend_pid()")
+        return int((await cursor.fetchone())[0])
+
+
+async def test_a_rollback_whose_reply_comes_late_is_read_before_the_connection_serves_again(loop_pool: Any) -> None:
+    from peewee_async_testing.connection import SharedConnection
+
+    kept = await loop_pool.kept_connection()
+    pid = await backend_pid(kept)
+    await loop_pool.roll_back(SharedConnection(kept, postgres=True), "SELECT pg_sleep(0.2)")
+    again = await loop_pool.kept_connection()  # waits for the reply, which comes 0.2 s after the ROLLBACK's
+    assert again is kept
+    assert await backend_pid(again) == pid
+
+
+async def test_a_connection_that_its_rollback_leaves_in_a_transaction_is_not_kept(loop_pool: Any) -> None:
+    from peewee_async_testing.connection import SharedConnection
+
+    kept = await loop_pool.kept_connection()
+    pid = await backend_pid(kept)
+    await loop_pool.roll_back(SharedConnection(kept, postgres=True), "BEGIN")
+    fresh = await loop_pool.kept_connection()
+    assert kept.closed
+    assert await backend_pid(fresh) != pid

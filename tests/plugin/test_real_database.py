@@ -61,6 +61,28 @@ def test_a_test_that_is_not_isolated_is_refused(shop: pytest.Pytester) -> None:
     result.stdout.fnmatch_lines(["*DatabaseAccessError: *test_nor_are_its_function_scoped_fixtures: the test is not*"])
 
 
+def test_every_case_of_a_parametrized_test_that_is_not_isolated_is_refused(shop: pytest.Pytester) -> None:
+    # pytest gives a parametrized test's cases one fixture closure: the first case's set-up must not make the
+    # others look as if they asked for the database.
+    shop.makepyfile(
+        """
+        import pytest
+        from app.models import Item
+        from peewee_async_testing import DatabaseAccessError
+
+        @pytest.mark.parametrize("name", ["first", "second", "third"])
+        async def test_writes(name):
+            with pytest.raises(DatabaseAccessError, match="not isolated"):
+                await Item.aio_create(name=name)
+
+        @pytest.mark.parametrize("name", ["first", "second"])
+        async def test_asks(name, peewee_database):
+            assert await Item.select().aio_count() == 0
+        """
+    )
+    shop.runpytest("-p", "no:randomly").assert_outcomes(passed=5)
+
+
 @pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["one process", "xdist"])
 def test_a_wider_fixture_reaches_the_test_database(shop: pytest.Pytester, workers: list[str]) -> None:
     make_ini(shop, SHOP + "peewee_async_autouse = true")
