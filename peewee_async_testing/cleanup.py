@@ -9,6 +9,7 @@ and the database must be a test database (:mod:`~peewee_async_testing.guard`) un
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Generator, Iterable, Sequence
 from typing import Any, Literal
 
@@ -181,7 +182,7 @@ def _guarded(
     wrong = [model for model in models if not (isinstance(model, type) and issubclass(model, peewee.Model))]
     if wrong:
         raise TypeError(f"{purpose} takes peewee model classes, but was given {wrong!r}.")
-    models = list(sort_models(models))
+    models = list(_sorted(tuple(models)))
     strangers = [model for model in models if _bound_database(model) is not database]
     if strangers:
         names = ", ".join(f"{model.__name__} (bound to {_bound_to(model)})" for model in strangers)
@@ -193,6 +194,12 @@ def _guarded(
     if not allow_any_database:
         refuse_unless_test_database(database, models, purpose=purpose)
     return models
+
+
+@functools.lru_cache(maxsize=32)
+def _sorted(models: tuple[type[peewee.Model], ...]) -> tuple[type[peewee.Model], ...]:
+    """``models`` parents first (peewee-async's ``sort_models``), worked out once for each set: a clear per test."""
+    return tuple(sort_models(models))
 
 
 def _quoted(database: AioDatabase, model: type[peewee.Model]) -> str:

@@ -193,10 +193,12 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     tracker = WriteTracker(peewee_database)  # its guard first: before anything connects
     if is_async(request.node):  # the test takes connections from the loop's pool: with a pool of one, the kept one
         pool = request.getfixturevalue(request.node.stash.get(POOL, None) or pool_name(request.node))
-        pool.loop.run_until_complete(pool.give_back())
+        if pool.keeps:
+            pool.loop.run_until_complete(pool.give_back())
     # Through the sync connection kept for the database, async tests too: the cheapest round trips, no loop.
-    request.getfixturevalue(scoped_name(request.node, "_peewee_sync_connection"))
-    models = request.getfixturevalue(scoped_name(request.node, "_peewee_models"))
+    sync_connection, models_name = request.node.stash.get(CLEARS_WITH, None) or clears_with(request.node)
+    request.getfixturevalue(sync_connection)
+    models = request.getfixturevalue(models_name)
     known, carry = request.getfixturevalue("_peewee_tables"), request.getfixturevalue("_peewee_clear_carry")
     carried = carry.take(request.node)
     # PostgreSQL: the mark the last clear carried, if nothing but tests ran since; else one round trip (which
@@ -316,6 +318,13 @@ def scoped_name(item: pytest.Item, name: str) -> str:
 
 #: The pool fixture of a test's own loop (:func:`pool_name`), found once at collection: not again at each set-up.
 POOL = pytest.StashKey[str]()
+#: The fixtures ``clear_tables`` takes the database's connection and models from (:func:`clears_with`), likewise.
+CLEARS_WITH = pytest.StashKey[tuple[str, str]]()
+
+
+def clears_with(item: pytest.Item) -> tuple[str, str]:
+    """The fixtures of the sync connection and the models that ``clear_tables`` uses for ``item``."""
+    return scoped_name(item, "_peewee_sync_connection"), scoped_name(item, "_peewee_models")
 
 
 def pool_name(item: pytest.Item, loop: str | None = None) -> str:

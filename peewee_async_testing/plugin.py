@@ -38,7 +38,7 @@ except ImportError:  # installed without the [pytest] extra: inert, and says so 
     pytest_asyncio = None  # type: ignore[assignment]
 else:
     from .fixtures import *  # noqa: F403 - the fixtures, where pytest looks for them: on the plugin module
-    from .fixtures import POOL, pool_name, scoped_name
+    from .fixtures import CLEARS_WITH, POOL, clears_with, pool_name, scoped_name
 
 
 #: pytest's options for sessions that run no test: no server for them.
@@ -253,7 +253,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         for position, pool in enumerate(dict.fromkeys(pools), start=1):
             add_fixture(item, pool, position)
         if chosen is not None:  # what in_transaction and clear_tables ask for as they set up: found once, here
-            add_fixture(item, own, None)
+            item.stash[CLEARS_WITH] = clears_with(item)
+            for name in (own, *item.stash[CLEARS_WITH], "_peewee_tables", "_peewee_clear_carry"):
+                add_fixture(item, name, None)
         if chosen == "in_transaction":  # kept on the database from the first such test on, after the database
             add_fixture(item, scoped_name(item, "_peewee_stand_ins"), 1)
 

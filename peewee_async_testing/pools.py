@@ -55,6 +55,11 @@ class LoopPool:
             self._kept = await self.backend.acquire()
         return self._kept
 
+    @property
+    def keeps(self) -> bool:
+        """Whether it keeps a connection out of the pool now (:meth:`give_back` has something to do)."""
+        return self._kept is not None or self._unread is not None
+
     async def give_back(self) -> None:
         """Put the kept connection back in the pool (if any), for code that takes connections from the pool itself
         (a ``clear_tables`` test, its clean-up): a pool of one connection has no other."""

@@ -358,16 +358,30 @@ class WriteTracker:
             present = [model for model in checked if kinds[tables[model]] in ("r", "p")]  # a view is left alone
             missing = [table for table in tables.values() if not kinds[table]]
             if prepared:
-                plain = _pg_delete_new(
-                    database, present, sequences, new_rows=_PG_NEW_ROWS_PREPARED, named=named, missing=missing
-                )
-                return _executed(plain, self.since, block, kinds.clear, self._carry)
+                statements = _prepared(database, tuple(present), sequences, frozenset(named), tuple(missing))
+                return _executed(statements, self.since, block, kinds.clear, self._carry)
             plain = _pg_delete_new(database, present, sequences, new_rows=new_rows, named=named, missing=missing)
             return _statements("; ".join(plain), block, kinds.clear)
         if not named:
             return None
         named = _guarded(database, named, purpose="WriteTracker", allow_any_database=allow_any_database)
         return _plan(database, named, "delete", sequences=sequences)
+
+
+@functools.lru_cache(maxsize=64)
+def _prepared(
+    database: Any,
+    present: tuple[type[peewee.Model], ...],
+    sequences: bool,
+    named: frozenset[type[peewee.Model]],
+    missing: tuple[str, ...],
+) -> tuple[tuple[str, str], ...]:
+    """The plain statements of a clear as :func:`_executed` prepares them, each with its name (after its text):
+    made once for each set of tables, as a test's clear is the same as the last one's, nearly always."""
+    plain = _pg_delete_new(
+        database, list(present), sequences, new_rows=_PG_NEW_ROWS_PREPARED, named=named, missing=missing
+    )
+    return tuple(("pwat_" + hashlib.sha1(statement.encode()).hexdigest()[:20], statement) for statement in plain)
 
 
 def _statements(sql: str, fallback: Callable[[], str] | None = None, forget: Callable[[], None] | None = None) -> Plan:
@@ -385,20 +399,20 @@ def _statements(sql: str, fallback: Callable[[], str] | None = None, forget: Cal
 
 
 def _executed(
-    statements: list[str],
+    statements: tuple[tuple[str, str], ...],
     since: Since,
     fallback: Callable[[], str],
     forget: Callable[[], None],
     carry: Callable[[Since], None],
 ) -> Plan:
-    """:func:`_statements` of ``statements`` (with :data:`_PG_NEW_ROWS_PREPARED`'s parameters) as prepared
+    """:func:`_statements` of ``statements`` (named, with :data:`_PG_NEW_ROWS_PREPARED`'s parameters) as prepared
     statements of the connection, in one round trip once it has them, between two :data:`_PG_SNAPSHOT`: the
     one the driver returns (psycopg 2 the last result, psycopg 3 the first) is given to ``carry``. When an
-    ``EXECUTE`` fails, it prepares those the connection lacks (each named after its text) and executes them
+    ``EXECUTE`` fails, it prepares those the connection lacks (by name) and executes them
     all again; if that fails too (a table appeared or went), ``fallback()``."""
     if not statements:
         return
-    names = ["pwat_" + hashlib.sha1(statement.encode()).hexdigest()[:20] for statement in statements]
+    names = [name for name, _ in statements]
     xmax, running = since
     arguments = f"('{xmax}'::xid, '{{{','.join(map(str, running))}}}'::xid[])"
     execute = "; ".join(f"EXECUTE {name}{arguments}" for name in names)
@@ -407,11 +421,7 @@ def _executed(
     except peewee.DatabaseError:  # the connection lacks one (first clear on it, DEALLOCATE), or a table changed
         rows = yield _PG_PREPARED, (names,), True
         have = {name for (name,) in rows or ()}
-        prepare = [
-            f"PREPARE {name}(xid, xid[]) AS {statement}"
-            for name, statement in zip(names, statements, strict=True)
-            if name not in have
-        ]
+        prepare = [f"PREPARE {name}(xid, xid[]) AS {statement}" for name, statement in statements if name not in have]
         try:
             rows = yield "; ".join([_PG_SNAPSHOT, *prepare, execute, _PG_SNAPSHOT]), (), True
         except peewee.DatabaseError:
