@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import peewee
+import peewee_async
 from peewee_async.databases import fetchall
 
 from ._database import is_postgres, is_sqlite, resolve_database, sync_queries
@@ -359,7 +360,8 @@ class WriteTracker:
             missing = [table for table in tables.values() if not kinds[table]]
             if prepared:
                 statements = _prepared(database, tuple(present), sequences, frozenset(named), tuple(missing))
-                return _executed(statements, self.since, block, kinds.clear, self._carry)
+                first = isinstance(database, peewee_async.Psycopg3Database)  # (psycopg2 returns the last result)
+                return _executed(statements, self.since, block, kinds.clear, self._carry, first=first)
             plain = _pg_delete_new(database, present, sequences, new_rows=new_rows, named=named, missing=missing)
             return _statements("; ".join(plain), block, kinds.clear)
         if not named:
@@ -404,26 +406,32 @@ def _executed(
     fallback: Callable[[], str],
     forget: Callable[[], None],
     carry: Callable[[Since], None],
+    *,
+    first: bool,
 ) -> Plan:
     """:func:`_statements` of ``statements`` (named, with :data:`_PG_NEW_ROWS_PREPARED`'s parameters) as prepared
-    statements of the connection, in one round trip once it has them, between two :data:`_PG_SNAPSHOT`: the
-    one the driver returns (psycopg 2 the last result, psycopg 3 the first) is given to ``carry``. When an
-    ``EXECUTE`` fails, it prepares those the connection lacks (by name) and executes them
-    all again; if that fails too (a table appeared or went), ``fallback()``."""
+    statements of the connection, in one round trip once it has them, with a :data:`_PG_SNAPSHOT` where the
+    synchronous driver returns it (``first``: psycopg 3 returns the first result, psycopg 2 the last), given to
+    ``carry`` (the clear itself writes no row). When an ``EXECUTE`` fails, it prepares those the connection lacks
+    (by name) and executes them all again; if that fails too (a table appeared or went), ``fallback()``."""
     if not statements:
         return
     names = [name for name, _ in statements]
     xmax, running = since
     arguments = f"('{xmax}'::xid, '{{{','.join(map(str, running))}}}'::xid[])"
     execute = "; ".join(f"EXECUTE {name}{arguments}" for name in names)
+
+    def around(statements: list[str]) -> str:
+        return "; ".join([_PG_SNAPSHOT, *statements] if first else [*statements, _PG_SNAPSHOT])
+
     try:
-        rows = yield f"{_PG_SNAPSHOT}; {execute}; {_PG_SNAPSHOT}", (), True
+        rows = yield around([execute]), (), True
     except peewee.DatabaseError:  # the connection lacks one (first clear on it, DEALLOCATE), or a table changed
         rows = yield _PG_PREPARED, (names,), True
         have = {name for (name,) in rows or ()}
         prepare = [f"PREPARE {name}(xid, xid[]) AS {statement}" for name, statement in statements if name not in have]
         try:
-            rows = yield "; ".join([_PG_SNAPSHOT, *prepare, execute, _PG_SNAPSHOT]), (), True
+            rows = yield around([*prepare, execute]), (), True
         except peewee.DatabaseError:
             forget()
             yield fallback(), (), False

@@ -250,3 +250,39 @@ def test_a_case_the_test_opens_nests_in_its_transaction(inner: pytest.Pytester) 
     # In a process of its own: in-process runs re-import some of the package's modules, and a case class from an
     # earlier run's import would look in another module's registry.
     inner.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+def test_between_test_transactions_the_database_is_its_own(inner: pytest.Pytester) -> None:
+    # The stand-ins stay on the database object from test to test (no test pays for patching it): outside a test
+    # transaction they hand every call to the database's own methods, so a wider fixture set up after a test
+    # commits its rows, and a sync query runs.
+    make_ini(inner, CONFIGURED)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        @pytest.mark.peewee_db
+        async def test_first():
+            await Note.aio_create(text="rolled back")
+
+        @pytest.fixture(scope="module")
+        async def committed():
+            async with database.aio_atomic():
+                await Note.aio_create(text="committed")
+            yield
+            await Note.delete().aio_execute()
+
+        @pytest.mark.peewee_db(allow_transactions=True)
+        async def test_second(committed):
+            assert [note.text for note in await Note.select().aio_execute()] == ["committed"]
+            async with database.aio_atomic():
+                await Note.aio_create(text="on a savepoint")
+
+        def test_a_sync_query_after_them(clear_tables):
+            with database.allow_sync():
+                assert [note.text for note in Note.select()] == ["committed"]
+        """
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
