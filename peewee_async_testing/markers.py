@@ -94,17 +94,19 @@ def case_options(config: pytest.Config, marker: dict[str, Any]) -> dict[str, boo
     return options
 
 
-#: How a test is isolated, worked out once: see :func:`plan`.
-PLAN = pytest.StashKey[tuple[str, dict[str, bool]]]()
+#: How a test is isolated, worked out once (see :func:`plan`), with the markers it was worked out from.
+PLAN = pytest.StashKey[tuple[tuple[pytest.Mark, ...], tuple[str, dict[str, bool]]]]()
 
 
 def plan(item: pytest.Function) -> tuple[str, dict[str, bool]]:
     """How to isolate ``item`` ("transaction" or "clear"), and TransactionTestCase's options for it (the ini file's,
-    the markers' over them, key by key). Worked out once, at collection, and kept; a marker's mistake fails the
-    test as it sets up (nothing is kept then, so it is worked out again there)."""
-    known = item.stash.get(PLAN, None)
-    if known is not None:
-        return known
+    the markers' over them, key by key). Worked out once, at collection, and kept while the test's ``peewee_db``
+    markers are the same (a later collection hook, a set-up hook or ``request.applymarker`` may add one); a
+    marker's mistake fails the test as it sets up (nothing is kept then, so it is worked out again there)."""
+    markers = tuple(item.iter_markers("peewee_db"))
+    kept = item.stash.get(PLAN, None)
+    if kept is not None and kept[0] == markers:
+        return kept[1]
     options = marker_options(item)
     chosen = options.get("isolation", "transaction")
     if chosen not in ISOLATIONS:
@@ -118,7 +120,8 @@ def plan(item: pytest.Function) -> tuple[str, dict[str, bool]]:
                 "their own connection and cannot see a test transaction. Use isolation='clear'."
             )
         chosen = "clear"
-    known = item.stash[PLAN] = (str(chosen), case_options(item.config, options))
+    known = (str(chosen), case_options(item.config, options))
+    item.stash[PLAN] = (markers, known)
     return known
 
 

@@ -212,17 +212,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``peewee_async_autouse = true``), and give the tests a pool on their event loop, closed with it."""
     if GATE not in config.stash:
         return
-    from ._compat import add_fixture
+    from ._compat import add_fixture, closure, own_closure
 
     autouse = config.getini("peewee_async_autouse")
-    # The cases of a parametrized test share one fixture closure, changed by the first case: what it asked for
-    # is read from it before that, once.
-    asked_by_closure: dict[int, bool] = {}
+    # The cases of a parametrized test share one fixture closure: each case after the first gets a copy of it as it
+    # was before the first changed it, so that each case's own marks choose its isolation.
+    closures: dict[int, tuple[list[str], dict[str, Any]]] = {}
     for item in items:
         if not isinstance(item, pytest.Function):
             continue
         names = item.fixturenames
-        asked = asked_by_closure.setdefault(id(names), "peewee_database" in names)
+        pristine = closures.get(id(names))
+        if pristine is None:
+            closures[id(names)] = closure(item)
+        else:
+            own_closure(item, *pristine)
+            names = item.fixturenames
+        asked = "peewee_database" in names
         if asked:  # asked for by the test: it takes the database as it is
             item.stash[access.ASKED] = True
         if names[:1] != ["peewee_database"]:

@@ -359,7 +359,8 @@ class WriteTracker:
             present = [model for model in checked if kinds[tables[model]] in ("r", "p")]  # a view is left alone
             missing = [table for table in tables.values() if not kinds[table]]
             if prepared:
-                statements = _prepared(database, tuple(present), sequences, frozenset(named), tuple(missing))
+                where = tuple(tables[model] for model in present)  # (a model may have moved since: schema)
+                statements = _prepared(database, tuple(present), where, sequences, frozenset(named), tuple(missing))
                 first = isinstance(database, peewee_async.Psycopg3Database)  # (psycopg2 returns the last result)
                 return _executed(statements, self.since, block, kinds.clear, self._carry, first=first)
             plain = _pg_delete_new(database, present, sequences, new_rows=new_rows, named=named, missing=missing)
@@ -374,12 +375,15 @@ class WriteTracker:
 def _prepared(
     database: Any,
     present: tuple[type[peewee.Model], ...],
+    where: tuple[str, ...],
     sequences: bool,
     named: frozenset[type[peewee.Model]],
     missing: tuple[str, ...],
 ) -> tuple[tuple[str, str], ...]:
     """The plain statements of a clear as :func:`_executed` prepares them, each with its name (after its text):
-    made once for each set of tables, as a test's clear is the same as the last one's, nearly always."""
+    made once for each set of tables, as a test's clear is the same as the last one's, nearly always. ``where``,
+    the tables of ``present`` (quoted) as they are now, is part of the key alone: a model given another schema or
+    table name since (an app's tenant switched by a fixture) gets the statements of where it is now."""
     plain = _pg_delete_new(
         database, list(present), sequences, new_rows=_PG_NEW_ROWS_PREPARED, named=named, missing=missing
     )

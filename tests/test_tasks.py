@@ -345,3 +345,31 @@ async def test_a_synchronous_query_in_a_nested_block_and_a_sibling_task_fails_to
         with pytest.raises(TransactionError, match="clear_tables"):
             await bounded(asyncio.create_task(read()))
     assert await read() == 0
+
+
+@pytest.mark.parametrize("standing", [False, True], ids=["patched by each block", "stand-ins kept"])
+async def test_sibling_blocks_each_keep_their_own_allow_transactions(database: Any, standing: bool) -> None:
+    # The stand-ins route each task's aio_atomic() to its own block's rule, whichever block opened last, and whether
+    # each block patches the database or finds the plugin's stand-ins kept on it for the session.
+    from contextlib import nullcontext
+
+    from peewee_async_testing.engine import standing_patches
+
+    needs_two_writers(database)
+    before, both_open = dict(vars(database)), Meeting(2)
+
+    async def block(allowed: bool) -> str:
+        async with TransactionTestCase(database, allow_transactions=allowed):
+            await both_open.arrive()  # both blocks open: the later one patched last, if any did
+            try:
+                async with database.aio_atomic():
+                    await Author.aio_create(name=f"allowed={allowed}")
+            except ValueError:
+                return "refused"
+            return "savepoint"
+
+    with standing_patches(database) if standing else nullcontext():
+        assert await bounded(asyncio.gather(block(True), block(False))) == ["savepoint", "refused"]
+        assert await bounded(asyncio.gather(block(False), block(True))) == ["refused", "savepoint"]
+    assert await names() == []
+    assert unpatched(database, before)

@@ -249,3 +249,59 @@ def test_rows_a_wider_fixture_made_between_clear_tests_survive_the_carried_mark(
         """,
     )
     inner.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+def test_a_clear_empties_the_tables_where_the_models_are_now(inner: pytest.Pytester) -> None:
+    # The clear's statements are made once per set of models: a model moved to another schema since (an app with a
+    # schema per tenant, switched by a module's fixture) must be emptied where it is now, not where it was.
+    inner.makeconftest(
+        """
+        import pytest
+        from app.db import database
+
+        @pytest.fixture(scope="session", autouse=True)
+        def tenant_schema(peewee_database):
+            with database.allow_sync():
+                database.execute_sql("CREATE SCHEMA tenant")
+                database.execute_sql("CREATE TABLE tenant.note (id serial PRIMARY KEY, text varchar(255) UNIQUE)")
+        """
+    )
+    inner.makepyfile(
+        test_1_public="""
+        import pytest
+        from app.models import Note
+
+        pytestmark = pytest.mark.peewee_db(isolation="clear")
+
+        async def test_writes_in_public():
+            await Note.aio_create(text="public")
+
+        async def test_public_was_emptied():
+            assert await Note.select().aio_count() == 0
+        """,
+        test_2_tenant="""
+        import pytest
+        from peewee_async.databases import fetchall
+        from app.db import database
+        from app.models import Note
+
+        pytestmark = pytest.mark.peewee_db(isolation="clear")
+
+        @pytest.fixture(scope="module", autouse=True)
+        def in_tenant():
+            Note._meta.schema = "tenant"
+            yield
+            Note._meta.schema = None
+
+        async def tenant_notes():
+            return await database.aio_execute_sql("SELECT text FROM tenant.note", fetch_results=fetchall)
+
+        async def test_writes_in_the_tenant():
+            await Note.aio_create(text="tenant")
+            assert [tuple(row) for row in await tenant_notes()] == [("tenant",)]
+
+        async def test_the_tenant_was_emptied():
+            assert await tenant_notes() == []
+        """,
+    )
+    inner.runpytest("-p", "no:randomly").assert_outcomes(passed=4)

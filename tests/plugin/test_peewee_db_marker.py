@@ -233,3 +233,67 @@ def test_mistakes_of_any_marker_and_of_the_ini_file_are_refused(inner: pytest.Py
     result = inner.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*invalid truth value 'maybe'*peewee_async_reset_sequences*true or false*"])
+
+
+def test_a_marker_added_after_collection_reaches_the_transaction(inner: pytest.Pytester) -> None:
+    # How a test is isolated is worked out at collection and kept; a marker a conftest adds later (a trylast
+    # collection hook, a set-up hook) or a fixture applies to the module must still reach its options.
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makeconftest(
+        """
+        import pytest
+
+        @pytest.hookimpl(trylast=True)
+        def pytest_collection_modifyitems(items):
+            for item in items:
+                if "late_collection" in item.name:
+                    item.add_marker(pytest.mark.peewee_db(allow_transactions=True))
+
+        def pytest_runtest_setup(item):
+            if "late_setup" in item.name:
+                item.add_marker(pytest.mark.peewee_db(allow_transactions=True))
+        """
+    )
+    inner.makepyfile(
+        """
+        from app.db import database
+        from app.models import Note
+
+        async def test_late_collection():
+            async with database.aio_atomic():
+                await Note.aio_create(text="on a savepoint")
+
+        async def test_late_setup():
+            async with database.aio_atomic():
+                await Note.aio_create(text="on a savepoint")
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
+
+def test_each_case_of_a_parametrized_test_keeps_its_own_marks(inner: pytest.Pytester) -> None:
+    # pytest gives a parametrized test's cases one fixture closure: the isolation the first case puts in it must
+    # not become the others' (a case marked for a transaction must get one, not the clear of the case before).
+    make_ini(inner, CONFIGURED)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        @pytest.mark.parametrize(
+            "isolation",
+            [
+                pytest.param("clear", marks=pytest.mark.peewee_db(isolation="clear")),
+                pytest.param("transaction", marks=pytest.mark.peewee_db(isolation="transaction")),
+            ],
+        )
+        async def test_case(isolation):
+            await Note.aio_create(text=isolation)
+            with database.allow_sync():
+                assert Note.select().count() == 1  # a sync query: refused inside a test transaction
+        """
+    )
+    result = inner.runpytest("-p", "no:randomly", "-rf")
+    result.assert_outcomes(passed=1, failed=1)
+    result.stdout.fnmatch_lines(["*TransactionError: A synchronous query*", "FAILED *::test_case[[]transaction[]]*"])

@@ -7,8 +7,9 @@ import pytest
 
 from peewee_async_testing import PostgresServer
 
-from ..helpers import databases
+from ..helpers import databases, needs_one_loop
 from .project import CONFIGURED, ISOLATED_TESTS, make_ini
+from .test_restore import RESTORED
 
 
 def test_autouse_isolates_every_test_on_a_test_database(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
@@ -286,3 +287,80 @@ def test_between_test_transactions_the_database_is_its_own(inner: pytest.Pyteste
         """
     )
     inner.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
+
+
+@needs_one_loop
+def test_blocks_of_every_kind_keep_their_own_rules_where_the_stand_ins_are_kept(inner: pytest.Pytester) -> None:
+    # The stand-ins kept on the database for the session serve every block opened meanwhile: a case the test opens
+    # with the other allow_transactions (its rule while open, the test's back after it), an AioDatabaseTestCase
+    # class run after in_transaction tests, a module whose peewee_database is its own; and after the session, the
+    # database's attributes are the identical ones again.
+    make_ini(inner, CONFIGURED)
+    inner.makeconftest(RESTORED)
+    inner.makepyfile(
+        test_1_nested="""
+        import pytest
+        from peewee_async_testing import TransactionTestCase
+        from app.db import database
+        from app.models import Note
+
+        async def savepoint(text):
+            try:
+                async with database.aio_atomic():
+                    await Note.aio_create(text=text)
+            except ValueError:
+                return "refused"
+            return "savepoint"
+
+        @pytest.mark.peewee_db
+        async def test_an_inner_case_allows():
+            async with TransactionTestCase(database, allow_transactions=True):
+                assert await savepoint("inner") == "savepoint"
+            assert await savepoint("outer") == "refused"
+            assert await Note.select().aio_count() == 0
+
+        @pytest.mark.peewee_db(allow_transactions=True)
+        async def test_an_inner_case_refuses():
+            async with TransactionTestCase(database):
+                assert await savepoint("inner") == "refused"
+            assert await savepoint("outer") == "savepoint"
+            assert await Note.select().aio_count() == 1
+        """,
+        test_2_unittest="""
+        from peewee_async_testing import AioDatabaseTestCase
+        from app.db import database
+        from app.models import Note
+
+        class TestAfterThem(AioDatabaseTestCase):
+            database = database
+
+            async def test_one(self):
+                assert await Note.select().aio_count() == 0
+                await Note.aio_create(text="unittest")
+                with self.assertRaises(ValueError):
+                    async with database.aio_atomic():
+                        pass
+
+            async def test_two(self):
+                assert await Note.select().aio_count() == 0
+        """,
+        test_3_own_database="""
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        @pytest.fixture(scope="module")
+        def peewee_database():
+            return database
+
+        @pytest.mark.peewee_db
+        async def test_writes():
+            await Note.aio_create(text="module")
+
+        @pytest.mark.peewee_db
+        async def test_sees_nothing():
+            assert await Note.select().aio_count() == 0
+        """,
+    )
+    inner.runpytest_subprocess("-p", "no:randomly").assert_outcomes(passed=6)
+    assert inner.path.joinpath("changed").read_text() == "[]"
