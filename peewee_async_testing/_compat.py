@@ -61,27 +61,6 @@ def fixture_scope(item: pytest.Function, name: str) -> str | None:
     return str(fixturedefs[-1].scope) if fixturedefs else None
 
 
-def closure(item: pytest.Function) -> tuple[list[str], dict[str, Any]]:
-    """A copy of ``item``'s fixture closure and of its fixtures' definitions (``Function._fixtureinfo``), for
-    :func:`own_closure`. Public alternative: ``item.fixturenames`` (the names alone)."""
-    return list(item.fixturenames), dict(item._fixtureinfo.name2fixturedefs)
-
-
-def own_closure(item: pytest.Function, names: list[str], name2fixturedefs: dict[str, Any]) -> None:
-    """Give ``item`` a fixture closure of its own, ``names`` with their definitions ``name2fixturedefs`` (copied):
-    pytest gives a parametrized test's cases one ``Function._fixtureinfo``, so that what is added to one case's
-    closure (its isolation, chosen by its own marks) would be every case's.
-
-    Public alternative: none at collection (``request.getfixturevalue`` as each case sets up, at its cost each time).
-    """
-    import dataclasses
-
-    info = dataclasses.replace(item._fixtureinfo, names_closure=list(names), name2fixturedefs=dict(name2fixturedefs))
-    item._fixtureinfo = info
-    item.fixturenames = info.names_closure
-    item._initrequest()  # (its request holds the definitions it was made with)
-
-
 def add_fixture(item: pytest.Function, name: str, position: int | None) -> None:
     """Put the fixture ``name`` in ``item``'s closure at ``position`` (unless there already; None: nowhere), and its
     definitions with the test's, found once here: pytest would look up a name it did not see at collection again

@@ -8,6 +8,7 @@ the ini file names a database, a test carries the marker, or a test asks for a f
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
@@ -212,23 +213,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     ``peewee_async_autouse = true``), and give the tests a pool on their event loop, closed with it."""
     if GATE not in config.stash:
         return
-    from ._compat import add_fixture, closure, own_closure
+    from ._compat import add_fixture
 
     autouse = config.getini("peewee_async_autouse")
-    # The cases of a parametrized test share one fixture closure: each case after the first gets a copy of it as it
-    # was before the first changed it, so that each case's own marks choose its isolation.
-    closures: dict[int, tuple[list[str], dict[str, Any]]] = {}
+    # The cases of a parametrized test share one fixture closure, which the first case's set-up here changes: what
+    # the test asked for is read from it before that, once, and the isolation put in it must serve every case.
+    cases = collections.Counter(id(item.fixturenames) for item in items if isinstance(item, pytest.Function))
+    asked_by_closure: dict[int, bool] = {}
     for item in items:
         if not isinstance(item, pytest.Function):
             continue
         names = item.fixturenames
-        pristine = closures.get(id(names))
-        if pristine is None:
-            closures[id(names)] = closure(item)
-        else:
-            own_closure(item, *pristine)
-            names = item.fixturenames
-        asked = "peewee_database" in names
+        asked = asked_by_closure.setdefault(id(names), "peewee_database" in names)
         if asked:  # asked for by the test: it takes the database as it is
             item.stash[access.ASKED] = True
         if names[:1] != ["peewee_database"]:
@@ -243,9 +239,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         if chosen is not None:
             names.remove(chosen)
         elif autouse or item.get_closest_marker("peewee_db") is not None:
-            # clear_tables straight away where in_transaction would only hand over to it: one fixture less.
+            # clear_tables straight away where in_transaction would only hand over to it (one fixture less), but not
+            # for the cases of an async parametrized test: in_transaction serves them all, each as its own marks say.
             isolation = requested_isolation(item)
-            clears = isolation == "clear" or (isolation is None and not is_async(item))
+            alone = cases[id(names)] == 1 or not is_async(item)
+            clears = (isolation == "clear" and alone) or (isolation is None and not is_async(item))
             chosen = "clear_tables" if clears else "in_transaction"
         if chosen is not None:
             add_fixture(item, chosen, _first_function_scoped(item))

@@ -60,7 +60,13 @@ def kept_by_a_run(inner: pytest.Pytester, server: PostgresServer, suffix: str, *
 
 
 def crashed(server: PostgresServer) -> None:
-    """Make the ``test_app...`` databases kept by a run as a crashed run leaves them: not marked as kept."""
+    """Make the ``test_app...`` databases kept by a run as a crashed run leaves them: not marked as kept. Its
+    sessions are gone first: a server process lingers a moment after its client has closed the connection (on a
+    loaded machine, long enough for the next run to find the database in use)."""
+    deadline = time.monotonic() + 30
+    while admin(server, "SELECT pid FROM pg_stat_activity WHERE starts_with(datname, %s)", ("test_app",)):
+        assert time.monotonic() < deadline, "the run that kept its databases left sessions connected to them"
+        time.sleep(0.05)
     for name in databases(server):
         if name.startswith("test_app"):
             set_mark(server, name, {key: value for key, value in mark_of(server, name).items() if key != "kept"})
