@@ -458,6 +458,8 @@ class CaseEngine:
 
     def _forget(self) -> None:
         """The transaction is over: the next query (if any) opens a new one."""
+        if self.loop_pool is not None and self.outer is None:
+            self.loop_pool.lent = False
         self._sequences_read()
         self._sequences_to_set_back()  # (a block whose rollback did not run leaves its group all the same)
         self._shared, self._loop, self._savepoint, self.raw, self._sequences = None, None, None, None, None

@@ -299,12 +299,21 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
         gate.overridden = True
     if gate is None or fixturedef.scope == "function" or access.unittest_set_up(fixturedef, request):
         return (yield)
-    fixturedef.addfinalizer(gate.pop)  # finalizers run last first: these two frame the fixture's own tear-down
+    from .pools import give_back_kept
+
+    # Its set-up and tear-down may take connections from a loop's pool, which may hold only one: the one a loop
+    # keeps for its test transactions goes back first (not before the plugin's own pools).
+    own_pool = fixturedef.argname.startswith("_peewee_pool_")
+    if not own_pool:
+        give_back_kept()
+    fixturedef.addfinalizer(gate.pop)  # finalizers run last first: these frame the fixture's own tear-down
     try:
         with gate.refusing(None):
             return (yield)
     finally:
         fixturedef.addfinalizer(functools.partial(gate.push, None))
+        if not own_pool:
+            fixturedef.addfinalizer(give_back_kept)
 
 
 def _starts_a_server(config: pytest.Config) -> bool:

@@ -46,6 +46,8 @@ class LoopPool:
         self.loop = asyncio.get_running_loop()
         self._kept: Any = None
         self._unread: Any = None  # a ROLLBACK sent by roll_back(), its reply not read yet
+        #: Whether a block runs on the kept connection now (from :meth:`kept_connection` to the end of its block).
+        self.lent = False
 
     async def kept_connection(self) -> Any:
         await self._settle()
@@ -53,6 +55,7 @@ class LoopPool:
             await self.give_back()
         if self._kept is None:  # (None while acquiring: a failed attempt keeps nothing given back already)
             self._kept = await self.backend.acquire()
+        self.lent = True
         return self._kept
 
     @property
@@ -112,6 +115,19 @@ class LoopPool:
             await self.backend.close()
 
 
+#: The loops' pools open now (:func:`pool_on_running_loop`), for :func:`give_back_kept`.
+_open_pools: list[LoopPool] = []
+
+
+def give_back_kept() -> None:
+    """From synchronous code: give the connection each open loop pool keeps back to its pool, where no block runs on
+    it and its loop is idle. Code outside every block (a wider fixture's set-up) takes its connections from the pool
+    itself, and a pool of one connection has no other."""
+    for pool in list(_open_pools):
+        if pool.keeps and not pool.lent and not pool.loop.is_running() and not pool.loop.is_closed():
+            pool.loop.run_until_complete(pool.give_back())
+
+
 @asynccontextmanager
 async def pool_on_running_loop(database: AioDatabase) -> AsyncIterator[LoopPool]:
     """Give ``database`` a pool of its own for the block, then close it and put the previous one back.
@@ -121,9 +137,11 @@ async def pool_on_running_loop(database: AioDatabase) -> AsyncIterator[LoopPool]
     """
     pool = LoopPool(database.pool_backend_cls(database=database.database, **database.pool_params))
     undo = set_attribute(database, "pool_backend", pool.backend)
+    _open_pools.append(pool)
     try:
         yield pool
     finally:
+        _open_pools.remove(pool)
         try:
             await pool.close()
         finally:

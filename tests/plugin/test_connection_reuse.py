@@ -246,10 +246,6 @@ async def test_nothing_is_left():
     inner.runpytest_subprocess("-p", "no:randomly", timeout=BOUND).assert_outcomes(passed=4)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known hole (before the speed work too): the kept connection is not given back before a wider fixture",
-)
 def test_a_wider_fixture_after_transaction_tests_on_a_pool_of_one_connection(
     inner: pytest.Pytester, driver: str
 ) -> None:
