@@ -84,6 +84,22 @@ async def test_the_crash_left_nothing():
 """
 
 
+#: A module-scoped fixture that commits a note outside every test transaction (and deletes it at the module's end),
+#: for the module's tests to see: ``committed``.
+COMMITTED_NOTE = """
+import pytest
+from app.db import database
+from app.models import Note
+
+@pytest.fixture(scope="module")
+async def committed():
+    async with database.aio_atomic():
+        await Note.aio_create(text="committed")
+    yield
+    await Note.delete().aio_execute()
+"""
+
+
 #: The app of the safety tests: its database is ``shop`` on the production stand-in (tests/production.py).
 SHOP_DB = """
 import os

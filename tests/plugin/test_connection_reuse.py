@@ -7,7 +7,7 @@ import pytest
 
 from peewee_async_testing import PostgresServer
 
-from .project import APP_DB, CONFIGURED, make_ini
+from .project import APP_DB, COMMITTED_NOTE, CONFIGURED, make_ini
 
 #: Generous: the inner runs take seconds; a regression hangs.
 BOUND = 120.0
@@ -258,20 +258,10 @@ def test_a_wider_fixture_after_transaction_tests_on_a_pool_of_one_connection(
         app = inner.path.joinpath("app", "db.py")
         app.write_text(app.read_text().replace('"maxsize": 1}', '"maxsize": 1, "timeout": 5}'))
     inner.makepyfile(
-        """
-import pytest
-from app.db import database
-from app.models import Note
-
+        COMMITTED_NOTE
+        + """
 async def test_keeps_the_connection():
     await Note.aio_create(text="rolled back")
-
-@pytest.fixture(scope="module")
-async def committed():
-    async with database.aio_atomic():
-        await Note.aio_create(text="committed")
-    yield
-    await Note.delete().aio_execute()
 
 async def test_a_wider_fixture_commits(committed):
     assert [note.text for note in await Note.select().aio_execute()] == ["committed"]

@@ -8,7 +8,7 @@ import pytest
 from peewee_async_testing import PostgresServer
 
 from ..helpers import databases, needs_one_loop
-from .project import CONFIGURED, ISOLATED_TESTS, make_ini
+from .project import COMMITTED_NOTE, CONFIGURED, ISOLATED_TESTS, make_ini
 from .test_restore import RESTORED
 
 
@@ -259,32 +259,22 @@ def test_between_test_transactions_the_database_is_its_own(inner: pytest.Pyteste
     # commits its rows, and a sync query runs.
     make_ini(inner, CONFIGURED)
     inner.makepyfile(
-        """
-        import pytest
-        from app.db import database
-        from app.models import Note
+        COMMITTED_NOTE
+        + """
+@pytest.mark.peewee_db
+async def test_first():
+    await Note.aio_create(text="rolled back")
 
-        @pytest.mark.peewee_db
-        async def test_first():
-            await Note.aio_create(text="rolled back")
+@pytest.mark.peewee_db(allow_transactions=True)
+async def test_second(committed):
+    assert [note.text for note in await Note.select().aio_execute()] == ["committed"]
+    async with database.aio_atomic():
+        await Note.aio_create(text="on a savepoint")
 
-        @pytest.fixture(scope="module")
-        async def committed():
-            async with database.aio_atomic():
-                await Note.aio_create(text="committed")
-            yield
-            await Note.delete().aio_execute()
-
-        @pytest.mark.peewee_db(allow_transactions=True)
-        async def test_second(committed):
-            assert [note.text for note in await Note.select().aio_execute()] == ["committed"]
-            async with database.aio_atomic():
-                await Note.aio_create(text="on a savepoint")
-
-        def test_a_sync_query_after_them(clear_tables):
-            with database.allow_sync():
-                assert [note.text for note in Note.select()] == ["committed"]
-        """
+def test_a_sync_query_after_them(clear_tables):
+    with database.allow_sync():
+        assert [note.text for note in Note.select()] == ["committed"]
+"""
     )
     inner.runpytest("-p", "no:randomly").assert_outcomes(passed=3)
 
