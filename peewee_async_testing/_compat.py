@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import sys
 import unittest
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .patches import set_attribute
@@ -92,19 +91,14 @@ def loop_scope(item: pytest.Item) -> str:
     return str(scope or item.config.getini("asyncio_default_test_loop_scope") or "function")
 
 
-@contextmanager
-def replaced_test_function(item: pytest.Function, function: Callable[..., Any]) -> Iterator[None]:
-    """Run ``function`` as ``item``'s test function for the block (``Function.obj``, which pytest-asyncio
-    runs on the test's loop), then put the original back.
+def replaced_test_function(item: pytest.Function, function: Callable[..., Any]) -> Callable[[], None]:
+    """Run ``function`` as ``item``'s test function (``Function.obj``, which pytest-asyncio runs on the test's loop)
+    until the returned undo puts the original back.
 
     Public alternative: an async autouse fixture around the test, which costs each test more than its
     ``BEGIN`` and ``ROLLBACK``.
     """
-    undo = set_attribute(item, "obj", function)
-    try:
-        yield
-    finally:
-        undo()
+    return set_attribute(item, "obj", function)
 
 
 # -- Python 3.10 ----------------------------------------------------------------------------------------------

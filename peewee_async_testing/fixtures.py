@@ -164,7 +164,7 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
     from .isolated import IsolatedRun
     from .transaction import TransactionTestCase
 
-    pool = request.getfixturevalue(item.stash.get(POOL, None) or pool_name(item))
+    pool = _own_pool(request)
     case = TransactionTestCase(peewee_database, **options)
     run = IsolatedRun(item, case.engine(loop_pool=pool, outer=_shared_case(request)))
     try:
@@ -192,7 +192,7 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     sequences = plan(request.node)[1]["reset_sequences"]  # the marker's mistakes fail the test, as with in_transaction
     tracker = WriteTracker(peewee_database)  # its guard first: before anything connects
     if is_async(request.node):  # the test takes connections from the loop's pool: with a pool of one, the kept one
-        pool = request.getfixturevalue(request.node.stash.get(POOL, None) or pool_name(request.node))
+        pool = _own_pool(request)
         if pool.keeps:
             pool.loop.run_until_complete(pool.give_back())
     # Through the sync connection kept for the database, async tests too: the cheapest round trips, no loop.
@@ -320,6 +320,12 @@ def scoped_name(item: pytest.Item, name: str) -> str:
 POOL = pytest.StashKey[str]()
 #: The fixtures ``clear_tables`` takes the database's connection and models from (:func:`clears_with`), likewise.
 CLEARS_WITH = pytest.StashKey[tuple[str, str]]()
+
+
+def _own_pool(request: pytest.FixtureRequest) -> LoopPool:
+    """The pool of the test's own loop (set up now, if it is not yet)."""
+    pool: LoopPool = request.getfixturevalue(request.node.stash.get(POOL, None) or pool_name(request.node))
+    return pool
 
 
 def clears_with(item: pytest.Item) -> tuple[str, str]:

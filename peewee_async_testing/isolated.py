@@ -14,10 +14,9 @@ from typing import Any
 
 import pytest
 
-from ._compat import add_note
+from ._compat import add_note, replaced_test_function
 from .engine import CaseEngine
 from .exceptions import TransactionError
-from .patches import set_attribute
 from .tasks import left_tasks_message, stop_left_tasks
 
 
@@ -29,7 +28,7 @@ class IsolatedRun:
         self._task: asyncio.Task[Any] | None = None  # the test's own, once it runs
         engine.patch()
         try:
-            self._undo = set_attribute(item, "obj", self._function(item.obj))
+            self._undo = replaced_test_function(item, self._function(item.obj))
         except BaseException:
             engine.unpatch()
             raise
