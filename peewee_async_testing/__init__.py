@@ -22,6 +22,8 @@ __version__ = "0.1.0"
 _EXPORTS = {
     "AbortedTransactionError": "exceptions",
     "AioDatabaseTestCase": "testcase",
+    "CapturedQueries": "queries",
+    "CapturedQuery": "queries",
     "ConfigurationError": "exceptions",
     "DatabaseAccessError": "exceptions",
     "DatabaseArgumentError": "exceptions",
@@ -33,13 +35,19 @@ _EXPORTS = {
     "TransactionTestCase": "transaction",
     "TurnTimeoutError": "exceptions",
     "aio_clear_tables": "cleanup",
+    "assert_max_num_queries": "queries",
+    "assert_num_queries": "queries",
+    "assert_queries_match": "queries",
     "bound_models": "cleanup",
+    "capture_queries": "queries",
     "clear_tables": "cleanup",
 }
 
 __all__ = [
     "AbortedTransactionError",
     "AioDatabaseTestCase",
+    "CapturedQueries",
+    "CapturedQuery",
     "ConfigurationError",
     "DatabaseAccessError",
     "DatabaseArgumentError",
@@ -51,7 +59,11 @@ __all__ = [
     "TransactionTestCase",
     "TurnTimeoutError",
     "aio_clear_tables",
+    "assert_max_num_queries",
+    "assert_num_queries",
+    "assert_queries_match",
     "bound_models",
+    "capture_queries",
     "clear_tables",
 ]
 
@@ -67,6 +79,14 @@ if TYPE_CHECKING:
         TransactionControlError,
         TransactionError,
         TurnTimeoutError,
+    )
+    from .queries import (
+        CapturedQueries,
+        CapturedQuery,
+        assert_max_num_queries,
+        assert_num_queries,
+        assert_queries_match,
+        capture_queries,
     )
     from .server import PostgresServer
     from .testcase import AioDatabaseTestCase

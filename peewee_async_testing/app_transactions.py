@@ -82,7 +82,8 @@ class Savepoint(Transaction):  # type: ignore[misc]
         self._counted = False
 
     async def execute(self, sql: str) -> None:
-        await self.connection.control(sql)
+        shared = self.connection
+        await shared.watched(sql, (), {}, shared.control(sql))
 
 
 def _refusing(name: str) -> Callable[..., NoReturn]:

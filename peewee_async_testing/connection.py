@@ -18,6 +18,7 @@ from typing import Any
 
 from peewee_async.connection import ConnectionContext, connection_context
 
+from . import recording
 from .drivers import IDLE, IN_ERROR, backslash_quotes, can_defer, is_closed, transaction_status
 from .exceptions import AbortedTransactionError, TransactionControlError, TransactionError, TurnTimeoutError
 from .statements import BEGIN, COMMIT, PREPARED, SAVEPOINT, control_statements
@@ -95,9 +96,12 @@ class SharedConnection:
     :attr:`raw` (whose own cursors bypass all of this).
     """
 
-    def __init__(self, connection: Any, *, postgres: bool) -> None:
+    def __init__(self, connection: Any, *, postgres: bool, database: Any = None) -> None:
         self.raw = connection
         self.postgres = postgres
+        #: The database whose block it serves: its captures (:func:`~peewee_async_testing.capture_queries`)
+        #: record the statements of the code under test.
+        self.database = database
         self.autosavepoint = False
         #: Whether ``BEGIN``, ``COMMIT``... sent as SQL run on a savepoint (else they are refused).
         self.allow_transactions = False
@@ -186,13 +190,7 @@ class SharedConnection:
         return _HeldCursor(self, kwargs)
 
     def _text(self, sql: Any) -> str | None:
-        """The SQL text of what the code handed a driver: a string, bytes, or psycopg 3's composed SQL."""
-        if isinstance(sql, str):
-            return sql
-        if isinstance(sql, bytes):
-            return sql.decode(errors="replace")
-        as_string = getattr(sql, "as_string", None)
-        return str(as_string(self.raw)) if as_string is not None else None
+        return recording.sql_text(sql, self.raw)
 
     def _scan(self, text: str) -> list[tuple[int, int, str | None]] | None:
         backslashes = self.postgres and "\\" in text and backslash_quotes(self.raw)
@@ -335,16 +333,24 @@ class SharedConnection:
         """The driver's own ``execute()`` (psycopg 3, aiosqlite), with transaction control refused: it bypasses
         the turns and savepoints of a cursor, so send such statements through one."""
         self._refuse_control(sql, "execute")
-        return self.raw.execute(sql, *args, **kwargs)
+        return self.watched(sql, args, kwargs, self.raw.execute(sql, *args, **kwargs))
 
     def executemany(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         """The driver's own ``executemany()`` (aiosqlite), with transaction control refused."""
         self._refuse_control(sql, "executemany")
-        return self.raw.executemany(sql, *args, **kwargs)
+        return self.watched(sql, args, kwargs, self.raw.executemany(sql, *args, **kwargs))
 
     def executescript(self, *args: Any, **kwargs: Any) -> Any:
         """aiosqlite's ``executescript()``: refused, as it commits first."""
         raise TransactionControlError(SCRIPT)
+
+    def watched(self, sql: Any, args: tuple[Any, ...], kwargs: dict[str, Any], sent: Any) -> Any:
+        """``sent`` (the statement ``sql`` of the code under test on its way, with ``args`` and ``kwargs``),
+        recorded by the captures open in the context, if any."""
+        if not recording.capturing():
+            return sent
+        params = recording.params_of(args, kwargs)
+        return recording.watched(self.database, sql, params, sent, connection=self.raw, postgres=self.postgres)
 
     def _refuse_control(self, sql: Any, method: str) -> None:
         if self.ended:
@@ -403,10 +409,12 @@ class _Cursor:
         self._shared, self._cursor = shared, cursor
 
     async def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
-        return await self._shared.statement(self._cursor, "execute", sql, *args, **kwargs)
+        sent = self._shared.statement(self._cursor, "execute", sql, *args, **kwargs)
+        return await self._shared.watched(sql, args, kwargs, sent)
 
     async def executemany(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
-        return await self._shared.statement(self._cursor, "executemany", sql, *args, **kwargs)
+        sent = self._shared.statement(self._cursor, "executemany", sql, *args, **kwargs)
+        return await self._shared.watched(sql, args, kwargs, sent)
 
     async def callproc(self, *args: Any, **kwargs: Any) -> Any:  # aiopg
         await self._shared._flush()

@@ -397,7 +397,7 @@ class CaseEngine:
             self.raw = self._held = await self._pool.acquire()
             stack.push_async_callback(self._give_back)
         self._pid = drivers.backend_pid(self.raw)
-        return SharedConnection(self.raw, postgres=is_postgres(database))
+        return SharedConnection(self.raw, postgres=is_postgres(database), database=database)
 
     async def _give_back(self) -> None:
         held, self._held = self._held, None

@@ -6,8 +6,9 @@ when a fixture runs, so that merely having the plugin installed costs pytest's s
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -29,6 +30,7 @@ from .state import (
 
 if TYPE_CHECKING:
     from .pools import LoopPool
+    from .queries import QueryAssertion, QueryCapture
     from .server import PostgresServer
 
 #: The scopes that data can be shared across: a ``peewee_<scope>_transaction`` fixture each, narrowest first.
@@ -209,6 +211,33 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
         yield
     tracker.clear(models, sequences=sequences)
     carry.carried = tracker.carried
+
+
+@pytest.fixture
+def peewee_capture_queries(peewee_database: Any) -> Callable[[], QueryCapture]:
+    """:func:`~peewee_async_testing.capture_queries` on the test database: ``async with peewee_capture_queries()
+    as captured``."""
+    from .queries import capture_queries
+
+    return functools.partial(capture_queries, peewee_database)
+
+
+@pytest.fixture
+def peewee_assert_num_queries(peewee_database: Any) -> Callable[[int], QueryAssertion]:
+    """:func:`~peewee_async_testing.assert_num_queries` on the test database: ``async with
+    peewee_assert_num_queries(2)``."""
+    from .queries import assert_num_queries
+
+    return functools.partial(assert_num_queries, peewee_database)
+
+
+@pytest.fixture
+def peewee_assert_max_num_queries(peewee_database: Any) -> Callable[[int], QueryAssertion]:
+    """:func:`~peewee_async_testing.assert_max_num_queries` on the test database: ``async with
+    peewee_assert_max_num_queries(2)``."""
+    from .queries import assert_max_num_queries
+
+    return functools.partial(assert_max_num_queries, peewee_database)
 
 
 class _Carry:
@@ -449,6 +478,9 @@ globals().update(_SHARED_ON_LOOPS)
 __all__ = [
     "clear_tables",
     "in_transaction",
+    "peewee_assert_max_num_queries",
+    "peewee_assert_num_queries",
+    "peewee_capture_queries",
     "peewee_class_transaction",
     "peewee_database",
     "peewee_module_transaction",

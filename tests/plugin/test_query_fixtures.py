@@ -1,0 +1,46 @@
+"""The query-counting fixtures, bound to the test database: in a test transaction, under clear_tables, and failing."""
+
+from __future__ import annotations
+
+import pytest
+
+TESTS = """
+import pytest
+from app.models import Note
+
+
+async def test_counts_in_the_test_transaction(peewee_assert_num_queries, peewee_capture_queries):
+    async with peewee_assert_num_queries(2):
+        note = await Note.aio_create(text="a")
+        await Note.aio_get(Note.id == note.id)
+    async with peewee_capture_queries() as captured:
+        await Note.select().aio_execute()
+    assert [query.sql.split()[0] for query in captured] == ["SELECT"]
+
+
+@pytest.mark.peewee_db(isolation="clear")
+async def test_counts_under_clear_tables(peewee_assert_max_num_queries):
+    async with peewee_assert_max_num_queries(1):
+        await Note.aio_create(text="b")
+
+
+async def test_fails_with_the_statements(peewee_assert_max_num_queries):
+    async with peewee_assert_max_num_queries(1):
+        for text in ("c", "d", "e"):
+            await Note.aio_create(text=text)
+"""
+
+
+def test_the_fixtures_count_on_the_test_database(inner: pytest.Pytester) -> None:
+    inner.makepyfile(test_counts=TESTS)
+    result = inner.runpytest()
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines(
+        [
+            "E * 3 queries ran on PostgresqlDatabase 'test_app', at most 1 expected:",
+            "E *1. INSERT INTO \"note\" *params: ?'c'?",
+            "E *The same INSERT ran 3 times with different parameters (queries 1-3)*",
+        ]
+    )
+    assert "BEGIN" not in result.stdout.str()
+    assert "ROLLBACK" not in result.stdout.str()
