@@ -25,6 +25,8 @@ _EXPORTS = {
     "ConfigurationError": "exceptions",
     "DatabaseAccessError": "exceptions",
     "DatabaseArgumentError": "exceptions",
+    "FactoryState": "factories",
+    "ModelFactory": "factories",
     "PeeweeAsyncTestingError": "exceptions",
     "PostgresServer": "server",
     "ServerError": "exceptions",
@@ -43,6 +45,8 @@ __all__ = [
     "ConfigurationError",
     "DatabaseAccessError",
     "DatabaseArgumentError",
+    "FactoryState",
+    "ModelFactory",
     "PeeweeAsyncTestingError",
     "PostgresServer",
     "ServerError",
@@ -68,6 +72,7 @@ if TYPE_CHECKING:
         TransactionError,
         TurnTimeoutError,
     )
+    from .factories import FactoryState, ModelFactory
     from .server import PostgresServer
     from .testcase import AioDatabaseTestCase
     from .transaction import TransactionTestCase
