@@ -27,6 +27,8 @@ _EXPORTS = {
     "ConfigurationError": "exceptions",
     "DatabaseAccessError": "exceptions",
     "DatabaseArgumentError": "exceptions",
+    "FactoryState": "factories",
+    "ModelFactory": "factories",
     "PeeweeAsyncTestingError": "exceptions",
     "PostgresServer": "server",
     "ServerError": "exceptions",
@@ -51,6 +53,8 @@ __all__ = [
     "ConfigurationError",
     "DatabaseAccessError",
     "DatabaseArgumentError",
+    "FactoryState",
+    "ModelFactory",
     "PeeweeAsyncTestingError",
     "PostgresServer",
     "ServerError",
@@ -80,6 +84,7 @@ if TYPE_CHECKING:
         TransactionError,
         TurnTimeoutError,
     )
+    from .factories import FactoryState, ModelFactory
     from .queries import (
         CapturedQueries,
         CapturedQuery,

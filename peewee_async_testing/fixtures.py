@@ -176,6 +176,22 @@ def in_transaction(request: pytest.FixtureRequest, peewee_database: Any) -> Iter
 
 
 @pytest.fixture
+def peewee_factory(peewee_database: Any, in_transaction: Any) -> Any:
+    """A function that takes a :class:`~peewee_async_testing.ModelFactory` class and returns it, once checked that
+    its model is bound to ``peewee_database`` (else a ``ConfigurationError`` says so); the test runs isolated
+    (``in_transaction``), so what it creates is undone.
+
+    Example::
+
+        async def test_admin(peewee_factory):
+            user = await peewee_factory(UserFactory).state("admin").create()
+    """
+    from .factories import bind_factory
+
+    return lambda factory: bind_factory(factory, peewee_database)
+
+
+@pytest.fixture
 def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterator[None]:
     """Empty the tables the test wrote to, after the test.
 
@@ -482,6 +498,7 @@ __all__ = [
     "peewee_assert_num_queries",
     "peewee_capture_queries",
     "peewee_class_transaction",
+    "peewee_factory",
     "peewee_database",
     "peewee_module_transaction",
     "peewee_server",
