@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-import peewee
 import pytest
 
-from peewee_async_testing import ConfigurationError, ModelFactory, TransactionTestCase
+from peewee_async_testing import (
+    ConfigurationError,
+    ModelFactory,
+    TransactionTestCase,
+    assert_num_queries,
+    capture_queries,
+)
 
 from .models import Author, Book, Review
 
@@ -48,24 +51,6 @@ class ReviewFactory(ModelFactory[Review]):
 
 class NoStarsFactory(ModelFactory[Review]):
     model = Review
-
-
-@contextmanager
-def inserts(database: Any) -> Iterator[list[Any]]:
-    """The INSERT queries the database runs inside (a test-local wrapper of its aio_execute)."""
-    seen: list[Any] = []
-    original = database.aio_execute
-
-    async def counting(query: Any, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(query, peewee.Insert):
-            seen.append(query)
-        return await original(query, *args, **kwargs)
-
-    database.aio_execute = counting
-    try:
-        yield seen
-    finally:
-        del database.aio_execute
 
 
 def test_build_makes_an_unsaved_instance_with_overrides_over_states_over_defaults() -> None:
@@ -129,24 +114,25 @@ async def test_create_saves_nested_factories_first_and_the_transaction_undoes_it
 async def test_an_explicit_foreign_key_is_not_re_created(database: Any) -> None:
     async with TransactionTestCase(database):
         author = await AuthorFactory.create(name="Ada")
-        with inserts(database) as seen:
+        async with capture_queries(database) as captured:
             by_instance = await BookFactory.create(author=author)
             by_id = await BookFactory.create(author_id=author.id)
-        assert len(seen) == 2  # the books only
+        assert [query.sql.split()[:3] for query in captured] == [["INSERT", "INTO", '"book"']] * 2  # the books only
         assert by_instance.author_id == by_id.author_id == author.id
         assert await Author.select().aio_count() == 1
 
 
 async def test_create_batch_runs_one_insert(database: Any) -> None:
     async with TransactionTestCase(database):
-        with inserts(database) as seen:
+        async with assert_num_queries(database, 1):
             authors = await AuthorFactory.state("anonymous").create_batch(3)
-        assert len(seen) == 1
         assert all(author.id is not None for author in authors)
         stored = {a.id: a.name for a in await Author.select().aio_execute()}
         assert stored == {a.id: a.name for a in authors}
         assert len(stored) == 3
-        books = await BookFactory.create_batch(2, title="Same")
+        async with capture_queries(database) as captured:  # each book's author first, then the books in one
+            books = await BookFactory.create_batch(2, title="Same")
+        assert [query.sql.split()[2] for query in captured] == ['"author"', '"author"', '"book"']
         assert [b.title for b in books] == ["Same", "Same"]
         assert len({b.author_id for b in books}) == 2
     assert await Author.select().aio_count() == 0
