@@ -762,18 +762,45 @@ async def test_a_throwaway_server_is_not_trusted_when_libpq_may_connect_elsewher
     assert admin(pg_server, "SELECT count(*) FROM item", database=shop_on_pg_server) == [(1,)]
 
 
+def is_temporary(place: str) -> bool:
+    """Whether ``place``, every link resolved, is in a folder that the guard may take for a temporary one: ``/tmp``,
+    ``/dev/shm`` or ``tempfile.gettempdir()`` (the guard takes fewer, never more)."""
+    real = os.path.realpath(place)
+    folders = {os.path.realpath(folder) for folder in ("/tmp", "/dev/shm", tempfile.gettempdir())}
+    return any(os.path.commonpath([real, folder]) == folder for folder in folders)
+
+
 @pytest.fixture
-def prod_db(request: pytest.FixtureRequest) -> Iterator[Path]:
-    """``prod.db``, an SQLite file outside every temporary folder (in the project), table ``item`` with a row."""
-    folder = Path(tempfile.mkdtemp(prefix=".prod-", dir=request.config.rootpath))
-    path = folder / "prod.db"
+def outside(request: pytest.FixtureRequest) -> Iterator[Path]:
+    """A fresh empty folder outside every temporary folder, removed after the test whatever happened.
+
+    It is made in the project when the project is not itself in a temporary folder (a clone in ``/tmp`` is),
+    else in ``$HOME``, else in ``/var/tmp`` (which the guard does not take for temporary); the test is skipped
+    when none of them is both outside the temporary folders and writable."""
+    places = [str(request.config.rootpath), os.path.expanduser("~"), "/var/tmp"]
+    place = next(
+        (p for p in places if os.path.isdir(p) and os.access(p, os.W_OK | os.X_OK) and not is_temporary(p)), None
+    )
+    if place is None:
+        pytest.skip(
+            f"no writable folder outside the temporary folders to put a database in (tried {', '.join(places)})"
+        )
+    folder = Path(tempfile.mkdtemp(prefix=".peewee-async-testing-outside-", dir=place))
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder)
+
+
+@pytest.fixture
+def prod_db(outside: Path) -> Path:
+    """``prod.db``, an SQLite file outside every temporary folder, table ``item`` with a row."""
+    path = outside / "prod.db"
     with sqlite3.connect(path) as connection:
         connection.execute("CREATE TABLE item (id INTEGER PRIMARY KEY, name TEXT)")
         connection.execute("INSERT INTO item (name) VALUES ('kept')")
     connection.close()
-    yield path
-    path.unlink()
-    folder.rmdir()
+    return path
 
 
 def sqlite_rows(path: Path) -> int:
@@ -858,22 +885,17 @@ async def test_an_sqlite_file_is_not_temporary_for_a_tmpdir_that_holds_the_proje
     assert sqlite_rows(prod_db) == 1
 
 
-async def test_an_sqlite_file_in_a_folder_made_for_test_databases_is_a_test_database(
-    request: pytest.FixtureRequest,
-) -> None:
-    folder = Path(tempfile.mkdtemp(prefix=".peewee-async-testing-sqlite-", dir=request.config.rootpath))
-    try:
-        database = peewee_async.SqliteDatabase(str(folder / "test.db"))
-        with pytest.raises(ConfigurationError, match="is not a test database"):
-            await aio_clear_tables(database)  # .peewee-...: not this library's folder
-        os.rename(folder, folder.with_name(folder.name[1:]))
-        folder = folder.with_name(folder.name[1:])
-        database = peewee_async.SqliteDatabase(str(folder / "test.db"))
-        await database.aio_create_tables([model(database, "item")])
-        await aio_clear_tables(database)
-        await database.aio_close()
-    finally:
-        shutil.rmtree(folder)
+async def test_an_sqlite_file_in_a_folder_made_for_test_databases_is_a_test_database(outside: Path) -> None:
+    folder = outside / ".peewee-async-testing-sqlite-x"
+    folder.mkdir()
+    database = peewee_async.SqliteDatabase(str(folder / "test.db"))
+    with pytest.raises(ConfigurationError, match="is not a test database"):
+        await aio_clear_tables(database)  # .peewee-...: not this library's folder
+    folder = folder.rename(outside / "peewee-async-testing-sqlite-x")
+    database = peewee_async.SqliteDatabase(str(folder / "test.db"))
+    await database.aio_create_tables([model(database, "item")])
+    await aio_clear_tables(database)
+    await database.aio_close()
 
 
 @pytest.mark.parametrize("how", CLEARS)
