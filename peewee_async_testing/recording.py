@@ -208,8 +208,11 @@ class RecordingConnection:
     def __init__(self, raw: Any, database: Any, postgres: bool) -> None:
         self.raw, self._database, self._postgres = raw, database, postgres
 
-    def cursor(self, *args: Any, **kwargs: Any) -> _CursorScope:
-        return _CursorScope(self, self.raw.cursor(*args, **kwargs))
+    def cursor(self, *args: Any, **kwargs: Any) -> _CursorScope | _RecordingCursor:
+        scope = self.raw.cursor(*args, **kwargs)
+        if hasattr(scope, "execute"):  # psycopg 3 hands out the cursor itself, used with or without `async with`
+            return _RecordingCursor(self, scope)
+        return _CursorScope(self, scope)
 
     def watched(self, sql: Any, args: tuple[Any, ...], kwargs: dict[str, Any], sent: Any) -> Any:
         params = params_of(args, kwargs)
@@ -247,6 +250,13 @@ class _CursorScope:
 class _RecordingCursor:
     def __init__(self, connection: RecordingConnection, cursor: Any) -> None:
         self._connection, self._cursor = connection, cursor
+
+    async def __aenter__(self) -> _RecordingCursor:
+        await self._cursor.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._cursor.__aexit__(*exc_info)
 
     async def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         return await self._connection.watched(sql, args, kwargs, self._cursor.execute(sql, *args, **kwargs))

@@ -120,3 +120,16 @@ async def test_a_capture_ended_in_another_task_or_cancelled_leaks_no_patch(datab
         await task
     assert "aio_connection" not in vars(database)
     assert "execute_sql" not in vars(database)
+
+
+async def test_a_psycopg_cursor_used_without_async_with_is_counted(database: Any) -> None:
+    if type(database) is not peewee_async.Psycopg3Database:
+        pytest.skip("psycopg 3 hands out its cursor itself")
+    async with capture_queries(database) as captured, database.aio_connection() as connection:
+        cursor = connection.cursor()
+        await cursor.execute("SELECT 1")
+        assert await cursor.fetchall() == [(1,)]
+        await cursor.close()
+        async with connection.cursor() as cursor:
+            await cursor.execute("SELECT 2")
+    assert [query.sql for query in captured] == ["SELECT 1", "SELECT 2"]
