@@ -416,9 +416,10 @@ class _Cursor:
         sent = self._shared.statement(self._cursor, "executemany", sql, *args, **kwargs)
         return await self._shared.watched(sql, args, kwargs, sent)
 
-    async def callproc(self, *args: Any, **kwargs: Any) -> Any:  # aiopg
+    async def callproc(self, name: str, *args: Any, **kwargs: Any) -> Any:  # aiopg
         await self._shared._flush()
-        return await self._cursor.callproc(*args, **kwargs)
+        sql = recording.callproc_sql(name, recording.params_of(args, kwargs))
+        return await self._shared.watched(sql, args, kwargs, self._cursor.callproc(name, *args, **kwargs))
 
     def executescript(self, *args: Any, **kwargs: Any) -> Any:  # aiosqlite
         raise TransactionControlError(SCRIPT)

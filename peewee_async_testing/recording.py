@@ -93,6 +93,13 @@ def sql_text(sql: Any, connection: Any) -> str | None:
     return str(as_string(connection)) if as_string is not None else None
 
 
+def callproc_sql(name: str, params: Any) -> str:
+    """The statement aiopg's ``cursor.callproc(name, params)`` sends, as a capture shows it."""
+    if isinstance(params, dict):
+        return f"SELECT * FROM {name}({', '.join(f'{key} := %({key})s' for key in params)})"
+    return f"SELECT * FROM {name}({', '.join(['%s'] * len(params or ()))})"
+
+
 def params_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
     """The parameters of a driver's ``execute(sql, params)`` call, however they were passed."""
     if args:
@@ -201,8 +208,11 @@ class RecordingConnection:
     def __init__(self, raw: Any, database: Any, postgres: bool) -> None:
         self.raw, self._database, self._postgres = raw, database, postgres
 
-    def cursor(self, *args: Any, **kwargs: Any) -> _CursorScope:
-        return _CursorScope(self, self.raw.cursor(*args, **kwargs))
+    def cursor(self, *args: Any, **kwargs: Any) -> _CursorScope | _RecordingCursor:
+        scope = self.raw.cursor(*args, **kwargs)
+        if hasattr(scope, "execute"):  # psycopg 3 hands out the cursor itself, used with or without `async with`
+            return _RecordingCursor(self, scope)
+        return _CursorScope(self, scope)
 
     def watched(self, sql: Any, args: tuple[Any, ...], kwargs: dict[str, Any], sent: Any) -> Any:
         params = params_of(args, kwargs)
@@ -241,11 +251,22 @@ class _RecordingCursor:
     def __init__(self, connection: RecordingConnection, cursor: Any) -> None:
         self._connection, self._cursor = connection, cursor
 
+    async def __aenter__(self) -> _RecordingCursor:
+        await self._cursor.__aenter__()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> Any:
+        return await self._cursor.__aexit__(*exc_info)
+
     async def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         return await self._connection.watched(sql, args, kwargs, self._cursor.execute(sql, *args, **kwargs))
 
     async def executemany(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         return await self._connection.watched(sql, args, kwargs, self._cursor.executemany(sql, *args, **kwargs))
+
+    async def callproc(self, name: str, *args: Any, **kwargs: Any) -> Any:  # aiopg
+        sql = callproc_sql(name, params_of(args, kwargs))
+        return await self._connection.watched(sql, args, kwargs, self._cursor.callproc(name, *args, **kwargs))
 
     def __aiter__(self) -> Any:
         return self._cursor.__aiter__()
@@ -255,7 +276,10 @@ class _RecordingCursor:
 
 
 def capturing_execute_sql(database: Any, beneath: Callable[..., Any], postgres: bool) -> Callable[..., Any]:
-    """Stands in for ``database.execute_sql`` (peewee's synchronous path) while a capture is open."""
+    """Stands in for ``database.execute_sql`` (peewee's synchronous path) while a capture is open: that of a capture
+    open already, as it records for every capture in the context (a second would record each statement twice)."""
+    if getattr(beneath, "records_captures", False):
+        return beneath
 
     def execute_sql(sql: Any, params: Any = None, *args: Any, **kwargs: Any) -> Any:
         if not recorders(database):
@@ -263,4 +287,5 @@ def capturing_execute_sql(database: Any, beneath: Callable[..., Any], postgres: 
         with measured(database, sql, params, connection=None, postgres=postgres):
             return beneath(sql, params, *args, **kwargs)
 
+    execute_sql.records_captures = True  # type: ignore[attr-defined]
     return execute_sql

@@ -6,10 +6,17 @@ import pytest
 
 TESTS = """
 import pytest
+import pytest_asyncio
 from app.models import Note
 
 
-async def test_counts_in_the_test_transaction(peewee_assert_num_queries, peewee_capture_queries):
+@pytest_asyncio.fixture
+async def captured(peewee_capture_queries):
+    async with peewee_capture_queries() as captured:
+        yield captured
+
+
+async def test_counts_in_the_test_transaction(in_transaction, peewee_assert_num_queries, peewee_capture_queries):
     async with peewee_assert_num_queries(2):
         note = await Note.aio_create(text="a")
         await Note.aio_get(Note.id == note.id)
@@ -18,10 +25,20 @@ async def test_counts_in_the_test_transaction(peewee_assert_num_queries, peewee_
     assert [query.sql.split()[0] for query in captured] == ["SELECT"]
 
 
+async def test_a_capture_opened_by_a_fixture_counts_in_the_test_transaction(captured, in_transaction):
+    await Note.aio_create(text="f")
+    assert [query.sql.split()[0] for query in captured.all] == ["INSERT"]
+
+
 @pytest.mark.peewee_db(isolation="clear")
 async def test_counts_under_clear_tables(peewee_assert_max_num_queries):
     async with peewee_assert_max_num_queries(1):
         await Note.aio_create(text="b")
+
+
+@pytest.mark.peewee_db(isolation="clear")
+async def test_the_test_transactions_rolled_back():
+    assert await Note.select().aio_count() == 0  # "a" and "f" rolled back, "b" cleared
 
 
 async def test_fails_with_the_statements(peewee_assert_max_num_queries):
@@ -34,7 +51,7 @@ async def test_fails_with_the_statements(peewee_assert_max_num_queries):
 def test_the_fixtures_count_on_the_test_database(inner: pytest.Pytester) -> None:
     inner.makepyfile(test_counts=TESTS)
     result = inner.runpytest()
-    result.assert_outcomes(passed=2, failed=1)
+    result.assert_outcomes(passed=4, failed=1)
     result.stdout.fnmatch_lines(
         [
             "E * 3 queries ran on PostgresqlDatabase 'test_app', at most 1 expected:",
