@@ -99,6 +99,10 @@ SequenceState = tuple[int, int, bool, bool]
 #: would set back what the others moved since its start, so only the last one sets them back, to where they were
 #: before the first began.
 _sequence_groups: dict[int, tuple[list[SequenceState], set[CaseEngine], asyncio.Future[None]]] = {}
+#: The set-back of the last block of a group, by the database's id, done when its setval() has run: a block that
+#: starts meanwhile waits for it, else it would note the sequences as the group left them (reset), and set them
+#: back there.
+_setting_back: dict[int, asyncio.Future[None]] = {}
 
 #: What a session keeps through a ROLLBACK, let go before the connection serves another test: session advisory
 #: locks and prepared statements (psycopg 3 reads the DEALLOCATE ALL and forgets its own). Sent with the ROLLBACK.
@@ -427,9 +431,12 @@ class CaseEngine:
         """Join the top-level reset_sequences blocks open on the database; whether this one is the first, which
         resets the sequences and notes where they were. A sibling joining later shares that reset: it reads and
         sets nothing itself, and waits until the first has read them (else the first might note its nextval())."""
+        loop = asyncio.get_running_loop()
+        while (setting_back := _setting_back.get(id(self.database))) is not None and setting_back.get_loop() is loop:
+            await asyncio.shield(setting_back)
         group = _sequence_groups.get(id(self.database))
         if group is None:
-            _sequence_groups[id(self.database)] = ([], {self}, asyncio.get_running_loop().create_future())
+            _sequence_groups[id(self.database)] = ([], {self}, loop.create_future())
             return True
         group[1].add(self)
         if group[2].get_loop() is asyncio.get_running_loop():  # (one of another loop cannot be waited for)
@@ -537,6 +544,14 @@ class CaseEngine:
             # arrives, before any later statement of this connection. A setval() is seen by other connections
             # at once, so the block must not end before it has run.
             await self.loop_pool.roll_back(self._shared, _RESET_SESSION)
+        elif sequences:
+            done = _setting_back[id(self.database)] = asyncio.get_running_loop().create_future()
+            try:
+                await self._shared.control(*statements)
+            finally:
+                if _setting_back.get(id(self.database)) is done:
+                    del _setting_back[id(self.database)]
+                done.set_result(None)
         elif statements:
             await self._shared.control(*statements)
 
