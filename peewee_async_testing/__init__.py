@@ -33,6 +33,9 @@ _EXPORTS = {
     "TransactionTestCase": "transaction",
     "TurnTimeoutError": "exceptions",
     "aio_clear_tables": "cleanup",
+    "assert_database_count": "assertions",
+    "assert_database_has": "assertions",
+    "assert_database_missing": "assertions",
     "bound_models": "cleanup",
     "clear_tables": "cleanup",
 }
@@ -51,11 +54,15 @@ __all__ = [
     "TransactionTestCase",
     "TurnTimeoutError",
     "aio_clear_tables",
+    "assert_database_count",
+    "assert_database_has",
+    "assert_database_missing",
     "bound_models",
     "clear_tables",
 ]
 
 if TYPE_CHECKING:
+    from .assertions import assert_database_count, assert_database_has, assert_database_missing
     from .cleanup import aio_clear_tables, bound_models, clear_tables
     from .exceptions import (
         AbortedTransactionError,
