@@ -214,9 +214,9 @@ async def _rows_and_names(database: AioDatabase, cursor: Any) -> tuple[list[Any]
 def _sql(database: AioDatabase, expression: Any) -> str:
     """How ``expression`` reads as SQL, its columns unqualified and its parameters in place, by their repr."""
     context = database.get_sql_context()
+    sql: str
     with context.scope_values():
-        sql: str
-    sql, params = context.sql(expression).query()
+        sql, params = context.sql(expression).query()
     if sql.startswith("(") and _closing(sql) == len(sql) - 1:
         sql = sql[1:-1]
     pieces: list[str] = sql.split(database.param)
