@@ -43,7 +43,8 @@ async def assert_database_has(
 
     Example::
 
-        await assert_database_has(User, User.age > 3, name="ada")
+        await User.aio_create(name="ada")
+        await assert_database_has(User, User.name.startswith("a"), name="ada")
     """
     __tracebackhide__ = True
     search = _Search.of(target, expressions, database, where)
@@ -77,7 +78,7 @@ async def assert_database_count(
 
     Example::
 
-        await assert_database_count(User, 2, User.age > 3)
+        await assert_database_count(User, 0, User.name.startswith("z"))
     """
     __tracebackhide__ = True
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
