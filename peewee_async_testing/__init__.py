@@ -37,6 +37,9 @@ _EXPORTS = {
     "TransactionTestCase": "transaction",
     "TurnTimeoutError": "exceptions",
     "aio_clear_tables": "cleanup",
+    "assert_database_count": "assertions",
+    "assert_database_has": "assertions",
+    "assert_database_missing": "assertions",
     "assert_max_num_queries": "queries",
     "assert_num_queries": "queries",
     "assert_queries_match": "queries",
@@ -63,6 +66,9 @@ __all__ = [
     "TransactionTestCase",
     "TurnTimeoutError",
     "aio_clear_tables",
+    "assert_database_count",
+    "assert_database_has",
+    "assert_database_missing",
     "assert_max_num_queries",
     "assert_num_queries",
     "assert_queries_match",
@@ -72,6 +78,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from .assertions import assert_database_count, assert_database_has, assert_database_missing
     from .cleanup import aio_clear_tables, bound_models, clear_tables
     from .exceptions import (
         AbortedTransactionError,
