@@ -3,8 +3,7 @@ near misses of their messages, the table-name form, inside and outside a test tr
 
 from __future__ import annotations
 
-import logging
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import peewee
@@ -17,6 +16,7 @@ from peewee_async_testing import (
     assert_database_count,
     assert_database_has,
     assert_database_missing,
+    capture_queries,
 )
 
 from .models import MODELS, Author, Book, Review
@@ -28,22 +28,6 @@ async def committed(database: Any) -> AsyncIterator[Any]:
     yield database
     for model in reversed(MODELS):
         await model.delete().aio_execute()
-
-
-@pytest.fixture
-def statements(caplog: pytest.LogCaptureFixture) -> Iterator[list[str]]:
-    """The SQL that peewee-async sends while the test runs."""
-    caplog.set_level(logging.DEBUG, logger="peewee.async")
-    sent: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            sent.append(record.msg[0] if isinstance(record.msg, tuple) else str(record.msg))
-
-    handler = Collect()
-    logging.getLogger("peewee.async").addHandler(handler)
-    yield sent
-    logging.getLogger("peewee.async").removeHandler(handler)
 
 
 async def shelf() -> tuple[Author, Author]:
@@ -153,15 +137,16 @@ async def test_at_most_five_rows_are_shown(database: Any) -> None:
     ]
 
 
-async def test_the_assertions_ask_the_database_for_five_rows_at_most(database: Any, statements: list[str]) -> None:
+async def test_the_assertions_ask_the_database_for_five_rows_at_most(database: Any) -> None:
     async with TransactionTestCase(database):
         await shelf()
-        statements.clear()
-        await assert_database_has(Review, stars=5)
-        assert [sql.split(" FROM")[0] for sql in statements] == ["SELECT COUNT(*)"]
-        statements.clear()
-        with pytest.raises(AssertionError):
-            await assert_database_has(Review, stars=1)
+        async with capture_queries(database) as captured:
+            await assert_database_has(Review, stars=5)
+        assert [query.sql.split(" FROM")[0] for query in captured] == ["SELECT COUNT(*)"]
+        async with capture_queries(database) as captured:
+            with pytest.raises(AssertionError):
+                await assert_database_has(Review, stars=1)
+    statements = [query.sql for query in captured]
     closest = [sql for sql in statements if "ORDER BY" in sql]
     assert len(statements) == 3
     assert len(closest) == 1
