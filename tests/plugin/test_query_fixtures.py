@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import sys
+from importlib.metadata import version
+
 import pytest
+
+#: Whether pytest-asyncio carries the context variables an async fixture sets to the test: on Python 3.11 and
+#: later, and on 3.10 from pytest-asyncio 1.1. A capture opened in a fixture needs it (docs/queries.rst says so).
+CONTEXT_TO_TEST = sys.version_info >= (3, 11) or tuple(
+    int(part) for part in version("pytest-asyncio").split(".")[:2]
+) >= (1, 1)
 
 TESTS = """
 import pytest
 import pytest_asyncio
 from app.models import Note
+
+CONTEXT_TO_TEST = {context_to_test}
 
 
 @pytest_asyncio.fixture
@@ -25,6 +36,7 @@ async def test_counts_in_the_test_transaction(in_transaction, peewee_assert_num_
     assert [query.sql.split()[0] for query in captured] == ["SELECT"]
 
 
+@pytest.mark.skipif(not CONTEXT_TO_TEST, reason="pytest-asyncio < 1.1 on Python 3.10: no fixture context in tests")
 async def test_a_capture_opened_by_a_fixture_counts_in_the_test_transaction(captured, in_transaction):
     await Note.aio_create(text="f")
     assert [query.sql.split()[0] for query in captured.all] == ["INSERT"]
@@ -49,9 +61,9 @@ async def test_fails_with_the_statements(peewee_assert_max_num_queries):
 
 
 def test_the_fixtures_count_on_the_test_database(inner: pytest.Pytester) -> None:
-    inner.makepyfile(test_counts=TESTS)
+    inner.makepyfile(test_counts=TESTS.format(context_to_test=CONTEXT_TO_TEST))
     result = inner.runpytest()
-    result.assert_outcomes(passed=4, failed=1)
+    result.assert_outcomes(passed=3 + CONTEXT_TO_TEST, failed=1, skipped=not CONTEXT_TO_TEST)
     result.stdout.fnmatch_lines(
         [
             "E * 3 queries ran on PostgresqlDatabase 'test_app', at most 1 expected:",
