@@ -439,7 +439,7 @@ class CaseEngine:
             _sequence_groups[id(self.database)] = ([], {self}, loop.create_future())
             return True
         group[1].add(self)
-        if group[2].get_loop() is asyncio.get_running_loop():  # (one of another loop cannot be waited for)
+        if group[2].get_loop() is loop:  # (one of another loop cannot be waited for)
             await asyncio.shield(group[2])
         return False
 

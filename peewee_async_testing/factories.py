@@ -90,12 +90,12 @@ class FactoryState(Generic[M]):
     def build(self, **overrides: Any) -> M:
         """An unsaved instance (synchronous, no query); factories among its values are built, unsaved, too."""
         model: Any = self.factory.model
-        return model(**self._values(overrides, None))  # type: ignore[no-any-return]
+        return model(**self._values(overrides))  # type: ignore[no-any-return]
 
     async def create(self, **overrides: Any) -> M:
         """A saved instance, created through the model's async API (``aio_create``), factories among its values
         created first."""
-        values, model_ = self._values(overrides, None), cast(Any, self.factory.model)
+        values, model_ = self._values(overrides), cast(Any, self.factory.model)
         return await model_.aio_create(**await self._create_related(values))  # type: ignore[no-any-return]
 
     async def create_batch(self, count: int, **overrides: Any) -> list[M]:
@@ -104,18 +104,18 @@ class FactoryState(Generic[M]):
         if count < 1:
             return []
         model: Any = self.factory.model
-        built = [model(**await self._create_related(self._values(overrides, None))) for _ in range(count)]
+        built = [model(**await self._create_related(self._values(overrides))) for _ in range(count)]
         names = [name for name in model._meta.fields if any(name in one.__data__ for one in built)]
         fields = [model._meta.fields[name] for name in names]
         rows = [tuple(one.__data__.get(name) for name in names) for one in built]
         query = model.insert_many(rows, fields=fields).returning(*model._meta.sorted_fields)
         return list(await query.aio_execute())
 
-    def _values(self, overrides: dict[str, Any], n: int | None) -> dict[str, Any]:
+    def _values(self, overrides: dict[str, Any]) -> dict[str, Any]:
         """The merged values of one instance: defaults, then states, then overrides; factories built (unsaved)
         only by :meth:`build` (see :meth:`_create_related`), other callables called with the sequence number."""
         factory, model = self.factory, cast(Any, self.factory.model)
-        n = factory._next() if n is None else n
+        n = factory._next()
         layers = [factory.defaults(n), *(getattr(factory, f"state_{name}")() for name in self.states), overrides]
         values: dict[str, Any] = {}
         for layer in layers:

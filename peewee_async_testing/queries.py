@@ -109,19 +109,17 @@ class CapturedQueries(Sequence[CapturedQuery]):
 
 def repeats(queries: Sequence[CapturedQuery], shown: int = 3) -> list[str]:
     """What a reader should notice: the same statement run again and again (N+1 queries), biggest first."""
-    numbers: dict[str, list[int]] = {}
-    params: dict[str, list[Any]] = {}
+    runs: dict[str, list[tuple[int, Any]]] = {}  # each statement's numbers and parameters, by its SQL
     for number, query in enumerate(queries, start=1):
-        key = " ".join(query.sql.split())
-        numbers.setdefault(key, []).append(number)
-        params.setdefault(key, []).append(query.params)
+        runs.setdefault(" ".join(query.sql.split()), []).append((number, query.params))
     notes = []
-    for sql, where in sorted(numbers.items(), key=lambda item: -len(item[1]))[:shown]:
-        if len(where) < 2:
+    for sql, ran_as in sorted(runs.items(), key=lambda item: -len(item[1]))[:shown]:
+        if len(ran_as) < 2:
             break
+        where = [number for number, _ in ran_as]
         verb = sql.split(" ", 1)[0].upper()
         ran = f"The same {verb} ran {len(where)} times"
-        if all(value == params[sql][0] for value in params[sql]):
+        if all(params == ran_as[0][1] for _, params in ran_as):
             notes.append(f"{ran} with the same parameters (queries {_ranges(where)}): one result, read again?")
         elif verb == "SELECT":
             notes.append(
@@ -177,9 +175,6 @@ class QueryCapture:
 
     def check(self, captured: CapturedQueries) -> None:
         """Raise :class:`AssertionError` if the captured statements are not as expected (a capture expects nothing)."""
-
-    def copy(self) -> QueryCapture:
-        return QueryCapture(self._database)
 
 
 class QueryAssertion(QueryCapture):
@@ -285,13 +280,15 @@ def _name(database: Any) -> str:
 
 
 def _short(sql: str) -> str:
-    sql = " ".join(sql.split())
-    return sql if len(sql) <= SQL_SHOWN else sql[: SQL_SHOWN - 3] + "..."
+    return _cut(" ".join(sql.split()), SQL_SHOWN)
 
 
 def _params(params: Any) -> str:
-    shown = repr(params)
-    return shown if len(shown) <= PARAMS_SHOWN else shown[: PARAMS_SHOWN - 3] + "..."
+    return _cut(repr(params), PARAMS_SHOWN)
+
+
+def _cut(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -109,9 +109,7 @@ def params_of(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 
 
 @contextmanager
-def measured(
-    database: Any, sql: Any, params: Any, *, connection: Any, postgres: bool, transaction: bool | None = None
-) -> Iterator[None]:
+def measured(database: Any, sql: Any, params: Any, *, connection: Any, postgres: bool) -> Iterator[None]:
     """Time the block (the statement ``sql`` going to the server) and record it in the context's captures of
     ``database``, also when it fails there; not when this library refused it before sending, nor where peewee-async
     refused a synchronous query (its ``AssertionError``).
