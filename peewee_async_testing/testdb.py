@@ -42,6 +42,9 @@ from .patches import snapshot
 from .server import PostgresServer
 
 _HOLDER = "peewee-async-testing holder"
+
+#: The models whose tables the session's test database was built for (the plugin's), while it is set up.
+CREATED_MODELS: list[type[peewee.Model]] = []
 _SUFFIX_HINT = "--peewee-db-suffix TEXT (or PEEWEE_ASYNC_TESTING_DB_SUFFIX)"
 
 
@@ -160,10 +163,12 @@ class TestDatabase:
             self._close_holder()
             self._restore_object()
             raise
+        CREATED_MODELS[:] = self.models
 
     def teardown(self) -> None:
         """Drop the test database (unless reused, or on a throwaway server, which takes it along when it
         stops) and give the database object its own settings back."""
+        CREATED_MODELS.clear()
         self._restore_object()
         if self.server is None:
             return
