@@ -79,6 +79,18 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         type="args",
     )
     parser.addini(
+        "peewee_async_migrations",
+        "build the test database with the peewee-migrate migrations of this folder (relative to the ini file) "
+        "instead of the models' tables",
+        default="",
+    )
+    parser.addini(
+        "peewee_async_sql",
+        "SQL files (relative to the ini file) run on the test database before its tables are made: extensions, "
+        "functions",
+        type="args",
+    )
+    parser.addini(
         "peewee_async_autouse", "wrap every test in a test transaction without asking", type="bool", default=False
     )
     parser.addini(
