@@ -54,6 +54,16 @@ def index_parts(index: Any) -> tuple[tuple[Any, ...], bool]:
     return tuple(index._expressions), bool(index._unique)
 
 
+def sqlite_pragmas(database: Any) -> list[tuple[str, Any]]:
+    """The pragmas an SQLite database sets on each of its connections (``SqliteDatabase._pragmas``), to make
+    another database like it.
+
+    Public alternative: none (``database.pragma(name)`` reads one from a connection).
+    """
+    pragmas = getattr(database, "_pragmas", ())
+    return list(pragmas.items() if isinstance(pragmas, dict) else pragmas)
+
+
 # -- pytest 8.2 to 9 -----------------------------------------------------------------------------------------------
 
 

@@ -99,12 +99,13 @@ class Migrations:
 def _chain(error: BaseException) -> str:
     """``error``, and the errors it was raised while handling: on SQLite, peewee-migrate's own rollback error
     ("cannot rollback - no transaction is active") hides the migration's."""
-    said = [f"{type(error).__name__}: {error}"]
+    said, last = [f"{type(error).__name__}: {str(error).strip()}"], str(error).strip()
     cause = error.__cause__ or error.__context__
     while cause is not None and len(said) < 5:
-        if f"{type(cause).__name__}: {cause}" not in said[-1]:  # peewee raises its own copy of the driver's
-            said.append(f"raised while handling {type(cause).__name__}: {cause}")
-        cause = cause.__cause__ or cause.__context__
+        text = str(cause).strip()  # (psycopg2's messages end with a new line)
+        if text not in last:  # peewee raises its own copy of the driver's error
+            said.append(f"raised while handling {type(cause).__name__}: {text}")
+        last, cause = text, cause.__cause__ or cause.__context__
     return "; ".join(said)
 
 

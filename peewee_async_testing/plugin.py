@@ -68,6 +68,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"add TEXT to every test database name, for runs that share one server (default: ${SUFFIX_ENV})",
     )
     group.addoption(
+        "--peewee-migration-tests",
+        action="store_true",
+        help="add the ready-made migration tests to the session (as peewee_async_migration_tests = true does)",
+    )
+    group.addoption(
         "--peewee-drop-stale",
         action="store_true",
         help="first drop this project's test databases that no live session holds (left by crashed runs)",
@@ -89,6 +94,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "SQL files (relative to the ini file) run on the test database before its tables are made: extensions, "
         "functions",
         type="args",
+    )
+    parser.addini(
+        "peewee_async_migration_tests",
+        "add the ready-made migration tests to the session: each migration applies, rolls back and applies again "
+        "leaving the schema as it was, the schema after them matches the models, every model is registered",
+        type="bool",
+        default=False,
+    )
+    parser.addini(
+        "peewee_async_models_package",
+        "the package whose models the ready-made migration tests expect all registered (default: the top package "
+        "of peewee_async_database's module)",
+        default="",
     )
     parser.addini(
         "peewee_async_autouse", "wrap every test in a test transaction without asking", type="bool", default=False
@@ -185,6 +203,23 @@ def _configure(config: pytest.Config) -> None:
             raise pytest.UsageError(str(error)) from None
     if spec:
         access.configure_database(config, spec)
+    if _asks_for_migration_tests(config):
+        from .migration_tests import switch_on
+
+        config.pluginmanager.register(switch_on(config), MIGRATION_TESTS)
+
+
+#: The name the ready-made migration tests' collecting hooks are registered under, once switched on.
+MIGRATION_TESTS = "peewee-async-testing-migration-tests"
+
+
+def _asks_for_migration_tests(config: pytest.Config) -> bool:
+    """Whether the ini file or the command line switches the ready-made migration tests on."""
+    try:
+        ini = bool(config.getini("peewee_async_migration_tests"))
+    except (ValueError, pytest.UsageError) as error:  # (pytest 8 raises the one, pytest 9 the other)
+        raise pytest.UsageError(f"peewee_async_migration_tests: {error}: give true or false.") from None
+    return ini or bool(config.getoption("peewee_migration_tests"))
 
 
 def _check_options(config: pytest.Config) -> None:
@@ -228,12 +263,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     from ._compat import add_fixture
 
     autouse = config.getini("peewee_async_autouse")
+    ready_made: tuple[type[pytest.Item], ...] = ()  # the migration tests: each makes a scratch database
+    if config.pluginmanager.has_plugin(MIGRATION_TESTS):
+        from .migration_tests import MigrationTest
+
+        ready_made = (MigrationTest,)
     # The cases of a parametrized test share one fixture closure, which the first case's set-up here changes: what
     # the test asked for is read from it before that, once, and the isolation put in it must serve every case.
     cases = collections.Counter(id(item.fixturenames) for item in items if isinstance(item, pytest.Function))
     asked_by_closure: dict[int, bool] = {}
     for item in items:
-        if not isinstance(item, pytest.Function):
+        if not isinstance(item, pytest.Function) or isinstance(item, ready_made):
             continue
         names = item.fixturenames
         asked = asked_by_closure.setdefault(id(names), "peewee_database" in names)
