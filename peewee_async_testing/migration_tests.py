@@ -41,6 +41,8 @@ from .state import GATE, SUFFIX_ENV
 MARKER = "peewee_migrations"
 #: The models bound to the configured database as pytest was configured (see the module's docstring).
 REGISTERED_MODELS = pytest.StashKey[list[type[peewee.Model]]]()
+#: The app's own database name, before the plugin points its object at a test database.
+ORIGINAL_NAME = pytest.StashKey[str | None]()
 #: The ini setting naming the package whose models must all be registered.
 PACKAGE_INI = "peewee_async_models_package"
 
@@ -67,6 +69,7 @@ def switch_on(config: pytest.Config) -> _Collecting:
     from .cleanup import bound_models
 
     config.stash[REGISTERED_MODELS] = bound_models(config.stash[GATE].database)
+    config.stash[ORIGINAL_NAME] = config.stash[GATE].database.database
     config.addinivalue_line("markers", f"{MARKER}: the ready-made migration tests of peewee-async-testing.")
     return _Collecting(config, config.inipath)
 
@@ -136,7 +139,9 @@ def _scratch(request: pytest.FixtureRequest) -> Iterator[Scratch]:
     with (
         _bindings_kept(),
         _failing_on(ConfigurationError),
-        scratch_database(app, server, module=module, suffix=suffix, worker=worker) as scratch,
+        scratch_database(
+            app, server, original=config.stash[ORIGINAL_NAME], module=module, suffix=suffix, worker=worker
+        ) as scratch,
     ):
         run_sql_files(scratch.database, sql_files(config))
         yield scratch

@@ -48,24 +48,32 @@ class Scratch:
     snapshot: Callable[[], Snapshot]
 
 
-def scratch_name(app: AioDatabase, *, module: str, suffix: str = "", worker: str | None = None) -> str:
-    """``test_<name>_migrations[_<suffix>][_<worker>]``: ``<name>`` the app's database name (an SQLite file's
-    stem), or for a database created uninitialised the top package of ``module``."""
-    sqlite = not is_postgres(app)
-    base = (Path(app.database).stem if sqlite else app.database) if app.database else module.partition(".")[0]
+def scratch_name(
+    original: str | None, *, sqlite: bool, module: str, suffix: str = "", worker: str | None = None
+) -> str:
+    """``test_<name>_migrations[_<suffix>][_<worker>]``: ``<name>`` the app's own database name, ``original`` (an
+    SQLite file's stem), or for a database created uninitialised the top package of ``module``."""
+    base = (Path(original).stem if sqlite else original) if original else module.partition(".")[0]
     return database_name(f"{base or 'peewee'}_migrations", suffix=suffix, worker=worker)
 
 
 @contextmanager
 def scratch_database(
-    app: AioDatabase, server: PostgresServer | None, *, module: str, suffix: str = "", worker: str | None = None
+    app: AioDatabase,
+    server: PostgresServer | None,
+    *,
+    original: str | None,
+    module: str,
+    suffix: str = "",
+    worker: str | None = None,
 ) -> Iterator[Scratch]:
     """A scratch database like ``app`` (on ``server``, for PostgreSQL), removed when the block ends.
 
-    :param module: the module holding the app's database object: with its name, the project in the mark.
+    :param original: the app's own database name (the plugin points the object elsewhere during the session).
+    :param module: the module holding the app's database object: with ``original``, the project in the mark.
     :raises ConfigurationError: if the name is taken by a database that is not the project's, or in use.
     """
-    name = scratch_name(app, module=module, suffix=suffix, worker=worker)
+    name = scratch_name(original, sqlite=not is_postgres(app), module=module, suffix=suffix, worker=worker)
     if not is_postgres(app):
         folder = tempfile.mkdtemp(prefix=SQLITE_FOLDER_PREFIX)
         path = str(Path(folder, f"{name}.db"))
@@ -77,7 +85,7 @@ def scratch_database(
             shutil.rmtree(folder, ignore_errors=True)
         return
     assert server is not None, "a PostgreSQL scratch database is made on a server"
-    project = Project(module, app.database)
+    project = Project(module, original)
     admin = server.connect(server.database)
     try:
         _make(admin, server, project, name)

@@ -140,6 +140,11 @@ def project(inner: pytest.Pytester, engine: str = "postgres", extra: str = "", *
     return folder
 
 
+def leftovers(server: PostgresServer) -> set[str]:
+    """The databases of the server that are not its own nor the app's."""
+    return databases(server) - {"postgres", "template0", "template1", "app"}
+
+
 def run(inner: pytest.Pytester, *args: str) -> pytest.RunResult:
     """An inner session in a process of its own: the model classes of an earlier one must not be around."""
     return inner.runpytest_subprocess(*args)
@@ -160,7 +165,7 @@ def test_all_four_pass_on_a_good_project(inner: pytest.Pytester, pg_server: Post
     result = run(inner, "-v")
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines([f"{item} PASSED*" for item in ITEMS], consecutive=False)
-    assert not {name for name in databases(pg_server) if name.startswith("test_app")}
+    assert not leftovers(pg_server)
 
 
 def test_under_xdist_all_four_pass_each_on_its_worker(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
@@ -169,7 +174,8 @@ def test_under_xdist_all_four_pass_each_on_its_worker(inner: pytest.Pytester, pg
     result.assert_outcomes(passed=4)
     for item in ITEMS:  # in the order the workers ran them
         result.stdout.fnmatch_lines([f"[[]gw?[]] *PASSED {item}*"])
-    assert not {name for name in databases(pg_server) if name.startswith("test_app")}
+    assert "peewee-async-testing: test database" not in result.stdout.str()  # none made for them
+    assert not leftovers(pg_server)
 
 
 def test_off_by_default(inner: pytest.Pytester) -> None:
@@ -235,11 +241,11 @@ def test_a_broken_migration_is_named_by_apply(
     )
     result = run(inner, "-k", "apply")
     result.assert_outcomes(failed=1)
-    assert failure(result, "test_peewee_migrations_apply").startswith(
-        "On an empty database, peewee-migrate failed applying 004_broken ("
-    )
+    report = failure(result, "test_peewee_migrations_apply")
+    assert report.startswith("On an empty database, peewee-migrate failed applying 004_broken ("), report
+    assert len(report.splitlines()) == 1, report  # the error once (not peewee's copy of the driver's again)
     result.stdout.fnmatch_lines([f"*): {error}"])
-    assert not {name for name in databases(pg_server) if name.startswith("test_app")}
+    assert not leftovers(pg_server)
 
 
 @pytest.mark.parametrize(
@@ -269,7 +275,7 @@ def test_a_broken_rollback_is_caught_by_up_down(
     assert report[0].startswith("Migration 003_extras, applied and rolled back, does not leave the schema as it found")
     assert len(report) == 2, report  # what the rollback forgot, and nothing else
     result.stdout.fnmatch_lines([left])
-    assert not {name for name in databases(pg_server) if name.startswith("test_app")}
+    assert not leftovers(pg_server)
 
 
 def test_a_rollback_that_fails_is_named_by_up_down(inner: pytest.Pytester) -> None:
@@ -350,16 +356,18 @@ def migrate(migrator, database, *, fake=False):
 def test_each_runs_on_a_scratch_database_removed_after_it(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
     seen = inner.path / "seen"
     project(inner, **{"000_record": RECORD.format(seen=str(seen))})
-    run(inner, "-k", "not registered").assert_outcomes(passed=3)
+    inner.makepyfile(test_app="async def test_first(peewee_database):\n    pass\n")  # the object on test_app now
+    run(inner, "-k", "not registered").assert_outcomes(passed=4)
     names = set(seen.read_text().split())
     assert names == {"test_app_migrations"}
-    assert not {name for name in databases(pg_server) if name.startswith("test_app")}
+    assert not leftovers(pg_server)
 
 
 def test_the_scratch_sqlite_database_is_in_a_folder_removed_after_it(inner: pytest.Pytester) -> None:
     seen = inner.path / "seen"
     project(inner, "sqlite", **{"000_record": RECORD.format(seen=str(seen))})
-    run(inner, "-k", "apply").assert_outcomes(passed=1)
+    inner.makepyfile(test_app="async def test_first(peewee_database):\n    pass\n")  # the object on test_app.db now
+    run(inner, "-k", "apply or first").assert_outcomes(passed=2)
     (path,) = set(seen.read_text().split())
     assert Path(path).name == "test_app_migrations.db"
     assert not Path(path).parent.exists()
@@ -393,6 +401,9 @@ def rollback(migrator, database, *, fake=False):
     migrator.remove_model("note")
 """
     project(inner, **{"001_notes": own})
+    ini = inner.path / "tox.ini"  # pytest.ini instead: its tests run before test_app.py's
+    inner.path.joinpath("pytest.ini").write_text(ini.read_text())
+    ini.unlink()
     inner.makepyfile(
         test_app="""
         import pytest
@@ -403,4 +414,8 @@ def rollback(migrator, database, *, fake=False):
             await Note.aio_create(text="x")
         """
     )
-    run(inner).assert_outcomes(passed=5)
+    result = run(inner, "-v")
+    result.assert_outcomes(passed=5)
+    result.stdout.fnmatch_lines(
+        ["pytest.ini::test_peewee_models_registered PASSED*", "test_app.py::test_after_them PASSED*"]
+    )
