@@ -314,6 +314,14 @@ async def test_a_dropped_and_an_added_foreign_key_are_named(tables: Any) -> None
         ]
 
 
+async def test_a_foreign_key_to_a_primary_key_left_unnamed_is_the_same(tables: Any) -> None:
+    if not is_sqlite(tables):
+        pytest.skip("PostgreSQL names the referenced columns whatever the DDL said")
+    async with TransactionTestCase(tables):
+        await rebuild(tables, "shelf", 'REFERENCES "genre" ("id")', 'REFERENCES "genre"')
+        assert await differences(tables) == []
+
+
 async def test_a_foreign_key_to_another_table_is_named(tables: Any) -> None:
     async with TransactionTestCase(tables):
         if is_sqlite(tables):
