@@ -50,12 +50,15 @@ class Column:
 
 @dataclass(frozen=True)
 class ForeignKey:
+    """A foreign key: its columns, the table and columns it references, and its ``ON DELETE`` action."""
+
     columns: tuple[str, ...]
     table: str
     target_columns: tuple[str | None, ...]  # None: the target's primary key, unnamed (SQLite)
     on_delete: str
 
     def target(self) -> tuple[tuple[str, ...], str, tuple[str | None, ...]]:
+        """What it ties to what: everything but its ``ON DELETE``."""
         return self.columns, self.table, self.target_columns
 
     def on_delete_clause(self) -> str:
@@ -68,6 +71,8 @@ class ForeignKey:
 
 @dataclass(frozen=True)
 class Index:
+    """An index: its columns in order, and whether it is unique."""
+
     columns: tuple[str | None, ...]  # None: an expression
     unique: bool
 
@@ -80,6 +85,8 @@ class Index:
 
 @dataclass
 class Table:
+    """A table's columns (by name, in order), foreign keys and indexes."""
+
     columns: dict[str, Column] = field(default_factory=dict)
     foreign_keys: list[ForeignKey] = field(default_factory=list)
     indexes: list[Index] = field(default_factory=list)
@@ -238,8 +245,10 @@ async def _read_sqlite(database: AioDatabase, tables: list[str]) -> dict[str, Ta
         if len(keys) == 1 and keys[0].family == "INTEGER":
             keys[0].null = False
     for (name, _), parts in _grouped(await rows(_SQLITE_FOREIGN_KEYS, "foreign_key_list")):
-        columns, targets = tuple(part[2] for part in parts), tuple(part[4] for part in parts)
-        found[name].foreign_keys.append(ForeignKey(columns, parts[0][3], targets, parts[0][5].upper()))
+        columns, target, targets = tuple(part[2] for part in parts), parts[0][3], tuple(part[4] for part in parts)
+        if None in targets and target in found:  # `REFERENCES genre`: its primary key
+            targets = tuple(key for key, column in found[target].columns.items() if column.primary_key)
+        found[name].foreign_keys.append(ForeignKey(columns, target, targets, parts[0][5].upper()))
     for (name, _), parts in _grouped(await rows(_SQLITE_INDEXES, "index_list", _SQLITE_INDEX_COLUMNS)):
         found[name].indexes.append(Index(tuple(part[3] for part in parts), bool(parts[0][2])))
     return found

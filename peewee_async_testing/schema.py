@@ -46,8 +46,8 @@ async def assert_models_match_schema(database: Any, models: Iterable[type[peewee
 
     Example::
 
-        await assert_models_match_schema(database)          # every model bound to it
-        await assert_models_match_schema(scratch, [Author, Book])
+        await assert_models_match_schema(database, [Author, Book])
+        # models=None: every model bound to the database
     """
     __tracebackhide__ = True
     db = resolve_database(database, purpose="assert_models_match_schema")
