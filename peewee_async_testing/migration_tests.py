@@ -55,7 +55,12 @@ def switch_on(config: pytest.Config) -> _Collecting:
     """
     asked = "--peewee-migration-tests" if config.getoption("peewee_migration_tests") else "peewee_async_migration_tests"
     folder = migrations_folder(config)
-    if not config.getini("peewee_async_database") or folder is None or config.inipath is None:
+    if config.inipath is None:
+        raise pytest.UsageError(
+            f"{asked} asks for the ready-made migration tests, which belong to the ini file, and this run has none: "
+            "put the settings in pytest.ini (or pyproject.toml, tox.ini, setup.cfg) rather than in -o options."
+        )
+    if not config.getini("peewee_async_database") or folder is None:
         missing = "peewee_async_migrations" if config.getini("peewee_async_database") else "peewee_async_database"
         raise pytest.UsageError(
             f"{asked} asks for the ready-made migration tests, but {missing} is not set in the ini file: they need "
@@ -195,7 +200,8 @@ def test_peewee_migrations_up_down(request: pytest.FixtureRequest) -> None:
     """Every migration, rolled back right after it is applied, leaves the schema as it found it; and applies again."""
     with _scratch(request) as scratch:
         migrations = _migrations(request, scratch)
-        migrations.applied()  # makes the history table: it is in every snapshot
+        with _failing_on(MigrationError):
+            migrations.applied()  # makes the history table: it is in every snapshot
         for name in migrations.names:
             before = scratch.snapshot()
             with _failing_on(MigrationError):

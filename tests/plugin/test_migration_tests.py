@@ -169,7 +169,7 @@ def test_all_four_pass_on_a_good_project(inner: pytest.Pytester, pg_server: Post
 
 
 def test_under_xdist_all_four_pass_each_on_its_worker(inner: pytest.Pytester, pg_server: PostgresServer) -> None:
-    project(inner)
+    project(inner, extra="peewee_async_autouse = true\n")  # which isolates none of them: they need no test database
     result = run(inner, "-n", "2", "-p", "no:benchmark", "-v")
     result.assert_outcomes(passed=4)
     for item in ITEMS:  # in the order the workers ran them
