@@ -95,6 +95,7 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
         fixture = next((name for name in ("in_transaction", "clear_tables") if name in request.fixturenames), None)
         pytest.fail(NOT_CONFIGURED.format(fixture=fixture or "peewee_database"), pytrace=False)
     from ._database import is_postgres
+    from .building import SchemaBuild
     from .cleanup import bound_models
     from .exceptions import PeeweeAsyncTestingError
     from .testdb import TestDatabase
@@ -110,9 +111,11 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
         if server is not None:
             params = server.connect_params("")
             gate.server = (params["host"], params["port"], params.get("hostaddr"))
+        models = bound_models(database)
         test_database = TestDatabase(
             database,
-            bound_models(database),
+            models,
+            build=SchemaBuild.from_config(config, models),
             server=server,
             module=spec.split(":")[0],
             suffix=config.getoption("peewee_db_suffix") or os.environ.get(SUFFIX_ENV, ""),
