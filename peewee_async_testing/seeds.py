@@ -118,7 +118,8 @@ def _pg_keep(database: AioDatabase) -> list[Statement]:
                     f"WHERE COALESCE(pg_sequence_last_value({literal}), {int(value)} - 1) < {int(value)};"
                 )
     statement = "DO $pwat_seed$ BEGIN\n" + "\n".join(body) + "\nEND $pwat_seed$"
-    database.execute_sql(f"COMMENT ON SCHEMA {SCHEMA} IS %s", (statement,))
+    escaped = statement.replace("\\", "\\\\").replace("'", "''")
+    database.execute_sql(f"COMMENT ON SCHEMA {SCHEMA} IS E'{escaped}'")  # (psycopg 3 binds no parameter there)
     return [(statement, ())]
 
 

@@ -5,6 +5,7 @@ change of what the build depends on."""
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable
 
 import pytest
 
@@ -16,6 +17,16 @@ from .project import CONFIGURED, make_ini
 #: The inner project's ini lines, with every test isolated.
 ISOLATED = CONFIGURED + "peewee_async_autouse = true\n"
 SQLITE_DB = "import peewee_async\n\ndatabase = peewee_async.SqliteDatabase('app.db')\n"
+
+
+def use(inner: pytest.Pytester, backend: str) -> None:
+    """Give the inner app a database of ``backend``: aiopg's (as it has), psycopg 3's or SQLite's."""
+    db = inner.path / "app" / "db.py"
+    if backend == "sqlite":
+        db.write_text(SQLITE_DB)
+    elif backend == "psycopg":
+        db.write_text(db.read_text().replace("PostgresqlDatabase(", "Psycopg3Database("))
+
 
 #: Note and Comment as the models declare them, plus what no model declares: a trigger that upper-cases a note's
 #: text (its function comes from the SQL file) and a view.
@@ -78,8 +89,13 @@ def migrated(inner: pytest.Pytester, ini: str = MIGRATED) -> pytest.Pytester:
     return inner
 
 
-@pytest.mark.parametrize("xdist", [[], ["-n", "2"]], ids=["one session", "xdist"])
-def test_migrations_build_the_test_database_after_the_sql_files(inner: pytest.Pytester, xdist: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("backend", "xdist"), [("aiopg", []), ("psycopg", []), ("aiopg", ["-n", "2"])], ids=["aiopg", "psycopg", "xdist"]
+)
+def test_migrations_build_the_test_database_after_the_sql_files(
+    inner: pytest.Pytester, backend: str, xdist: list[str]
+) -> None:
+    use(inner, backend)
     migrated(inner).makepyfile(MIGRATED_TESTS)
     inner.path.joinpath("migrations", "002_tag.py").write_text(MODEL_MIGRATION)
     inner.runpytest_subprocess(*xdist).assert_outcomes(passed=2)
@@ -115,8 +131,7 @@ def pytest_peewee_async_setup_database(database):
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_a_setup_hook_builds_the_test_database_instead_of_the_models(inner: pytest.Pytester, backend: str) -> None:
     make_ini(inner, ISOLATED)
-    if backend == "sqlite":
-        inner.path.joinpath("app", "db.py").write_text(SQLITE_DB)
+    use(inner, backend)
     inner.makeconftest(SETUP_HOOK)
     inner.makepyfile(
         """
@@ -233,13 +248,12 @@ async def test_after_a_clear_the_seed_data_is_back():
 """
 
 
-@pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
+@pytest.mark.parametrize("backend", ["aiopg", "psycopg", "sqlite"])
 def test_seed_data_is_written_once_seen_protected_and_put_back_after_a_clear(
     inner: pytest.Pytester, backend: str
 ) -> None:
     make_ini(inner, ISOLATED)
-    if backend == "sqlite":
-        inner.path.joinpath("app", "db.py").write_text(SQLITE_DB)
+    use(inner, backend)
     folder = inner.mkdir("seeded")
     inner.makeconftest(SEED.format(folder=str(folder)))
     inner.makepyfile(SEED_TESTS)
@@ -270,8 +284,7 @@ async def pytest_peewee_async_seed_database(database):
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_an_async_seed_hook_runs_on_a_loop_of_its_own(inner: pytest.Pytester, backend: str) -> None:
     make_ini(inner, ISOLATED)
-    if backend == "sqlite":
-        inner.path.joinpath("app", "db.py").write_text(SQLITE_DB)
+    use(inner, backend)
     inner.makeconftest(ASYNC_SEED)
     inner.makepyfile(
         """
@@ -284,7 +297,7 @@ def test_an_async_seed_hook_runs_on_a_loop_of_its_own(inner: pytest.Pytester, ba
     inner.runpytest().assert_outcomes(passed=1)
 
 
-CHANGES = {
+CHANGES: dict[str, tuple[str, Callable[[str], str]]] = {
     "models": ("app/models.py", lambda text: text.replace("unique=True", "unique=True, null=True")),
     "migration file": ("migrations/001_initial.py", lambda text: text + "\n# a change\n"),
     "new migration": ("migrations/002_tag.py", lambda text: MODEL_MIGRATION),
