@@ -83,7 +83,8 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The app's peewee-async database object, pointed at the session's test database.
 
     With ``peewee_async_database`` set in the ini file: makes ``test_<name>`` on the server (one per
-    pytest-xdist worker), points the object at it, creates the models' tables once, and at the end
+    pytest-xdist worker), points the object at it, builds its schema once (the models' tables, or the
+    ``peewee_async_migrations``, after the ``peewee_async_sql`` files; then the seed hook's data), and at the end
     drops it (unless ``--peewee-reuse-db``) and restores the object's settings. A database created
     uninitialised (``database=None``) is pointed there too, and is uninitialised again at the end.
     Override this fixture in ``conftest.py`` to hand over a database you manage yourself; the plugin
