@@ -18,6 +18,7 @@ from typing import Any
 from peewee_async.databases import AioDatabase
 
 from ._database import is_postgres, sync_queries
+from .ownership import quote
 
 #: The schema of the test database that holds the seed rows' copies (PostgreSQL).
 SCHEMA = "peewee_async_testing_seed"
@@ -58,10 +59,6 @@ def restore_plan(database: AioDatabase) -> list[Statement]:
     test database)."""
     kept = _kept.get(id(database))
     return kept[1] if kept is not None and kept[0] == database.database else []
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _parents_first(tables: Iterable[str], references: Iterable[tuple[str, str]]) -> list[str]:
@@ -105,7 +102,7 @@ def _pg_keep(database: AioDatabase) -> list[Statement]:
     body = []
     for table in _parents_first(seeded, database.execute_sql(_PG_REFERENCES).fetchall()):
         name, unique, columns, sequences = seeded[table]
-        copy, listed = f"{SCHEMA}.{_quote(name)}", ", ".join(columns)
+        copy, listed = f"{SCHEMA}.{quote(name)}", ", ".join(columns)
         database.execute_sql(f"CREATE TABLE {copy} AS SELECT {listed} FROM {table}")
         missing = " ON CONFLICT DO NOTHING" if unique else f" WHERE NOT EXISTS (SELECT 1 FROM {table})"
         body.append(f"INSERT INTO {table} ({listed}) OVERRIDING SYSTEM VALUE SELECT {listed} FROM {copy}{missing};")
@@ -138,7 +135,7 @@ def _sqlite_keep(database: AioDatabase) -> list[Statement]:
     ]
     statements: list[Statement] = []
     for name in _parents_first(names, references):
-        table = _quote(name)
+        table = quote(name)
         rows = database.execute_sql(f"SELECT * FROM {table}").fetchall()
         if not rows:
             continue
@@ -146,7 +143,7 @@ def _sqlite_keep(database: AioDatabase) -> list[Statement]:
         unique = any(pk for _, pk in info) or bool(
             database.execute_sql('SELECT 1 FROM pragma_index_list(?) WHERE "unique"', (name,)).fetchall()
         )
-        listed = ", ".join(_quote(column) for column, _ in info)
+        listed = ", ".join(quote(column) for column, _ in info)
         marks = "(" + ", ".join("?" * len(info)) + ")"
         per_chunk = max(1, _SQLITE_PARAMETERS // len(info))
         for start in range(0, len(rows), per_chunk):
