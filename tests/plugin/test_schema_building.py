@@ -326,3 +326,33 @@ def test_reuse_rebuilds_when_what_the_build_depends_on_changes(
             assert rows == [("ALPHA",), ("GAMMA",)]  # (upper-cased by the trigger)
     finally:
         admin(pg_server, "DROP DATABASE IF EXISTS test_app WITH (FORCE)")
+
+
+LOOKUP_SEED = """
+def pytest_peewee_async_seed_database(database):
+    database.execute_sql("CREATE TABLE lookup (code VARCHAR(10) PRIMARY KEY)")
+    database.execute_sql("INSERT INTO lookup VALUES ('a'), ('b')")
+"""
+
+
+@pytest.mark.parametrize("backend", ["aiopg", "sqlite"])
+def test_seed_rows_of_a_table_no_model_has_are_put_back_too(inner: pytest.Pytester, backend: str) -> None:
+    make_ini(inner, ISOLATED)
+    use(inner, backend)
+    inner.makeconftest(LOOKUP_SEED)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from peewee_async.databases import fetchall
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_deletes_one():
+            await database.aio_execute_sql("DELETE FROM lookup WHERE code = 'a'")
+
+        async def test_it_is_back():
+            rows = await database.aio_execute_sql("SELECT code FROM lookup ORDER BY code", fetch_results=fetchall)
+            assert [code for (code,) in rows] == ["a", "b"]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
