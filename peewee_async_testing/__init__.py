@@ -38,10 +38,12 @@ _EXPORTS = {
     "TransactionTestCase": "transaction",
     "TurnTimeoutError": "exceptions",
     "aio_clear_tables": "cleanup",
+    "assert_all_models_registered": "schema",
     "assert_database_count": "assertions",
     "assert_database_has": "assertions",
     "assert_database_missing": "assertions",
     "assert_max_num_queries": "queries",
+    "assert_models_match_schema": "schema",
     "assert_num_queries": "queries",
     "assert_queries_match": "queries",
     "bound_models": "cleanup",
@@ -68,10 +70,12 @@ __all__ = [
     "TransactionTestCase",
     "TurnTimeoutError",
     "aio_clear_tables",
+    "assert_all_models_registered",
     "assert_database_count",
     "assert_database_has",
     "assert_database_missing",
     "assert_max_num_queries",
+    "assert_models_match_schema",
     "assert_num_queries",
     "assert_queries_match",
     "bound_models",
@@ -103,6 +107,7 @@ if TYPE_CHECKING:
         assert_queries_match,
         capture_queries,
     )
+    from .schema import assert_all_models_registered, assert_models_match_schema
     from .server import PostgresServer
     from .testcase import AioDatabaseTestCase
     from .transaction import TransactionTestCase

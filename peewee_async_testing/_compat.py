@@ -45,6 +45,15 @@ def create_table_sql(model: Any) -> list[str]:
     return [schema._create_table(safe=False).query()[0], *(i.query()[0] for i in schema._create_indexes(safe=False))]
 
 
+def index_parts(index: Any) -> tuple[tuple[Any, ...], bool]:
+    """The expressions (fields, or other nodes) and the uniqueness of a ``peewee.Index`` (``_expressions``,
+    ``_unique``), as :meth:`Metadata.fields_to_index` gives a model's.
+
+    Public alternative: none but parsing the ``CREATE INDEX`` it renders.
+    """
+    return tuple(index._expressions), bool(index._unique)
+
+
 # -- pytest 8.2 to 9 -----------------------------------------------------------------------------------------------
 
 
