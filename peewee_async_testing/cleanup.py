@@ -17,6 +17,7 @@ import peewee
 from peewee_async.databases import AioDatabase, fetchall
 from peewee_async.utils import sort_models
 
+from . import seeds
 from ._database import is_postgres, resolve_database, sync_queries
 from .exceptions import ConfigurationError
 from .guard import describe, refuse_unless_test_database
@@ -310,6 +311,8 @@ async def _aio_run(database: AioDatabase, plan: Plan) -> None:
                 error = raised
     except StopIteration:
         pass
+    for sql, params in seeds.restore_plan(database):
+        await database.aio_execute_sql(sql, params)
 
 
 def _run(database: AioDatabase, plan: Plan) -> None:
@@ -328,3 +331,5 @@ def _run(database: AioDatabase, plan: Plan) -> None:
                     error = raised
         except StopIteration:
             pass
+        for sql, params in seeds.restore_plan(database):
+            database.execute_sql(sql, params)

@@ -19,6 +19,10 @@ class DatabaseArgumentError(ConfigurationError, TypeError):
     SQLite. A :class:`TypeError` too, as Python raises for an argument of the wrong kind."""
 
 
+class MigrationError(PeeweeAsyncTestingError):
+    """A migration, or its rollback, failed: the message names it and gives the error (and what hid it)."""
+
+
 class TransactionError(PeeweeAsyncTestingError):
     """A test transaction could not be opened or rolled back."""
 

@@ -83,7 +83,8 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
     """The app's peewee-async database object, pointed at the session's test database.
 
     With ``peewee_async_database`` set in the ini file: makes ``test_<name>`` on the server (one per
-    pytest-xdist worker), points the object at it, creates the models' tables once, and at the end
+    pytest-xdist worker), points the object at it, builds its schema once (the models' tables, or the
+    ``peewee_async_migrations``, after the ``peewee_async_sql`` files; then the seed hook's data), and at the end
     drops it (unless ``--peewee-reuse-db``) and restores the object's settings. A database created
     uninitialised (``database=None``) is pointed there too, and is uninitialised again at the end.
     Override this fixture in ``conftest.py`` to hand over a database you manage yourself; the plugin
@@ -95,6 +96,7 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
         fixture = next((name for name in ("in_transaction", "clear_tables") if name in request.fixturenames), None)
         pytest.fail(NOT_CONFIGURED.format(fixture=fixture or "peewee_database"), pytrace=False)
     from ._database import is_postgres
+    from .building import SchemaBuild
     from .cleanup import bound_models
     from .exceptions import PeeweeAsyncTestingError
     from .testdb import TestDatabase
@@ -110,9 +112,11 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
         if server is not None:
             params = server.connect_params("")
             gate.server = (params["host"], params["port"], params.get("hostaddr"))
+        models = bound_models(database)
         test_database = TestDatabase(
             database,
-            bound_models(database),
+            models,
+            build=SchemaBuild.from_config(config, models),
             server=server,
             module=spec.split(":")[0],
             suffix=config.getoption("peewee_db_suffix") or os.environ.get(SUFFIX_ENV, ""),

@@ -31,8 +31,8 @@ import peewee
 import pytest
 
 from .building import migrations_folder, run_sql_files, sql_files
-from .exceptions import ConfigurationError, PeeweeAsyncTestingError
-from .migrations import MigrationError, Migrations, migration_names
+from .exceptions import ConfigurationError, MigrationError, PeeweeAsyncTestingError
+from .migrations import Migrations, migration_names
 from .schema_snapshot import difference
 from .scratch import Scratch, scratch_database
 from .state import GATE, SUFFIX_ENV

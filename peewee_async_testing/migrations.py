@@ -22,7 +22,7 @@ import peewee
 from peewee_async.databases import AioDatabase
 
 from ._database import sync_queries
-from .exceptions import ConfigurationError, PeeweeAsyncTestingError
+from .exceptions import ConfigurationError, MigrationError, PeeweeAsyncTestingError
 
 #: The files peewee-migrate runs, in name order: ``001_initial.py``...
 MIGRATION_FILE = re.compile(r"^\d{3}_[^.]+\.py$")
@@ -30,10 +30,6 @@ MIGRATION_FILE = re.compile(r"^\d{3}_[^.]+\.py$")
 HISTORY_TABLE = "migratehistory"
 
 T = TypeVar("T")
-
-
-class MigrationError(PeeweeAsyncTestingError):
-    """A migration, or its rollback, failed; the message names it and gives the error (and what hid it)."""
 
 
 def migration_names(folder: Path) -> list[str]:

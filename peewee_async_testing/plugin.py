@@ -68,6 +68,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help=f"add TEXT to every test database name, for runs that share one server (default: ${SUFFIX_ENV})",
     )
     group.addoption(
+        "--peewee-no-migrations",
+        action="store_false",
+        dest="peewee_migrations",
+        default=True,
+        help="build the test database from the models, not with peewee_async_migrations or the "
+        "pytest_peewee_async_setup_database hook",
+    )
+    group.addoption(
+        "--peewee-migrations",
+        action="store_true",
+        dest="peewee_migrations",
+        help="build it with the migrations or the hook after all (undoes --peewee-no-migrations given in addopts)",
+    )
+    group.addoption(
         "--peewee-migration-tests",
         action="store_true",
         help="add the ready-made migration tests to the session (as peewee_async_migration_tests = true does)",
@@ -140,6 +154,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(default: $PEEWEE_ASYNC_TESTING_PG_SETTINGS)",
         type="linelist",
     )
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    from . import hooks
+
+    pluginmanager.add_hookspecs(hooks)
 
 
 #: Until the gate is on: every database of the process refuses to connect (set while the conftests load).

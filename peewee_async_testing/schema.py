@@ -223,8 +223,8 @@ def assert_all_models_registered(package: ModuleType | str, models: Iterable[typ
         for a dotted name no module has.
 
     Inside a test session, a test module may already have imported a model module that nothing the plugin
-    imports does: what counts is ``models``, which the plugin computes at the session's start, compared by
-    class identity.
+    imports does: that import does not count, only ``models`` does, compared by class identity (but a model the
+    plugin found bound to the database when it built it is among them).
 
     Example::
 

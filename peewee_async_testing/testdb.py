@@ -17,7 +17,6 @@ it. What is not the session's own is dropped without ``FORCE``: whoever connects
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import tempfile
@@ -31,10 +30,10 @@ import peewee
 import psycopg2
 from peewee_async.databases import AioDatabase
 from peewee_async.pool import PsycopgPoolBackend
-from peewee_async.utils import sort_models
 
-from ._compat import create_table_sql
-from ._database import is_postgres, sync_queries
+from . import seeds
+from ._database import is_postgres
+from .building import SchemaBuild
 from .exceptions import ConfigurationError
 from .guard import SQLITE_FOLDER_PREFIX
 from .ownership import Found, Project, database_name, execute, fetch, find, quote, survey
@@ -46,12 +45,6 @@ _HOLDER = "peewee-async-testing holder"
 #: The models whose tables the session's test database was built for (the plugin's), while it is set up.
 CREATED_MODELS: list[type[peewee.Model]] = []
 _SUFFIX_HINT = "--peewee-db-suffix TEXT (or PEEWEE_ASYNC_TESTING_DB_SUFFIX)"
-
-
-def schema_fingerprint(models: Sequence[type[peewee.Model]]) -> str:
-    """A hash of the SQL that creates the tables and indexes of ``models``: it changes when the schema does."""
-    statements = [sql for model in sort_models(models) for sql in create_table_sql(model)]
-    return hashlib.sha256("\n".join(statements).encode()).hexdigest()[:16]
 
 
 #: The libpq settings that say where, and as whom, to connect: pointed at a server of the session's, the object
@@ -91,16 +84,12 @@ def reinit(database: AioDatabase, name: str, **server: Any) -> Callable[[], None
     return restore
 
 
-def create_tables(database: AioDatabase, models: Sequence[type[peewee.Model]]) -> None:
-    with sync_queries(database):
-        database.create_tables(list(models), safe=False)
-
-
 class TestDatabase:
     """The test database of one pytest session (or xdist worker) for one peewee-async database object.
 
     :param database: the app's database object; pointed at the test database by :meth:`setup`.
     :param models: the models whose tables the test database gets.
+    :param build: how its schema is built (by default: the tables of ``models``).
     :param server: where to make it (PostgreSQL only).
     :param module: the module holding the database object: names the test database of an uninitialised one,
         and, with the database's name, the project in the mark of every database made for it.
@@ -128,9 +117,11 @@ class TestDatabase:
         create: bool = False,
         drop_stale: bool = False,
         run: str | None = None,
+        build: SchemaBuild | None = None,
     ) -> None:
         self.database = database
         self.models = list(models)
+        self.build = build or SchemaBuild(self.models)
         self.server = server
         self.reuse, self.create, self.drop_stale = reuse, create, drop_stale
         sqlite = not is_postgres(database)
@@ -169,6 +160,7 @@ class TestDatabase:
         """Drop the test database (unless reused, or on a throwaway server, which takes it along when it
         stops) and give the database object its own settings back."""
         CREATED_MODELS.clear()
+        seeds.forget(self.database)
         self._restore_object()
         if self.server is None:
             return
@@ -186,7 +178,7 @@ class TestDatabase:
             self._folder = tempfile.mkdtemp(prefix=SQLITE_FOLDER_PREFIX)
             self.name = str(Path(self._folder, f"{self.name}.db"))
             self._restore = reinit(self.database, self.name)
-            create_tables(self.database, self.models)
+            self.build(self.database)
             return
         assert self.server is not None
         self._restore = reinit(self.database, self.name, **self._server_params())
@@ -194,9 +186,10 @@ class TestDatabase:
             # A server of this session alone, removed at its end: no other session to guard against,
             # nothing to reuse or drop. Just the database and its tables.
             with self._admin() as admin, self._undone_on_error(admin):
-                self._create(admin, self.name, options=_quick_copy(self.server), mark=False)
+                self._create(admin, self.name, mark=False)
+            self._load_seeds()
             return
-        fingerprint = schema_fingerprint(self.models)
+        fingerprint = self.build.fingerprint()
         with self._admin() as admin, self._locked(admin), self._undone_on_error(admin):
             if self.drop_stale:
                 self._drop_stale(admin)
@@ -209,6 +202,13 @@ class TestDatabase:
                 self.reused = self._ensure(admin, self.name, fingerprint, keep=keep, template=self.template)
             self._use(self.name)
             self._hold(self.name)  # before the lock is released: no session may take it for stale
+        self._load_seeds()
+
+    def _load_seeds(self) -> None:
+        """What the seed hook wrote, to put back after each clear: read from the database (a copy of the template
+        or a kept one has it too)."""
+        if self.build.seed is not None:
+            seeds.load(self.database)
 
     # -- PostgreSQL ---------------------------------------------------------------------------------------------
 
@@ -328,13 +328,14 @@ class TestDatabase:
         *,
         template: str | None = None,
         fingerprint: str = "",
-        options: str = "",
         mark: bool = True,
     ) -> None:
         """``CREATE DATABASE name``, a copy of ``template`` (which has the tables), else with the tables made
         here; marked as this project's at once, and with its schema once it has its tables."""
+        assert self.server is not None
         copy = f" TEMPLATE {quote(template)}" if template else ""
-        execute(admin, f"CREATE DATABASE {quote(name)}{copy}{options}")
+        quick = "" if self.server.attached else _quick_copy(self.server)
+        execute(admin, f"CREATE DATABASE {quote(name)}{copy}{quick}")
         try:
             if mark:  # at once: a run killed before its comment leaves a database that blocks the name
                 self._mark(admin, name, template=template, schema=fingerprint if template else "")
@@ -346,7 +347,7 @@ class TestDatabase:
                 # traceback of peewee's own connect would show psycopg2's, which holds the password.
                 self.server.connect(name).close()
             self._use(name)
-            create_tables(self.database, self.models)
+            self.build(self.database)
             if mark:
                 self._mark(admin, name, template=None, schema=fingerprint)
 

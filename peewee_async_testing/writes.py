@@ -20,6 +20,7 @@ import peewee
 import peewee_async
 from peewee_async.databases import fetchall
 
+from . import seeds
 from ._database import is_postgres, is_sqlite, resolve_database, sync_queries
 from .cleanup import (
     Plan,
@@ -308,8 +309,8 @@ class WriteTracker:
         the tables written to, nothing if none.
         """
         plan = self._plan(models, sequences, prepared=False)  # the pool's connections keep none of ours
-        if plan is not None:
-            await _aio_run(self.database, plan)
+        if plan is not None or seeds.restore_plan(self.database):  # (seed rows the test deleted: put back)
+            await _aio_run(self.database, plan or _no_statements())
 
     def clear(self, models: Iterable[type[peewee.Model]], *, sequences: bool = True) -> None:
         """:meth:`aio_clear` through the synchronous connection.
@@ -320,8 +321,8 @@ class WriteTracker:
         """
         self.carried = None
         plan = self._plan(models, sequences, prepared=not self.database.is_closed())
-        if plan is not None:
-            _run(self.database, plan)
+        if plan is not None or seeds.restore_plan(self.database):
+            _run(self.database, plan or _no_statements())
 
     def _carry(self, since: Since) -> None:
         self.carried = (self._target, since)
@@ -443,6 +444,10 @@ def _executed(
     snapshot = rows[0][0] if rows else None
     if isinstance(snapshot, str) and _SNAPSHOT.fullmatch(snapshot):
         carry(_pg_since(snapshot))
+
+
+def _no_statements() -> Plan:
+    yield from ()
 
 
 def _allow(*_: object) -> int:

@@ -359,7 +359,7 @@ def test_each_runs_on_a_scratch_database_removed_after_it(inner: pytest.Pytester
     inner.makepyfile(test_app="async def test_first(peewee_database):\n    pass\n")  # the object on test_app now
     run(inner, "-k", "not registered").assert_outcomes(passed=4)
     names = set(seen.read_text().split())
-    assert names == {"test_app_migrations"}
+    assert names == {"test_app", "test_app_migrations"}  # the session's test database is built by them too
     assert not leftovers(pg_server)
 
 
@@ -368,9 +368,10 @@ def test_the_scratch_sqlite_database_is_in_a_folder_removed_after_it(inner: pyte
     project(inner, "sqlite", **{"000_record": RECORD.format(seen=str(seen))})
     inner.makepyfile(test_app="async def test_first(peewee_database):\n    pass\n")  # the object on test_app.db now
     run(inner, "-k", "apply or first").assert_outcomes(passed=2)
-    (path,) = set(seen.read_text().split())
-    assert Path(path).name == "test_app_migrations.db"
-    assert not Path(path).parent.exists()
+    paths = {Path(path) for path in seen.read_text().split()}
+    assert {path.name for path in paths} == {"test_app.db", "test_app_migrations.db"}  # the session's, the scratch
+    (path,) = [path for path in paths if path.name == "test_app_migrations.db"]
+    assert not path.parent.exists()
 
 
 def test_a_database_of_that_name_not_the_projects_is_left_alone(

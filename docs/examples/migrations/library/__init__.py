@@ -1,0 +1,1 @@
+"""A library app whose database is built by peewee-migrate migrations."""

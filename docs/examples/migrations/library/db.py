@@ -1,0 +1,3 @@
+import peewee_async
+
+database = peewee_async.PostgresqlDatabase("library")

@@ -1,0 +1,163 @@
+"""The seed data of a test database: kept when it is written, and put back after every clear of its tables.
+
+When the seed hook has run, :func:`keep` copies every table that has rows: on PostgreSQL into tables of the
+schema ``peewee_async_testing_seed`` of the test database itself (so that pytest-xdist workers' copies of the
+template have them too, and ``--peewee-reuse-db`` keeps them), and writes the statement that puts them back as
+that schema's comment; on SQLite it reads the rows (a file per session). After a clear, :func:`restore_plan`
+inserts the seed rows that are missing (found by a key; in a table without one, all of them into the table
+if the clear emptied it), parents first, and moves each
+sequence of a seeded table that is behind its value at seeding (a clear may restart it) up to that value.
+"""
+
+from __future__ import annotations
+
+import graphlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from peewee_async.databases import AioDatabase
+
+from ._database import is_postgres, sync_queries
+from .ownership import quote
+
+#: The schema of the test database that holds the seed rows' copies (PostgreSQL).
+SCHEMA = "peewee_async_testing_seed"
+#: SQLite's limit of parameters per statement, before 3.32: the rows are inserted in chunks under it.
+_SQLITE_PARAMETERS = 999
+
+#: (sql, parameters): one statement that puts seed rows back.
+Statement = tuple[str, Sequence[Any]]
+#: The statements that put the seed rows back, by database object: (the test database's name, statements).
+_kept: dict[int, tuple[str, list[Statement]]] = {}
+
+
+def keep(database: AioDatabase) -> None:
+    """Keep the rows ``database`` (a freshly seeded test database) holds, to put them back after each clear."""
+    with sync_queries(database):
+        statements = _pg_keep(database) if is_postgres(database) else _sqlite_keep(database)
+    _kept[id(database)] = (database.database, statements)
+
+
+def load(database: AioDatabase) -> None:
+    """Read what :func:`keep` wrote into ``database`` (a copy of a seeded PostgreSQL test database, or one kept
+    by ``--peewee-reuse-db``); none kept, nothing to put back."""
+    with sync_queries(database):
+        rows = database.execute_sql(
+            "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s", (SCHEMA,)
+        ).fetchall()
+    if rows and rows[0][0]:
+        _kept[id(database)] = (database.database, [(rows[0][0], ())])
+
+
+def forget(database: AioDatabase) -> None:
+    """Put nothing back on ``database`` any longer (its test database is gone)."""
+    _kept.pop(id(database), None)
+
+
+def restore_plan(database: AioDatabase) -> list[Statement]:
+    """The statements that put ``database``'s seed rows back (none when it has none, or no longer points at its
+    test database)."""
+    kept = _kept.get(id(database))
+    return kept[1] if kept is not None and kept[0] == database.database else []
+
+
+def _parents_first(tables: Iterable[str], references: Iterable[tuple[str, str]]) -> list[str]:
+    """``tables`` with each table after the tables it references (as given, where references go round)."""
+    tables = list(tables)
+    graph: dict[str, set[str]] = {table: set() for table in tables}
+    for child, parent in references:
+        if child in graph and parent in graph and child != parent:
+            graph[child].add(parent)
+    try:
+        return list(graphlib.TopologicalSorter(graph).static_order())
+    except graphlib.CycleError:
+        return tables
+
+
+_PG_TABLES = """
+SELECT c.oid::regclass::text, c.relname,
+       EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = c.oid AND i.indisunique),
+       ARRAY(SELECT quote_ident(a.attname) FROM pg_attribute AS a WHERE a.attrelid = c.oid AND a.attnum > 0
+             AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum),
+       ARRAY(SELECT d.objid::regclass::text FROM pg_depend AS d JOIN pg_sequence AS s ON s.seqrelid = d.objid
+             WHERE d.refobjid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+FROM pg_class AS c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+"""
+_PG_REFERENCES = (
+    "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint "
+    "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"
+)
+
+
+def _pg_keep(database: AioDatabase) -> list[Statement]:
+    """Copy the tables with rows into :data:`SCHEMA`; the one statement that puts them back (or none)."""
+    seeded = {}
+    for table, name, unique, columns, sequences in database.execute_sql(_PG_TABLES).fetchall():
+        if database.execute_sql(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
+            seeded[table] = (name, unique, columns, sequences)
+    if not seeded:
+        return []
+    database.execute_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
+    database.execute_sql(f"CREATE SCHEMA {SCHEMA}")
+    body = []
+    for table in _parents_first(seeded, database.execute_sql(_PG_REFERENCES).fetchall()):
+        name, unique, columns, sequences = seeded[table]
+        copy, listed = f"{SCHEMA}.{quote(name)}", ", ".join(columns)
+        database.execute_sql(f"CREATE TABLE {copy} AS SELECT {listed} FROM {table}")
+        missing = " ON CONFLICT DO NOTHING" if unique else f" WHERE NOT EXISTS (SELECT 1 FROM {table})"
+        body.append(f"INSERT INTO {table} ({listed}) OVERRIDING SYSTEM VALUE SELECT {listed} FROM {copy}{missing};")
+        for sequence in sequences:
+            (value,) = database.execute_sql("SELECT pg_sequence_last_value(%s::regclass)", (sequence,)).fetchone()
+            if value is not None:
+                literal = "'" + sequence.replace("'", "''") + "'::regclass"
+                body.append(
+                    f"PERFORM setval({literal}, {int(value)}) "
+                    f"WHERE COALESCE(pg_sequence_last_value({literal}), {int(value)} - 1) < {int(value)};"
+                )
+    statement = "DO $pwat_seed$ BEGIN\n" + "\n".join(body) + "\nEND $pwat_seed$"
+    escaped = statement.replace("\\", "\\\\").replace("'", "''")
+    database.execute_sql(f"COMMENT ON SCHEMA {SCHEMA} IS E'{escaped}'")  # (psycopg 3 binds no parameter there)
+    return [(statement, ())]
+
+
+def _sqlite_keep(database: AioDatabase) -> list[Statement]:
+    """Read the tables with rows; the statements that put them back, parents first (or none)."""
+    names = [
+        name
+        for (name,) in database.execute_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite%'"
+        ).fetchall()
+    ]
+    references = [
+        (name, parent)
+        for name in names
+        for (parent,) in database.execute_sql('SELECT "table" FROM pragma_foreign_key_list(?)', (name,)).fetchall()
+    ]
+    statements: list[Statement] = []
+    for name in _parents_first(names, references):
+        table = quote(name)
+        rows = database.execute_sql(f"SELECT * FROM {table}").fetchall()
+        if not rows:
+            continue
+        info = database.execute_sql("SELECT name, pk FROM pragma_table_info(?)", (name,)).fetchall()
+        unique = any(pk for _, pk in info) or bool(
+            database.execute_sql('SELECT 1 FROM pragma_index_list(?) WHERE "unique"', (name,)).fetchall()
+        )
+        listed = ", ".join(quote(column) for column, _ in info)
+        marks = "(" + ", ".join("?" * len(info)) + ")"
+        per_chunk = max(1, _SQLITE_PARAMETERS // len(info))
+        for start in range(0, len(rows), per_chunk):
+            chunk = rows[start : start + per_chunk]
+            values = ", ".join([marks] * len(chunk))
+            params = [value for row in chunk for value in row]
+            if unique:
+                statements.append((f"INSERT OR IGNORE INTO {table} ({listed}) VALUES {values}", params))
+            else:  # no key to find a missing row by: all of them, into the table the clear emptied
+                statements.append(
+                    (
+                        f"INSERT INTO {table} ({listed}) SELECT * FROM (VALUES {values}) "
+                        f"WHERE (SELECT count(*) FROM {table}) = {start}",
+                        params,
+                    )
+                )
+    return statements
