@@ -11,7 +11,8 @@ Switched on by ``peewee_async_migration_tests = true`` in the ini file or by ``-
 
 The items belong to the ini file (their node ids are ``pytest.ini::test_peewee_migrations_apply``...): they are
 collected with the ini file's folder, and in every run that names no path on the command line (with
-``testpaths`` too), never when the paths named leave the ini file out. They are marked ``peewee_migrations``.
+``testpaths`` too), never when the paths named leave the ini file out. They are marked ``peewee_migrations``, and
+run first.
 
 "The plugin's models" are those bound to the configured database once pytest is configured: what the ini file's
 modules (``peewee_async_database``'s, ``peewee_async_models``) and the first ``conftest.py`` files import, and
@@ -107,6 +108,11 @@ class _Collecting:
         if isinstance(collector, pytest.Session) and self.added_to_session and report.passed:
             report.result.append(MigrationTests.from_parent(collector, path=self.anchor))
         return report
+
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        """The migration tests first, the others in their order: the session's test database is built by the same
+        migrations, and a broken one stops the session at the first test that needs it."""
+        items[:] = sorted(items, key=lambda item: not isinstance(item, MigrationTest))
 
 
 class MigrationTests(pytest.File):

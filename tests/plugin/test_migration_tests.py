@@ -200,7 +200,7 @@ def test_collected_with_testpaths_and_left_out_when_other_paths_are_named(inner:
     project(inner, extra="testpaths = checks\n")
     inner.mkdir("checks").joinpath("test_own.py").write_text("def test_own():\n    pass\n")
     result = run(inner, "--collect-only", "-q")
-    result.stdout.fnmatch_lines(["checks/test_own.py::test_own", *ITEMS, "5 tests collected*"])
+    result.stdout.fnmatch_lines([*ITEMS, "checks/test_own.py::test_own", "5 tests collected*"])  # theirs first
     named = run(inner, "--collect-only", "-q", "checks")
     named.stdout.fnmatch_lines(["checks/test_own.py::test_own", "1 test collected*"])
     one = run(inner, "-q", "tox.ini::test_peewee_migrations_apply", "-m", "peewee_migrations")
@@ -239,7 +239,10 @@ def test_a_broken_migration_is_named_by_apply(
         engine,
         **{"004_broken": f"def migrate(migrator, database, *, fake=False):\n    migrator.sql({broken!r})\n"},
     )
-    result = run(inner, "-k", "apply")
+    # A test of the app's, collected before them: it needs the session's test database, which the same migrations
+    # build, so the session stops there; the migration tests run first, and say which migration it is.
+    inner.makepyfile(test_app="async def test_needs_the_database(peewee_database):\n    pass\n")
+    result = run(inner, "-k", "apply or needs")
     result.assert_outcomes(failed=1)
     report = failure(result, "test_peewee_migrations_apply")
     assert report.startswith("On an empty database, peewee-migrate failed applying 004_broken ("), report
@@ -402,9 +405,6 @@ def rollback(migrator, database, *, fake=False):
     migrator.remove_model("note")
 """
     project(inner, **{"001_notes": own})
-    ini = inner.path / "tox.ini"  # pytest.ini instead: its tests run before test_app.py's
-    inner.path.joinpath("pytest.ini").write_text(ini.read_text())
-    ini.unlink()
     inner.makepyfile(
         test_app="""
         import pytest
@@ -418,5 +418,5 @@ def rollback(migrator, database, *, fake=False):
     result = run(inner, "-v")
     result.assert_outcomes(passed=5)
     result.stdout.fnmatch_lines(
-        ["pytest.ini::test_peewee_models_registered PASSED*", "test_app.py::test_after_them PASSED*"]
+        ["tox.ini::test_peewee_models_registered PASSED*", "test_app.py::test_after_them PASSED*"]
     )
