@@ -61,8 +61,8 @@ async def assert_models_match_schema(database: Any, models: Iterable[type[peewee
     if differences:
         differing = len({line.partition(":")[0] for line in differences})
         raise AssertionError(
-            f"The schema of the {_name(type(db))} {db.database!r} differs from the models: {len(differences)} "
-            f"difference{'s' if len(differences) > 1 else ''} in {differing} of the {len(checked)} tables compared.\n"
+            f"The schema of the {_name(type(db))} {db.database!r} differs from the models: "
+            f"{_count(differences, 'difference')} in {differing} of the {_count(checked, 'table')} compared.\n"
             + "\n".join(f"  {line}" for line in differences)
         )
 
@@ -260,7 +260,8 @@ def assert_all_models_registered(package: ModuleType | str, models: Iterable[typ
         message += [f"  {name}: {error}" for name, error in failures]
     if missing:
         modules = list(dict.fromkeys(model.__module__ for model in missing))
-        message.append(f"{_count(missing, 'model')} defined under {root} not among the {len(known)} models given:")
+        given = _count(list(known), "model")
+        message.append(f"{_count(missing, 'model')} defined under {root} not among the {given} given:")
         message += [f'  {model.__module__}.{model.__qualname__} (table "{catalog.label(model)}")' for model in missing]
         message.append(
             f"Nothing the plugin imports imports {'the module' if len(modules) == 1 else 'the modules'} "

