@@ -136,14 +136,16 @@ def _sqlite_keep(database: AioDatabase) -> list[Statement]:
     statements: list[Statement] = []
     for name in _parents_first(names, references):
         table = quote(name)
-        rows = database.execute_sql(f"SELECT * FROM {table}").fetchall()
+        info = database.execute_sql(  # (hidden: a generated column, which takes no value)
+            "SELECT name, pk FROM pragma_table_xinfo(?) WHERE NOT hidden", (name,)
+        ).fetchall()
+        listed = ", ".join(quote(column) for column, _ in info)
+        rows = database.execute_sql(f"SELECT {listed} FROM {table}").fetchall()
         if not rows:
             continue
-        info = database.execute_sql("SELECT name, pk FROM pragma_table_info(?)", (name,)).fetchall()
         unique = any(pk for _, pk in info) or bool(
             database.execute_sql('SELECT 1 FROM pragma_index_list(?) WHERE "unique"', (name,)).fetchall()
         )
-        listed = ", ".join(quote(column) for column, _ in info)
         marks = "(" + ", ".join("?" * len(info)) + ")"
         per_chunk = max(1, _SQLITE_PARAMETERS // len(info))
         for start in range(0, len(rows), per_chunk):

@@ -356,3 +356,36 @@ def test_seed_rows_of_a_table_no_model_has_are_put_back_too(inner: pytest.Pytest
         """
     )
     inner.runpytest().assert_outcomes(passed=2)
+
+
+GENERATED_SEED = """
+def pytest_peewee_async_seed_database(database):
+    database.execute_sql(
+        "CREATE TABLE price (id INTEGER PRIMARY KEY, net INTEGER, gross INTEGER GENERATED ALWAYS AS (net * 2) STORED)"
+    )
+    database.execute_sql("INSERT INTO price (id, net) VALUES (1, 10), (2, 20)")
+"""
+
+
+@pytest.mark.parametrize("backend", ["aiopg", "sqlite"])
+def test_seed_rows_of_a_table_with_a_generated_column_are_put_back(inner: pytest.Pytester, backend: str) -> None:
+    make_ini(inner, ISOLATED)
+    use(inner, backend)
+    inner.makeconftest(GENERATED_SEED)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from peewee_async.databases import fetchall
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_deletes_one():
+            await database.aio_execute_sql("DELETE FROM price WHERE id = 1")
+
+        async def test_it_is_back_with_its_generated_value():
+            rows = await database.aio_execute_sql("SELECT id, net, gross FROM price ORDER BY id", fetch_results=fetchall)
+            assert [tuple(row) for row in rows] == [(1, 10, 20), (2, 20, 40)]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
