@@ -74,35 +74,33 @@ def _parents_first(tables: Iterable[str], references: Iterable[tuple[str, str]])
         return tables
 
 
-_PG_TABLES = """
-SELECT c.oid::regclass::text, c.relname,
+_PG_TABLES = f"""
+SELECT c.oid::regclass::text,
        EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = c.oid AND i.indisunique),
        ARRAY(SELECT quote_ident(a.attname) FROM pg_attribute AS a WHERE a.attrelid = c.oid AND a.attnum > 0
              AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum),
        ARRAY(SELECT d.objid::regclass::text FROM pg_depend AS d JOIN pg_sequence AS s ON s.seqrelid = d.objid
              WHERE d.refobjid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
-FROM pg_class AS c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('information_schema', '{SCHEMA}') AND n.nspname !~ '^pg_'
 """
-_PG_REFERENCES = (
-    "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint "
-    "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"
-)
+_PG_REFERENCES = "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint WHERE contype = 'f'"
 
 
 def _pg_keep(database: AioDatabase) -> list[Statement]:
     """Copy the tables with rows into :data:`SCHEMA`; the one statement that puts them back (or none)."""
     seeded = {}
-    for table, name, unique, columns, sequences in database.execute_sql(_PG_TABLES).fetchall():
+    for table, unique, columns, sequences in database.execute_sql(_PG_TABLES).fetchall():
         if database.execute_sql(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
-            seeded[table] = (name, unique, columns, sequences)
+            seeded[table] = (unique, columns, sequences)
     if not seeded:
         return []
     database.execute_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     database.execute_sql(f"CREATE SCHEMA {SCHEMA}")
     body = []
     for table in _parents_first(seeded, database.execute_sql(_PG_REFERENCES).fetchall()):
-        name, unique, columns, sequences = seeded[table]
-        copy, listed = f"{SCHEMA}.{quote(name)}", ", ".join(columns)
+        unique, columns, sequences = seeded[table]
+        copy, listed = f"{SCHEMA}.{quote(table)}", ", ".join(columns)  # (table: "ref.note", beside "note")
         database.execute_sql(f"CREATE TABLE {copy} AS SELECT {listed} FROM {table}")
         missing = " ON CONFLICT DO NOTHING" if unique else f" WHERE NOT EXISTS (SELECT 1 FROM {table})"
         body.append(f"INSERT INTO {table} ({listed}) OVERRIDING SYSTEM VALUE SELECT {listed} FROM {copy}{missing};")

@@ -389,3 +389,55 @@ def test_seed_rows_of_a_table_with_a_generated_column_are_put_back(inner: pytest
     )
     inner.runpytest().assert_outcomes(passed=2)
 
+
+OTHER_SCHEMA_MODELS = """
+import peewee
+import peewee_async
+
+from app.db import database
+
+
+class Country(peewee_async.AioModel):
+    code = peewee.CharField(unique=True)
+
+    class Meta:
+        database = database
+        schema = "ref"
+
+
+class Note(peewee_async.AioModel):
+    text = peewee.CharField(unique=True)
+
+    class Meta:
+        database = database
+"""
+OTHER_SCHEMA_SEED = """
+from app.models import Country, Note
+
+def pytest_peewee_async_seed_database(database):
+    Country.insert_many([{"code": "fr"}, {"code": "nl"}]).execute()
+    Note.create(text="fr")
+"""
+
+
+def test_seed_rows_of_a_table_in_another_schema_are_put_back(inner: pytest.Pytester) -> None:
+    make_ini(inner, ISOLATED + "peewee_async_sql = schema/ref.sql\n")
+    inner.mkdir("schema").joinpath("ref.sql").write_text("CREATE SCHEMA ref;\nCREATE TABLE ref.note (id INT);\n")
+    inner.path.joinpath("app", "models.py").write_text(OTHER_SCHEMA_MODELS)
+    inner.makeconftest(OTHER_SCHEMA_SEED)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.models import Country, Note
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_writes_to_both():
+            await Country.aio_create(code="de")
+            await Note.aio_create(text="de")
+
+        async def test_the_seed_rows_are_back():
+            assert sorted(country.code for country in await Country.select().aio_execute()) == ["fr", "nl"]
+            assert [note.text for note in await Note.select().aio_execute()] == ["fr"]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
