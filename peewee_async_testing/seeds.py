@@ -5,8 +5,9 @@ schema ``peewee_async_testing_seed`` of the test database itself (so that pytest
 template have them too, and ``--peewee-reuse-db`` keeps them), and writes the statement that puts them back as
 that schema's comment; on SQLite it reads the rows (a file per session). After a clear, :func:`restore_plan`
 inserts the seed rows that are missing (found by a key; in a table without one, all of them into the table
-if the clear emptied it), parents first, and moves each
-sequence of a seeded table that is behind its value at seeding (a clear may restart it) up to that value.
+if the clear emptied it), parents first (on PostgreSQL with the tables' triggers off: the rows go back as they
+were kept, not through the triggers again), and moves each sequence of a seeded table that is behind its value
+at seeding (a clear may restart it) up to that value.
 """
 
 from __future__ import annotations
@@ -80,7 +81,9 @@ SELECT c.oid::regclass::text,
        ARRAY(SELECT quote_ident(a.attname) FROM pg_attribute AS a WHERE a.attrelid = c.oid AND a.attnum > 0
              AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum),
        ARRAY(SELECT d.objid::regclass::text FROM pg_depend AS d JOIN pg_sequence AS s ON s.seqrelid = d.objid
-             WHERE d.refobjid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+             WHERE d.refobjid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')),
+       ARRAY(SELECT ARRAY[quote_ident(t.tgname), CASE t.tgenabled WHEN 'A' THEN 'ENABLE ALWAYS' ELSE 'ENABLE' END]
+             FROM pg_trigger AS t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled IN ('O', 'A'))
 FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
 WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('information_schema', '{SCHEMA}') AND n.nspname !~ '^pg_'
 """
@@ -90,20 +93,23 @@ _PG_REFERENCES = "SELECT conrelid::regclass::text, confrelid::regclass::text FRO
 def _pg_keep(database: AioDatabase) -> list[Statement]:
     """Copy the tables with rows into :data:`SCHEMA`; the one statement that puts them back (or none)."""
     seeded = {}
-    for table, unique, columns, sequences in database.execute_sql(_PG_TABLES).fetchall():
+    for table, unique, columns, sequences, triggers in database.execute_sql(_PG_TABLES).fetchall():
         if database.execute_sql(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
-            seeded[table] = (unique, columns, sequences)
+            seeded[table] = (unique, columns, sequences, triggers)
     if not seeded:
         return []
     database.execute_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     database.execute_sql(f"CREATE SCHEMA {SCHEMA}")
     body = []
     for table in _parents_first(seeded, database.execute_sql(_PG_REFERENCES).fetchall()):
-        unique, columns, sequences = seeded[table]
+        unique, columns, sequences, triggers = seeded[table]
         copy, listed = f"{SCHEMA}.{quote(table)}", ", ".join(columns)  # (table: "ref.note", beside "note")
         database.execute_sql(f"CREATE TABLE {copy} AS SELECT {listed} FROM {table}")
         missing = " ON CONFLICT DO NOTHING" if unique else f" WHERE NOT EXISTS (SELECT 1 FROM {table})"
+        # The rows as they were kept, not passed through the table's triggers again ('x' || text twice).
+        body += [f"ALTER TABLE {table} DISABLE TRIGGER {trigger};" for trigger, _ in triggers]
         body.append(f"INSERT INTO {table} ({listed}) OVERRIDING SYSTEM VALUE SELECT {listed} FROM {copy}{missing};")
+        body += [f"ALTER TABLE {table} {enable} TRIGGER {trigger};" for trigger, enable in triggers]
         for sequence in sequences:
             (value,) = database.execute_sql("SELECT pg_sequence_last_value(%s::regclass)", (sequence,)).fetchone()
             if value is not None:

@@ -441,3 +441,47 @@ def test_seed_rows_of_a_table_in_another_schema_are_put_back(inner: pytest.Pytes
         """
     )
     inner.runpytest().assert_outcomes(passed=2)
+
+
+TRIGGER_SEED = """
+def pytest_peewee_async_seed_database(database):
+    database.execute_sql(
+        "CREATE FUNCTION numbered() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN NEW.text := NEW.text || '-' || (SELECT count(*) FROM note); RETURN NEW; END $$"
+    )
+    database.execute_sql("CREATE TRIGGER note_numbered BEFORE INSERT ON note FOR EACH ROW EXECUTE FUNCTION numbered()")
+    database.execute_sql("CREATE TRIGGER note_always BEFORE INSERT ON note FOR EACH ROW EXECUTE FUNCTION numbered()")
+    database.execute_sql("ALTER TABLE note ENABLE ALWAYS TRIGGER note_always")
+    database.execute_sql("CREATE TRIGGER note_off BEFORE INSERT ON note FOR EACH ROW EXECUTE FUNCTION numbered()")
+    database.execute_sql("ALTER TABLE note DISABLE TRIGGER note_off")
+    database.execute_sql("INSERT INTO note (text) VALUES ('alpha')")
+"""
+
+
+def test_seed_rows_are_put_back_as_they_were_not_through_the_tables_triggers(inner: pytest.Pytester) -> None:
+    make_ini(inner, ISOLATED)
+    inner.makeconftest(TRIGGER_SEED)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+        from peewee_async.databases import fetchall
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_writes():
+            await Note.aio_create(text="mine")
+
+        async def test_the_seed_row_is_back_unchanged_and_the_triggers_as_they_were():
+            assert [note.text for note in await Note.select().aio_execute()] == ["alpha-0-0"]
+            rows = await database.aio_execute_sql(
+                "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'note'::regclass AND NOT tgisinternal "
+                "ORDER BY tgname",
+                fetch_results=fetchall,
+            )
+            assert [tuple(row) for row in rows] == [("note_always", "A"), ("note_numbered", "O"), ("note_off", "D")]
+            await Note.aio_create(text="new")
+            assert (await Note.aio_get(Note.text.startswith("new"))).text == "new-1-1"  # they still fire
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
