@@ -383,7 +383,7 @@ def test_seed_rows_of_a_table_with_a_generated_column_are_put_back(inner: pytest
             await database.aio_execute_sql("DELETE FROM price WHERE id = 1")
 
         async def test_it_is_back_with_its_generated_value():
-            rows = await database.aio_execute_sql("SELECT id, net, gross FROM price ORDER BY id", fetch_results=fetchall)
+            rows = await database.aio_execute_sql("SELECT * FROM price ORDER BY id", fetch_results=fetchall)
             assert [tuple(row) for row in rows] == [(1, 10, 20), (2, 20, 40)]
         """
     )
