@@ -116,16 +116,36 @@ def _source(function: Any) -> str:
 
 def _call(hook: HookCaller, database: AioDatabase, name: str) -> None:
     """Call every implementation of ``hook``; those that are ``async def`` run on an event loop of their own, whose
-    connections are closed before it is."""
-    results = hook(database=database)
-    waiting = [result for result in results if inspect.isawaitable(result)]
-    if not waiting:
-        return
-    loop = asyncio.new_event_loop()
+    connections are closed before it is.
+
+    :raises ConfigurationError: naming the hook and its line that raised (the session says no more than this).
+    """
     try:
-        loop.run_until_complete(_await_all(waiting, database))
-    finally:
-        loop.close()
+        results = hook(database=database)
+        waiting = [result for result in results if inspect.isawaitable(result)]
+        if not waiting:
+            return
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(_await_all(waiting, database))
+        finally:
+            loop.close()
+    except Exception as error:
+        raise ConfigurationError(
+            f"{name} failed{_where(hook, error)}: {type(error).__name__}: {error}".rstrip()
+            + ". Correct the hook: the test database was not made."
+        ) from None
+
+
+def _where(hook: HookCaller, error: BaseException) -> str:
+    """`` at file:line``: the line of ``hook``'s implementation that ``error`` came through (else nothing)."""
+    codes = {getattr(impl.function, "__code__", None) for impl in hook.get_hookimpls()}
+    at, tb = "", error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in codes:
+            at = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return at
 
 
 async def _await_all(waiting: list[Awaitable[object]], database: AioDatabase) -> None:

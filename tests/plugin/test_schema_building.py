@@ -485,3 +485,31 @@ def test_seed_rows_are_put_back_as_they_were_not_through_the_tables_triggers(inn
         """
     )
     inner.runpytest().assert_outcomes(passed=2)
+
+
+FAILING_SEED = """
+from app.models import Note
+
+{kind} pytest_peewee_async_seed_database(database):
+    Note.insert(text="half").execute()
+    raise RuntimeError("no reference data today")
+"""
+
+
+@pytest.mark.parametrize("kind", ["def", "async def"])
+@pytest.mark.parametrize("backend", ["aiopg", "sqlite"])
+def test_a_failing_seed_hook_is_named_with_its_line_once_and_leaves_nothing(
+    inner: pytest.Pytester, backend: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_ini(inner, ISOLATED)
+    use(inner, backend)
+    monkeypatch.setenv("TMPDIR", str(inner.mkdir("tmp")))  # where an SQLite test database's folder is made
+    inner.makeconftest(FAILING_SEED.format(kind=kind))
+    inner.makepyfile("async def test_x():\n    pass\n")
+    result = inner.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    pattern = "*pytest_peewee_async_seed_database failed at *conftest.py:5: RuntimeError: no reference data today*"
+    said_lines = [line for line in result.stdout.lines + result.stderr.lines if fnmatch.fnmatch(line, pattern)]
+    assert len(said_lines) == 1, result.stdout.str() + result.stderr.str()
+    assert not list(inner.path.joinpath("tmp").iterdir())
+    # (the app_database fixture checks that no test database was left behind)
