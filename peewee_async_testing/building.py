@@ -43,7 +43,8 @@ class SchemaBuild:
     def from_config(cls, config: pytest.Config, models: Sequence[type[peewee.Model]]) -> SchemaBuild:
         """The build the ini file and the options ask for (``--peewee-no-migrations``: the models' tables).
 
-        :raises ConfigurationError: for a missing file or folder, or two ways of making the tables at once.
+        :raises ConfigurationError: for a missing file or folder, a folder without migrations, or two ways of making
+            the tables at once.
         """
         hook = config.hook
         setup: HookCaller | None = hook.pytest_peewee_async_setup_database
@@ -64,8 +65,12 @@ class SchemaBuild:
             setup if setup is not None and setup.get_hookimpls() else None,
             seed if seed.get_hookimpls() else None,
         )
-        if folder is not None:
-            migration_names(folder)  # a missing folder said before anything is made
+        if folder is not None and not migration_names(folder):  # said before anything is made (or missing)
+            raise ConfigurationError(
+                f"The migrations folder {str(folder)!r} holds no migration (files named like 001_initial.py), so the "
+                "test database would have no tables. Correct peewee_async_migrations, or remove it to build the "
+                "tables from the models."
+            )
         return build
 
     @property

@@ -170,6 +170,10 @@ MISTAKES = {
         ISOLATED + "peewee_async_migrations = nowhere\n",
         "*The migrations folder *nowhere* does not exist (peewee_async_migrations*",
     ),
+    "folder without migrations": (
+        ISOLATED + "peewee_async_migrations = schema\n",
+        "*The migrations folder *schema* holds no migration (files named like 001_initial.py)*",
+    ),
     "missing SQL file": (
         ISOLATED + "peewee_async_sql = schema/none.sql\n",
         "*peewee_async_sql names files that do not exist: *none.sql*",
