@@ -77,7 +77,13 @@ def _parents_first(tables: Iterable[str], references: Iterable[tuple[str, str]])
 
 _PG_TABLES = f"""
 SELECT c.oid::regclass::text,
-       EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = c.oid AND i.indisunique),
+       CASE WHEN NOT EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = c.oid AND i.indisunique) THEN NULL
+            WHEN NOT EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = c.oid AND NOT i.indimmediate) THEN ''
+            ELSE (SELECT '(' || string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) || ') '
+                  FROM unnest((SELECT i.indkey::int2[] FROM pg_index AS i WHERE i.indrelid = c.oid AND i.indisunique
+                               AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL
+                               ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1)) WITH ORDINALITY AS k(attnum, n)
+                  JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = k.attnum) END,
        ARRAY(SELECT quote_ident(a.attname) FROM pg_attribute AS a WHERE a.attrelid = c.oid AND a.attnum > 0
              AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum),
        ARRAY(SELECT d.objid::regclass::text FROM pg_depend AS d JOIN pg_sequence AS s ON s.seqrelid = d.objid
@@ -93,19 +99,22 @@ _PG_REFERENCES = "SELECT conrelid::regclass::text, confrelid::regclass::text FRO
 def _pg_keep(database: AioDatabase) -> list[Statement]:
     """Copy the tables with rows into :data:`SCHEMA`; the one statement that puts them back (or none)."""
     seeded = {}
-    for table, unique, columns, sequences, triggers in database.execute_sql(_PG_TABLES).fetchall():
+    for table, conflict, columns, sequences, triggers in database.execute_sql(_PG_TABLES).fetchall():
         if database.execute_sql(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
-            seeded[table] = (unique, columns, sequences, triggers)
+            seeded[table] = (conflict, columns, sequences, triggers)
     if not seeded:
         return []
     database.execute_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     database.execute_sql(f"CREATE SCHEMA {SCHEMA}")
     body = []
     for table in _parents_first(seeded, database.execute_sql(_PG_REFERENCES).fetchall()):
-        unique, columns, sequences, triggers = seeded[table]
+        conflict, columns, sequences, triggers = seeded[table]
         copy, listed = f"{SCHEMA}.{quote(table)}", ", ".join(columns)  # (table: "ref.note", beside "note")
         database.execute_sql(f"CREATE TABLE {copy} AS SELECT {listed} FROM {table}")
-        missing = " ON CONFLICT DO NOTHING" if unique else f" WHERE NOT EXISTS (SELECT 1 FROM {table})"
+        # By any key, or (ON CONFLICT refuses a deferrable one as a key) by one that is checked at once.
+        missing = (
+            f" WHERE NOT EXISTS (SELECT 1 FROM {table})" if conflict is None else f" ON CONFLICT {conflict}DO NOTHING"
+        )
         # The rows as they were kept, not passed through the table's triggers again ('x' || text twice).
         body += [f"ALTER TABLE {table} DISABLE TRIGGER {trigger};" for trigger, _ in triggers]
         body.append(f"INSERT INTO {table} ({listed}) OVERRIDING SYSTEM VALUE SELECT {listed} FROM {copy}{missing};")

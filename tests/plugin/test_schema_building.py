@@ -517,3 +517,34 @@ def test_a_failing_seed_hook_is_named_with_its_line_once_and_leaves_nothing(
     assert len(said_lines) == 1, result.stdout.str() + result.stderr.str()
     assert not list(inner.path.joinpath("tmp").iterdir())
     # (the app_database fixture checks that no test database was left behind)
+
+
+DEFERRABLE_SEED = """
+def pytest_peewee_async_seed_database(database):
+    database.execute_sql(
+        "CREATE TABLE slot (id INTEGER PRIMARY KEY, pos INTEGER UNIQUE DEFERRABLE INITIALLY DEFERRED)"
+    )
+    database.execute_sql("INSERT INTO slot VALUES (1, 1), (2, 2)")
+"""
+
+
+def test_seed_rows_of_a_table_with_a_deferrable_unique_constraint_are_put_back(inner: pytest.Pytester) -> None:
+    make_ini(inner, ISOLATED)
+    inner.makeconftest(DEFERRABLE_SEED)  # (ON CONFLICT refuses a table with one: put back as a table without a key)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+        from peewee_async.databases import fetchall
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_deletes_one():
+            await database.aio_execute_sql("DELETE FROM slot WHERE id = 2")
+
+        async def test_it_is_back():
+            rows = await database.aio_execute_sql("SELECT id, pos FROM slot ORDER BY id", fetch_results=fetchall)
+            assert [tuple(row) for row in rows] == [(1, 1), (2, 2)]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
