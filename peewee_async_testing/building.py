@@ -43,7 +43,8 @@ class SchemaBuild:
     def from_config(cls, config: pytest.Config, models: Sequence[type[peewee.Model]]) -> SchemaBuild:
         """The build the ini file and the options ask for (``--peewee-no-migrations``: the models' tables).
 
-        :raises ConfigurationError: for a missing file or folder, or two ways of making the tables at once.
+        :raises ConfigurationError: for a missing file or folder, a folder without migrations, or two ways of making
+            the tables at once.
         """
         hook = config.hook
         setup: HookCaller | None = hook.pytest_peewee_async_setup_database
@@ -64,8 +65,12 @@ class SchemaBuild:
             setup if setup is not None and setup.get_hookimpls() else None,
             seed if seed.get_hookimpls() else None,
         )
-        if folder is not None:
-            migration_names(folder)  # a missing folder said before anything is made
+        if folder is not None and not migration_names(folder):  # said before anything is made (or missing)
+            raise ConfigurationError(
+                f"The migrations folder {str(folder)!r} holds no migration (files named like 001_initial.py), so the "
+                "test database would have no tables. Correct peewee_async_migrations, or remove it to build the "
+                "tables from the models."
+            )
         return build
 
     @property
@@ -116,16 +121,36 @@ def _source(function: Any) -> str:
 
 def _call(hook: HookCaller, database: AioDatabase, name: str) -> None:
     """Call every implementation of ``hook``; those that are ``async def`` run on an event loop of their own, whose
-    connections are closed before it is."""
-    results = hook(database=database)
-    waiting = [result for result in results if inspect.isawaitable(result)]
-    if not waiting:
-        return
-    loop = asyncio.new_event_loop()
+    connections are closed before it is.
+
+    :raises ConfigurationError: naming the hook and its line that raised (the session says no more than this).
+    """
     try:
-        loop.run_until_complete(_await_all(waiting, database))
-    finally:
-        loop.close()
+        results = hook(database=database)
+        waiting = [result for result in results if inspect.isawaitable(result)]
+        if not waiting:
+            return
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(_await_all(waiting, database))
+        finally:
+            loop.close()
+    except Exception as error:
+        raise ConfigurationError(
+            f"{name} failed{_where(hook, error)}: {type(error).__name__}: {error}".rstrip()
+            + ". Correct the hook: the test database was not made."
+        ) from None
+
+
+def _where(hook: HookCaller, error: BaseException) -> str:
+    """`` at file:line``: the line of ``hook``'s implementation that ``error`` came through (else nothing)."""
+    codes = {getattr(impl.function, "__code__", None) for impl in hook.get_hookimpls()}
+    at, tb = "", error.__traceback__
+    while tb is not None:
+        if tb.tb_frame.f_code in codes:
+            at = f" at {tb.tb_frame.f_code.co_filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return at
 
 
 async def _await_all(waiting: list[Awaitable[object]], database: AioDatabase) -> None:

@@ -5,8 +5,9 @@ schema ``peewee_async_testing_seed`` of the test database itself (so that pytest
 template have them too, and ``--peewee-reuse-db`` keeps them), and writes the statement that puts them back as
 that schema's comment; on SQLite it reads the rows (a file per session). After a clear, :func:`restore_plan`
 inserts the seed rows that are missing (found by a key; in a table without one, all of them into the table
-if the clear emptied it), parents first, and moves each
-sequence of a seeded table that is behind its value at seeding (a clear may restart it) up to that value.
+if the clear emptied it), parents first (on PostgreSQL with the tables' triggers off: the rows go back as they
+were kept, not through the triggers again), and moves each sequence of a seeded table that is behind its value
+at seeding (a clear may restart it) up to that value.
 """
 
 from __future__ import annotations
@@ -74,38 +75,50 @@ def _parents_first(tables: Iterable[str], references: Iterable[tuple[str, str]])
         return tables
 
 
-_PG_TABLES = """
-SELECT c.oid::regclass::text, c.relname,
-       EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = c.oid AND i.indisunique),
+_PG_TABLES = f"""
+SELECT c.oid::regclass::text,
+       CASE WHEN NOT EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = c.oid AND i.indisunique) THEN NULL
+            WHEN NOT EXISTS (SELECT 1 FROM pg_index AS i WHERE i.indrelid = c.oid AND NOT i.indimmediate) THEN ''
+            ELSE (SELECT '(' || string_agg(quote_ident(a.attname), ', ' ORDER BY k.n) || ') '
+                  FROM unnest((SELECT i.indkey::int2[] FROM pg_index AS i WHERE i.indrelid = c.oid AND i.indisunique
+                               AND i.indimmediate AND i.indpred IS NULL AND i.indexprs IS NULL
+                               ORDER BY i.indisprimary DESC, i.indexrelid LIMIT 1)) WITH ORDINALITY AS k(attnum, n)
+                  JOIN pg_attribute AS a ON a.attrelid = c.oid AND a.attnum = k.attnum) END,
        ARRAY(SELECT quote_ident(a.attname) FROM pg_attribute AS a WHERE a.attrelid = c.oid AND a.attnum > 0
              AND NOT a.attisdropped AND a.attgenerated = '' ORDER BY a.attnum),
        ARRAY(SELECT d.objid::regclass::text FROM pg_depend AS d JOIN pg_sequence AS s ON s.seqrelid = d.objid
-             WHERE d.refobjid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
-FROM pg_class AS c WHERE c.relnamespace = current_schema()::regnamespace AND c.relkind IN ('r', 'p')
+             WHERE d.refobjid = c.oid AND d.classid = 'pg_class'::regclass AND d.deptype IN ('a', 'i')),
+       ARRAY(SELECT ARRAY[quote_ident(t.tgname), CASE t.tgenabled WHEN 'A' THEN 'ENABLE ALWAYS' ELSE 'ENABLE' END]
+             FROM pg_trigger AS t WHERE t.tgrelid = c.oid AND NOT t.tgisinternal AND t.tgenabled IN ('O', 'A'))
+FROM pg_class AS c JOIN pg_namespace AS n ON n.oid = c.relnamespace
+WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('information_schema', '{SCHEMA}') AND n.nspname !~ '^pg_'
 """
-_PG_REFERENCES = (
-    "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint "
-    "WHERE contype = 'f' AND connamespace = current_schema()::regnamespace"
-)
+_PG_REFERENCES = "SELECT conrelid::regclass::text, confrelid::regclass::text FROM pg_constraint WHERE contype = 'f'"
 
 
 def _pg_keep(database: AioDatabase) -> list[Statement]:
     """Copy the tables with rows into :data:`SCHEMA`; the one statement that puts them back (or none)."""
     seeded = {}
-    for table, name, unique, columns, sequences in database.execute_sql(_PG_TABLES).fetchall():
+    for table, conflict, columns, sequences, triggers in database.execute_sql(_PG_TABLES).fetchall():
         if database.execute_sql(f"SELECT EXISTS (SELECT 1 FROM {table})").fetchone()[0]:
-            seeded[table] = (name, unique, columns, sequences)
+            seeded[table] = (conflict, columns, sequences, triggers)
     if not seeded:
         return []
     database.execute_sql(f"DROP SCHEMA IF EXISTS {SCHEMA} CASCADE")
     database.execute_sql(f"CREATE SCHEMA {SCHEMA}")
     body = []
     for table in _parents_first(seeded, database.execute_sql(_PG_REFERENCES).fetchall()):
-        name, unique, columns, sequences = seeded[table]
-        copy, listed = f"{SCHEMA}.{quote(name)}", ", ".join(columns)
+        conflict, columns, sequences, triggers = seeded[table]
+        copy, listed = f"{SCHEMA}.{quote(table)}", ", ".join(columns)  # (table: "ref.note", beside "note")
         database.execute_sql(f"CREATE TABLE {copy} AS SELECT {listed} FROM {table}")
-        missing = " ON CONFLICT DO NOTHING" if unique else f" WHERE NOT EXISTS (SELECT 1 FROM {table})"
+        # By any key, or (ON CONFLICT refuses a deferrable one as a key) by one that is checked at once.
+        missing = (
+            f" WHERE NOT EXISTS (SELECT 1 FROM {table})" if conflict is None else f" ON CONFLICT {conflict}DO NOTHING"
+        )
+        # The rows as they were kept, not passed through the table's triggers again ('x' || text twice).
+        body += [f"ALTER TABLE {table} DISABLE TRIGGER {trigger};" for trigger, _ in triggers]
         body.append(f"INSERT INTO {table} ({listed}) OVERRIDING SYSTEM VALUE SELECT {listed} FROM {copy}{missing};")
+        body += [f"ALTER TABLE {table} {enable} TRIGGER {trigger};" for trigger, enable in triggers]
         for sequence in sequences:
             (value,) = database.execute_sql("SELECT pg_sequence_last_value(%s::regclass)", (sequence,)).fetchone()
             if value is not None:
@@ -136,14 +149,16 @@ def _sqlite_keep(database: AioDatabase) -> list[Statement]:
     statements: list[Statement] = []
     for name in _parents_first(names, references):
         table = quote(name)
-        rows = database.execute_sql(f"SELECT * FROM {table}").fetchall()
+        info = database.execute_sql(  # (hidden: a generated column, which takes no value)
+            "SELECT name, pk FROM pragma_table_xinfo(?) WHERE NOT hidden", (name,)
+        ).fetchall()
+        listed = ", ".join(quote(column) for column, _ in info)
+        rows = database.execute_sql(f"SELECT {listed} FROM {table}").fetchall()
         if not rows:
             continue
-        info = database.execute_sql("SELECT name, pk FROM pragma_table_info(?)", (name,)).fetchall()
         unique = any(pk for _, pk in info) or bool(
             database.execute_sql('SELECT 1 FROM pragma_index_list(?) WHERE "unique"', (name,)).fetchall()
         )
-        listed = ", ".join(quote(column) for column, _ in info)
         marks = "(" + ", ".join("?" * len(info)) + ")"
         per_chunk = max(1, _SQLITE_PARAMETERS // len(info))
         for start in range(0, len(rows), per_chunk):

@@ -170,6 +170,10 @@ MISTAKES = {
         ISOLATED + "peewee_async_migrations = nowhere\n",
         "*The migrations folder *nowhere* does not exist (peewee_async_migrations*",
     ),
+    "folder without migrations": (
+        ISOLATED + "peewee_async_migrations = schema\n",
+        "*The migrations folder *schema* holds no migration (files named like 001_initial.py)*",
+    ),
     "missing SQL file": (
         ISOLATED + "peewee_async_sql = schema/none.sql\n",
         "*peewee_async_sql names files that do not exist: *none.sql*",
@@ -353,6 +357,194 @@ def test_seed_rows_of_a_table_no_model_has_are_put_back_too(inner: pytest.Pytest
         async def test_it_is_back():
             rows = await database.aio_execute_sql("SELECT code FROM lookup ORDER BY code", fetch_results=fetchall)
             assert [code for (code,) in rows] == ["a", "b"]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
+
+GENERATED_SEED = """
+def pytest_peewee_async_seed_database(database):
+    database.execute_sql(
+        "CREATE TABLE price (id INTEGER PRIMARY KEY, net INTEGER, gross INTEGER GENERATED ALWAYS AS (net * 2) STORED)"
+    )
+    database.execute_sql("INSERT INTO price (id, net) VALUES (1, 10), (2, 20)")
+"""
+
+
+@pytest.mark.parametrize("backend", ["aiopg", "sqlite"])
+def test_seed_rows_of_a_table_with_a_generated_column_are_put_back(inner: pytest.Pytester, backend: str) -> None:
+    make_ini(inner, ISOLATED)
+    use(inner, backend)
+    inner.makeconftest(GENERATED_SEED)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from peewee_async.databases import fetchall
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_deletes_one():
+            await database.aio_execute_sql("DELETE FROM price WHERE id = 1")
+
+        async def test_it_is_back_with_its_generated_value():
+            rows = await database.aio_execute_sql("SELECT * FROM price ORDER BY id", fetch_results=fetchall)
+            assert [tuple(row) for row in rows] == [(1, 10, 20), (2, 20, 40)]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
+
+OTHER_SCHEMA_MODELS = """
+import peewee
+import peewee_async
+
+from app.db import database
+
+
+class Country(peewee_async.AioModel):
+    code = peewee.CharField(unique=True)
+
+    class Meta:
+        database = database
+        schema = "ref"
+
+
+class Note(peewee_async.AioModel):
+    text = peewee.CharField(unique=True)
+
+    class Meta:
+        database = database
+"""
+OTHER_SCHEMA_SEED = """
+from app.models import Country, Note
+
+def pytest_peewee_async_seed_database(database):
+    Country.insert_many([{"code": "fr"}, {"code": "nl"}]).execute()
+    Note.create(text="fr")
+"""
+
+
+def test_seed_rows_of_a_table_in_another_schema_are_put_back(inner: pytest.Pytester) -> None:
+    make_ini(inner, ISOLATED + "peewee_async_sql = schema/ref.sql\n")
+    inner.mkdir("schema").joinpath("ref.sql").write_text("CREATE SCHEMA ref;\nCREATE TABLE ref.note (id INT);\n")
+    inner.path.joinpath("app", "models.py").write_text(OTHER_SCHEMA_MODELS)
+    inner.makeconftest(OTHER_SCHEMA_SEED)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.models import Country, Note
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_writes_to_both():
+            await Country.aio_create(code="de")
+            await Note.aio_create(text="de")
+
+        async def test_the_seed_rows_are_back():
+            assert sorted(country.code for country in await Country.select().aio_execute()) == ["fr", "nl"]
+            assert [note.text for note in await Note.select().aio_execute()] == ["fr"]
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
+
+TRIGGER_SEED = """
+def pytest_peewee_async_seed_database(database):
+    database.execute_sql(
+        "CREATE FUNCTION numbered() RETURNS trigger LANGUAGE plpgsql AS $$ "
+        "BEGIN NEW.text := NEW.text || '-' || (SELECT count(*) FROM note); RETURN NEW; END $$"
+    )
+    database.execute_sql("CREATE TRIGGER note_numbered BEFORE INSERT ON note FOR EACH ROW EXECUTE FUNCTION numbered()")
+    database.execute_sql("CREATE TRIGGER note_always BEFORE INSERT ON note FOR EACH ROW EXECUTE FUNCTION numbered()")
+    database.execute_sql("ALTER TABLE note ENABLE ALWAYS TRIGGER note_always")
+    database.execute_sql("CREATE TRIGGER note_off BEFORE INSERT ON note FOR EACH ROW EXECUTE FUNCTION numbered()")
+    database.execute_sql("ALTER TABLE note DISABLE TRIGGER note_off")
+    database.execute_sql("INSERT INTO note (text) VALUES ('alpha')")
+"""
+
+
+def test_seed_rows_are_put_back_as_they_were_not_through_the_tables_triggers(inner: pytest.Pytester) -> None:
+    make_ini(inner, ISOLATED)
+    inner.makeconftest(TRIGGER_SEED)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+        from peewee_async.databases import fetchall
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_writes():
+            await Note.aio_create(text="mine")
+
+        async def test_the_seed_row_is_back_unchanged_and_the_triggers_as_they_were():
+            assert [note.text for note in await Note.select().aio_execute()] == ["alpha-0-0"]
+            rows = await database.aio_execute_sql(
+                "SELECT tgname, tgenabled FROM pg_trigger WHERE tgrelid = 'note'::regclass AND NOT tgisinternal "
+                "ORDER BY tgname",
+                fetch_results=fetchall,
+            )
+            assert [tuple(row) for row in rows] == [("note_always", "A"), ("note_numbered", "O"), ("note_off", "D")]
+            await Note.aio_create(text="new")
+            assert (await Note.aio_get(Note.text.startswith("new"))).text == "new-1-1"  # they still fire
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
+
+
+FAILING_SEED = """
+from app.models import Note
+
+{kind} pytest_peewee_async_seed_database(database):
+    Note.insert(text="half").execute()
+    raise RuntimeError("no reference data today")
+"""
+
+
+@pytest.mark.parametrize("kind", ["def", "async def"])
+@pytest.mark.parametrize("backend", ["aiopg", "sqlite"])
+def test_a_failing_seed_hook_is_named_with_its_line_once_and_leaves_nothing(
+    inner: pytest.Pytester, backend: str, kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_ini(inner, ISOLATED)
+    use(inner, backend)
+    monkeypatch.setenv("TMPDIR", str(inner.mkdir("tmp")))  # where an SQLite test database's folder is made
+    inner.makeconftest(FAILING_SEED.format(kind=kind))
+    inner.makepyfile("async def test_x():\n    pass\n")
+    result = inner.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    pattern = "*pytest_peewee_async_seed_database failed at *conftest.py:5: RuntimeError: no reference data today*"
+    said_lines = [line for line in result.stdout.lines + result.stderr.lines if fnmatch.fnmatch(line, pattern)]
+    assert len(said_lines) == 1, result.stdout.str() + result.stderr.str()
+    assert not list(inner.path.joinpath("tmp").iterdir())
+    # (the app_database fixture checks that no test database was left behind)
+
+
+DEFERRABLE_SEED = """
+def pytest_peewee_async_seed_database(database):
+    database.execute_sql(
+        "CREATE TABLE slot (id INTEGER PRIMARY KEY, pos INTEGER UNIQUE DEFERRABLE INITIALLY DEFERRED)"
+    )
+    database.execute_sql("INSERT INTO slot VALUES (1, 1), (2, 2)")
+"""
+
+
+def test_seed_rows_of_a_table_with_a_deferrable_unique_constraint_are_put_back(inner: pytest.Pytester) -> None:
+    make_ini(inner, ISOLATED)
+    inner.makeconftest(DEFERRABLE_SEED)  # (ON CONFLICT refuses a table with one: put back as a table without a key)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+        from peewee_async.databases import fetchall
+
+        @pytest.mark.peewee_db(isolation="clear")
+        async def test_deletes_one():
+            await database.aio_execute_sql("DELETE FROM slot WHERE id = 2")
+
+        async def test_it_is_back():
+            rows = await database.aio_execute_sql("SELECT id, pos FROM slot ORDER BY id", fetch_results=fetchall)
+            assert [tuple(row) for row in rows] == [(1, 1), (2, 2)]
         """
     )
     inner.runpytest().assert_outcomes(passed=2)
