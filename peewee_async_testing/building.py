@@ -15,7 +15,7 @@ import peewee
 from peewee_async.databases import AioDatabase
 from peewee_async.utils import sort_models
 
-from . import seeds
+from . import __version__, seeds
 from ._compat import create_table_sql
 from ._database import is_postgres, sync_queries
 from .exceptions import ConfigurationError
@@ -82,6 +82,7 @@ class SchemaBuild:
         """A hash of what the built database depends on: the SQL that makes the models' tables and indexes, the
         SQL files, the migration files, the hooks' source. It changes when the database would be built otherwise."""
         parts = [
+            __version__.encode(),  # (what this library writes into it, such as the seed rows' restore, may change)
             self.how.encode(),
             *(sql.encode() for model in sort_models(self.models) for sql in create_table_sql(model)),
         ]
@@ -136,8 +137,9 @@ def _call(hook: HookCaller, database: AioDatabase, name: str) -> None:
         finally:
             loop.close()
     except Exception as error:
+        said = str(error).removeprefix("peewee-async-testing: ").rstrip().rstrip(".")  # (one of this library's)
         raise ConfigurationError(
-            f"{name} failed{_where(hook, error)}: {type(error).__name__}: {error}".rstrip()
+            f"{name} failed{_where(hook, error)}: {type(error).__name__}: {said}"
             + ". Correct the hook: the test database was not made."
         ) from None
 

@@ -125,14 +125,18 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
             create=config.getoption("peewee_create_db"),
             drop_stale=config.getoption("peewee_drop_stale") or config.getoption("peewee_create_db"),
         )
-        test_database.setup()
+        gate.building = True
+        try:
+            test_database.setup()
+        finally:
+            gate.building = False
     except Exception as error:  # said once for the session, not once per test
         cause = (
             ""
             if isinstance(error, PeeweeAsyncTestingError)
             else f"could not make the test database: {type(error).__name__}: "
         )
-        message = f"peewee-async-testing: {cause}{error}"
+        message = f"peewee-async-testing: {cause}" + str(error).removeprefix("peewee-async-testing: ")
         if hasattr(config, "workerinput"):  # a pytest-xdist worker: pytest.exit would crash the controller
             request.session.shouldstop = message
             raise pytest.fail.Exception(message, pytrace=False) from None

@@ -83,6 +83,8 @@ class Gate:
         self.server: tuple[object, object, object] | None = None
         #: Whether the session's test database is ready (the object pointed at it).
         self.ready = False
+        #: While the test database is built (its setup and seed hooks run).
+        self.building = False
         #: A ``peewee_database`` fixture of the user's: it points the object itself; only the original is refused.
         self.overridden = False
         self._refusals: list[str | None] = [BETWEEN_TESTS]
@@ -197,7 +199,10 @@ class Gate:
             )
         if self.original is not None and target[0] == self.original[0]:
             when = (
-                "was pointed back at your real database {name!r} during the session (by database.init() in an "
+                "was pointed at your real database {name!r} while the test database was built (by database.init() "
+                "in a setup or seed hook?). Leave the object where the plugin points it."
+                if self.building
+                else "was pointed back at your real database {name!r} during the session (by database.init() in an "
                 "app's start-up?). Skip that init() under the tests."
                 if self.ready
                 else "still points at your real database {name!r}: the plugin points it at the test database "

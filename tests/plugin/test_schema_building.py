@@ -548,3 +548,24 @@ def test_seed_rows_of_a_table_with_a_deferrable_unique_constraint_are_put_back(i
         """
     )
     inner.runpytest().assert_outcomes(passed=2)
+
+
+def test_a_seed_hook_that_points_the_database_at_the_real_one_is_refused(inner: pytest.Pytester) -> None:
+    make_ini(inner, ISOLATED)
+    inner.makeconftest(
+        """
+        import os
+
+        def pytest_peewee_async_seed_database(database):
+            database.init("app", host=os.environ["INNER_HOST"], port=int(os.environ["INNER_PORT"]), user="postgres")
+            database.execute_sql("INSERT INTO note (text) VALUES ('seeded into the real database')")
+        """
+    )
+    inner.makepyfile("async def test_x():\n    pass\n")
+    result = inner.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    said = [line for line in result.stdout.lines + result.stderr.lines if "real database" in line]
+    assert len(said) == 1, said
+    assert said[0].count("peewee-async-testing:") == 1, said
+    assert "pointed at your real database 'app' while the test database was built" in said[0]
+    # (the app_database fixture checks that the real database was not written to)
