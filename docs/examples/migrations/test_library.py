@@ -1,13 +1,13 @@
 import pytest
-
 from library.models import Book, Genre
 
 
 async def test_the_seed_data_is_there():
-    assert sorted(genre.name for genre in await Genre.select().aio_execute()) == ["Crime", "Poetry"]
+    names = [genre.name for genre in await Genre.select().aio_execute()]
+    assert sorted(names) == ["Crime", "Poetry"]
 
 
-async def test_names_are_case_insensitive():  # the citext extension, from schema/extensions.sql
+async def test_names_are_case_insensitive():  # citext, from schema/extensions.sql
     assert (await Genre.aio_get(Genre.name == "poetry")).name == "Poetry"
 
 
@@ -30,4 +30,3 @@ def test_a_clearing_test_too():
 
 async def test_the_genres_are_back():
     assert await Genre.select().aio_count() == 2
-

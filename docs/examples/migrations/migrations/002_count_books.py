@@ -8,7 +8,10 @@ def migrate(migrator, database, *, fake=False):
         END $$
         """
     )
-    migrator.sql("CREATE TRIGGER book_counted AFTER INSERT ON book FOR EACH ROW EXECUTE FUNCTION count_books()")
+    migrator.sql(
+        "CREATE TRIGGER book_counted AFTER INSERT ON book"
+        " FOR EACH ROW EXECUTE FUNCTION count_books()"
+    )
 
 
 def rollback(migrator, database, *, fake=False):
