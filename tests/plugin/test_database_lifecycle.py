@@ -114,12 +114,12 @@ def test_two_configured_names_never_share_a_test_database(
     inner: pytest.Pytester, pg_server: PostgresServer, one: str, other: str
 ) -> None:
     inner.makepyfile(ONE_TEST)
-    made = set()
+    before, made = databases(pg_server), set()  # (this run's own test_... databases are not the inner runs')
     try:
         for name in (one, other):
             inner.path.joinpath("app", "db.py").write_text(APP_DB.replace('"app"', repr(name)))
             inner.runpytest("--peewee-reuse-db").assert_outcomes(passed=1)
-            made |= {found for found in databases(pg_server) if found.startswith("test_")}
+            made |= {found for found in databases(pg_server) - before if found.startswith("test_")}
         assert len(made) == 2, f"{one!r} and {other!r} got {made}"
     finally:
         for name in made:
