@@ -10,7 +10,7 @@ and the database must be a test database (:mod:`~peewee_async_testing.guard`) un
 from __future__ import annotations
 
 import functools
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from typing import Any, Literal
 
 import peewee
@@ -141,13 +141,22 @@ def bound_models(database: Any) -> list[type[peewee.Model]]:
     """
     database = resolve_database(database, purpose="bound_models", uninitialised=True)  # models need no connection
     found: dict[tuple[str | None, str], type[peewee.Model]] = {}
-    pending: list[type[peewee.Model]] = [peewee.Model]
+    for model in model_classes():
+        if _bound_database(model) is database:
+            found.setdefault((model._meta.schema, model._meta.table_name), model)
+    return list(sort_models(found.values()))
+
+
+def model_classes() -> Iterator[type[peewee.Model]]:
+    """Every subclass of :class:`peewee.Model` defined so far, each once."""
+    seen: set[type[peewee.Model]] = set()
+    pending = [peewee.Model]
     while pending:
         for model in pending.pop().__subclasses__():
-            pending.append(model)
-            if _bound_database(model) is database:
-                found.setdefault((model._meta.schema, model._meta.table_name), model)
-    return list(sort_models(found.values()))
+            if model not in seen:
+                seen.add(model)
+                pending.append(model)
+                yield model
 
 
 def _bound_database(model: type[peewee.Model]) -> Any:

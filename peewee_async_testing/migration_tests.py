@@ -21,17 +21,15 @@ not what test modules import later (a model of the tests' own is no model of the
 
 from __future__ import annotations
 
-import asyncio
 import os
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import peewee
 import pytest
 
-from .building import migrations_folder, run_sql_files, sql_files
+from .building import migrations_folder, run_on_own_loop, run_sql_files, sql_files
 from .exceptions import ConfigurationError, MigrationError, PeeweeAsyncTestingError
 from .migrations import Migrations, migration_names
 from .schema_snapshot import difference
@@ -176,21 +174,15 @@ def _failing_on(*errors: type[Exception], doing: str = "") -> Iterator[None]:
 @contextmanager
 def _bindings_kept() -> Iterator[None]:
     """Every model bound, after the block, to the database it was bound to before it."""
-    before = {model: model._meta.database for model in _models()}
+    from .cleanup import model_classes
+
+    before = {model: model._meta.database for model in model_classes()}
     try:
         yield
     finally:
         for model, database in before.items():
             if model._meta.database is not database:
                 model._meta.database = database
-
-
-def _models() -> Iterator[type[peewee.Model]]:
-    pending: list[type[peewee.Model]] = [peewee.Model]
-    while pending:
-        for model in pending.pop().__subclasses__():
-            pending.append(model)
-            yield model
 
 
 def test_peewee_migrations_apply(request: pytest.FixtureRequest) -> None:
@@ -237,7 +229,7 @@ def test_peewee_migrations_match_models(request: pytest.FixtureRequest) -> None:
         done = f"After the {len(applied)} migrations of" if len(applied) != 1 else "After the migration of"
         doing = f"{done} {_shown(request.config, migrations.folder)}, {_NOT_THE_MODELS}:\n"
         with _failing_on(AssertionError, doing=doing):
-            _run(lambda: assert_models_match_schema(scratch.database, models), scratch)
+            run_on_own_loop([assert_models_match_schema(scratch.database, models)], scratch.database)
 
 
 def test_peewee_models_registered(request: pytest.FixtureRequest) -> None:
@@ -257,23 +249,6 @@ _NOT_THE_MODELS = "the schema is not the models' (a migration forgotten, or a mo
 def _shown(config: pytest.Config, path: Path) -> str:
     """``path`` relative to the root folder, if it is under it."""
     return str(path.relative_to(config.rootpath)) if config.rootpath in path.parents else str(path)
-
-
-def _run(check: Callable[[], Any], scratch: Scratch) -> None:
-    """Run the coroutine ``check()`` on an event loop of its own, closing the scratch database's pool on it."""
-
-    async def run() -> None:
-        try:
-            await check()
-        finally:
-            await scratch.database.aio_close()
-
-    loop = asyncio.new_event_loop()
-    try:
-        loop.run_until_complete(run())
-    finally:
-        loop.run_until_complete(loop.shutdown_asyncgens())
-        loop.close()
 
 
 #: The tests, in the order they are collected.

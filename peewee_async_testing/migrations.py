@@ -22,6 +22,7 @@ import peewee
 from peewee_async.databases import AioDatabase
 
 from ._database import sync_queries
+from .cleanup import model_classes
 from .exceptions import ConfigurationError, MigrationError, PeeweeAsyncTestingError
 
 #: The files peewee-migrate runs, in name order: ``001_initial.py``...
@@ -120,12 +121,7 @@ def _unbinding_new_models(database: AioDatabase) -> Iterator[None]:
 
 
 def _bound_to(database: AioDatabase) -> Iterator[type[peewee.Model]]:
-    pending: list[type[peewee.Model]] = [peewee.Model]
-    while pending:
-        for model in pending.pop().__subclasses__():
-            pending.append(model)
-            if model._meta.database is database:
-                yield model
+    return (model for model in model_classes() if model._meta.database is database)
 
 
 def _router_class() -> type[Any]:

@@ -23,7 +23,7 @@ from . import catalog
 from ._compat import index_parts
 from ._database import _name, is_postgres, resolve_database
 from .catalog import Column, ForeignKey, Index, Table
-from .cleanup import bound_models
+from .cleanup import bound_models, model_classes
 from .exceptions import ConfigurationError
 
 __all__ = ["assert_all_models_registered", "assert_models_match_schema"]
@@ -247,7 +247,7 @@ def assert_all_models_registered(package: ModuleType | str, models: Iterable[typ
     missing = sorted(
         (
             model
-            for model in _subclasses()
+            for model in model_classes()
             if (model.__module__ == root or model.__module__.startswith(f"{root}."))
             and model._meta.database is not None
             and model not in known
@@ -305,15 +305,3 @@ def _import_all(package: ModuleType | str) -> tuple[str, list[tuple[str, str]]]:
             if info.ispkg:
                 pending.append(module)
     return root.__name__, sorted(failures)
-
-
-def _subclasses() -> Iterator[type[peewee.Model]]:
-    """Every subclass of :class:`peewee.Model` defined so far."""
-    seen: set[type[peewee.Model]] = set()
-    pending = [peewee.Model]
-    while pending:
-        for model in pending.pop().__subclasses__():
-            if model not in seen:
-                seen.add(model)
-                pending.append(model)
-                yield model
