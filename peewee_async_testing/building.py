@@ -129,13 +129,8 @@ def _call(hook: HookCaller, database: AioDatabase, name: str) -> None:
     try:
         results = hook(database=database)
         waiting = [result for result in results if inspect.isawaitable(result)]
-        if not waiting:
-            return
-        loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(_await_all(waiting, database))
-        finally:
-            loop.close()
+        if waiting:
+            run_on_own_loop(waiting, database)
     except Exception as error:
         said = str(error).removeprefix("peewee-async-testing: ").rstrip().rstrip(".")  # (one of this library's)
         raise ConfigurationError(
@@ -155,12 +150,22 @@ def _where(hook: HookCaller, error: BaseException) -> str:
     return at
 
 
-async def _await_all(waiting: list[Awaitable[object]], database: AioDatabase) -> None:
+def run_on_own_loop(waiting: Sequence[Awaitable[object]], database: AioDatabase) -> None:
+    """Await ``waiting`` in order on an event loop of its own, and close ``database``'s pool on it before the loop."""
+
+    async def run() -> None:
+        try:
+            for awaitable in waiting:
+                await awaitable
+        finally:
+            await database.aio_close()
+
+    loop = asyncio.new_event_loop()
     try:
-        for awaitable in waiting:
-            await awaitable
+        loop.run_until_complete(run())
     finally:
-        await database.aio_close()
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
 
 
 def _ini_folder(config: pytest.Config) -> Path:

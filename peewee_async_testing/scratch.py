@@ -25,7 +25,6 @@ from typing import Any
 
 import psycopg2
 from peewee_async.databases import AioDatabase
-from peewee_async.pool import PsycopgPoolBackend
 
 from ._compat import sqlite_pragmas
 from ._database import is_postgres
@@ -34,9 +33,7 @@ from .guard import SQLITE_FOLDER_PREFIX
 from .ownership import Project, database_name, execute, find, quote
 from .schema_snapshot import Snapshot, postgres_snapshot, sqlite_snapshot
 from .server import PostgresServer
-from .testdb import WHERE
-
-_SUFFIX_HINT = "--peewee-db-suffix TEXT (or PEEWEE_ASYNC_TESTING_DB_SUFFIX)"
+from .testdb import SUFFIX_HINT, WHERE, server_params
 
 
 @dataclass
@@ -114,12 +111,12 @@ def _make(admin: Any, server: PostgresServer, project: Project, name: str) -> No
             raise ConfigurationError(
                 f'The database "{name}" on {where} already exists and is not a scratch database of this project '
                 f"({whose}), so the migration tests neither use nor drop it. Drop or rename it yourself if nothing "
-                f"in it is needed, or give this run other names with {_SUFFIX_HINT}."
+                f"in it is needed, or give this run other names with {SUFFIX_HINT}."
             )
         if found.held_by is not None:
             raise ConfigurationError(
                 f'The scratch database "{name}" on {where} is in use by another session (server process '
-                f"{found.held_by}). Runs that share a server need distinct names: give each one {_SUFFIX_HINT}."
+                f"{found.held_by}). Runs that share a server need distinct names: give each one {SUFFIX_HINT}."
             )
         execute(admin, f"DROP DATABASE {quote(name)}")  # a killed run's: nobody holds it
     try:
@@ -127,7 +124,7 @@ def _make(admin: Any, server: PostgresServer, project: Project, name: str) -> No
     except psycopg2.errors.DuplicateDatabase:
         raise ConfigurationError(
             f'The scratch database "{name}" on {where} was just made by another session. Runs that share a server '
-            f"need distinct names: give each one {_SUFFIX_HINT}."
+            f"need distinct names: give each one {SUFFIX_HINT}."
         ) from None
     run = os.environ.get("PYTEST_XDIST_TESTRUNUID") or uuid.uuid4().hex
     mark = project.mark(name, template=None, schema="", run=run)
@@ -140,10 +137,8 @@ def _make(admin: Any, server: PostgresServer, project: Project, name: str) -> No
 
 def _like(app: AioDatabase, name: str, server: PostgresServer) -> AioDatabase:
     """A new instance of ``app``'s class on database ``name`` of ``server``, with ``app``'s other settings."""
-    psycopg = issubclass(app.pool_backend_cls, PsycopgPoolBackend)
-    where = server.connect_params(name, driver="psycopg" if psycopg else "aiopg")
     own = {key: value for key, value in app.connect_params.items() if key not in WHERE}
     pool_only = {key: value for key, value in app.pool_params.items() if key not in app.connect_params}
-    params = {**own, **{key: value for key, value in where.items() if key != "database"}}
+    params = {**own, **server_params(server, app)}
     database: AioDatabase = type(app)(name, pool_params=pool_only, **params)
     return database

@@ -44,7 +44,7 @@ _HOLDER = "peewee-async-testing holder"
 
 #: The models whose tables the session's test database was built for (the plugin's), while it is set up.
 CREATED_MODELS: list[type[peewee.Model]] = []
-_SUFFIX_HINT = "--peewee-db-suffix TEXT (or PEEWEE_ASYNC_TESTING_DB_SUFFIX)"
+SUFFIX_HINT = "--peewee-db-suffix TEXT (or PEEWEE_ASYNC_TESTING_DB_SUFFIX)"
 
 
 #: The libpq settings that say where, and as whom, to connect: pointed at a server of the session's, the object
@@ -52,6 +52,14 @@ _SUFFIX_HINT = "--peewee-db-suffix TEXT (or PEEWEE_ASYNC_TESTING_DB_SUFFIX)"
 WHERE = frozenset(
     {"host", "hostaddr", "port", "user", "password", "passfile", "service", "servicefile", "dsn", "dbname"}
 )
+
+
+def server_params(server: PostgresServer, database: AioDatabase) -> dict[str, Any]:
+    """Where, and as whom, ``database`` (of its driver) connects to ``server``: its connection settings but the
+    database name."""
+    psycopg = issubclass(database.pool_backend_cls, PsycopgPoolBackend)
+    params = server.connect_params("", driver="psycopg" if psycopg else "aiopg")
+    return {key: value for key, value in params.items() if key != "database"}
 
 
 def repoint(database: AioDatabase, name: str, **server: Any) -> None:
@@ -181,7 +189,7 @@ class TestDatabase:
             self.build(self.database)
             return
         assert self.server is not None
-        self._restore = reinit(self.database, self.name, **self._server_params())
+        self._restore = reinit(self.database, self.name, **server_params(self.server, self.database))
         if not self.server.attached:
             # A server of this session alone, removed at its end: no other session to guard against,
             # nothing to reuse or drop. Just the database and its tables.
@@ -215,12 +223,6 @@ class TestDatabase:
     def _use(self, name: str) -> None:
         """Point the (already re-initialised) database object at database ``name`` of the server."""
         repoint(self.database, name)
-
-    def _server_params(self) -> dict[str, Any]:
-        assert self.server is not None
-        psycopg = issubclass(self.database.pool_backend_cls, PsycopgPoolBackend)
-        params = self.server.connect_params("", driver="psycopg" if psycopg else "aiopg")
-        return {key: value for key, value in params.items() if key != "database"}
 
     @contextmanager
     def _admin(self) -> Iterator[Any]:
@@ -282,13 +284,13 @@ class TestDatabase:
             if found[0].held_by is not None:
                 raise ConfigurationError(
                     f"The test database {name!r} is in use by another session (server process "
-                    f"{found[0].held_by}). Runs that share a server need distinct names: give each one {_SUFFIX_HINT}."
+                    f"{found[0].held_by}). Runs that share a server need distinct names: give each one {SUFFIX_HINT}."
                 )
             users = [one.name for one in self._held_clones(admin, name) if one.mark.get("run") != self.run]
             if users:
                 raise ConfigurationError(
                     f"The test database {name!r} on {self._where()} is the template of {', '.join(users)}, which "
-                    f"another run uses. Runs that share a server need distinct names: give each one {_SUFFIX_HINT}."
+                    f"another run uses. Runs that share a server need distinct names: give each one {SUFFIX_HINT}."
                 )
             if keep and mark.get("schema") == fingerprint and mark.get("template") == template:
                 self._mark(admin, name, template=template, schema=fingerprint)  # this run's now
@@ -298,7 +300,7 @@ class TestDatabase:
                 raise ConfigurationError(
                     f"The test database {name!r} on {self._where()} was made for this project, but is {why}, "
                     f"so it cannot be made afresh. Drop it as its owner, or give this run other names with "
-                    f"{_SUFFIX_HINT}."
+                    f"{SUFFIX_HINT}."
                 )
         self._create(admin, name, template=template, fingerprint=fingerprint)
         return False
@@ -318,7 +320,7 @@ class TestDatabase:
             f'The database "{found.name}" on {self._where()} already exists and is not a test database of this '
             f"project ({why}; this project is {self.project}). The plugin neither uses nor drops a "
             f"database it did not make for the project, whatever the options: give this run other test database "
-            f"names with {_SUFFIX_HINT}, or {fix}"
+            f"names with {SUFFIX_HINT}, or {fix}"
         )
 
     def _create(
