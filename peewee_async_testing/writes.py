@@ -2,7 +2,8 @@
 
 :class:`WriteTracker` reads the statements the database object runs, and asks the engine for the rest:
 on PostgreSQL, the rows written since a mark (their ``xmin``); on SQLite, an authorizer on the
-database's connections. When it cannot tell, every table counts as written: never fewer.
+database's connections; on MySQL/MariaDB, what its connections send and the triggers, cascades and
+functions that writes there may set off. When it cannot tell, every table counts as written: never fewer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import peewee_async
 from peewee_async.databases import fetchall
 
 from . import seeds
-from ._database import is_postgres, is_sqlite, resolve_database, sync_queries
+from ._database import is_mysql, is_postgres, is_sqlite, resolve_database, sync_queries
 from .cleanup import (
     Plan,
     _aio_run,
@@ -33,10 +34,13 @@ from .cleanup import (
     _quoted,
     _run,
     bound_models,
+    sync_multi_statements,
 )
 from .exceptions import ConfigurationError
 from .guard import describe, refuse_unless_test_database
+from .mysql_writes import mysql_written
 from .patches import set_attribute
+from .targets import written_tables
 
 #: Where the server's transaction ids stand, ``xmin:xmax:running,...``: every transaction that writes later
 #: gets an id of at least ``xmax``; those running now, below it, are listed.
@@ -88,12 +92,8 @@ def pg_new_rows(since: Since) -> str:
 
 #: Leading white space and comments, which a statement may start with.
 _COMMENTS = re.compile(r"(?:\s+|--[^\n]*|/\*(?:[^*]|\*(?!/))*\*/)*")
-_NAME = r'(?:"(?:[^"]|"")+"|\w+)'
-_WRITE = re.compile(
-    r"(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+(?:ONLY\s+)?"
-    rf"({_NAME}(?:\s*\.\s*{_NAME})?)",
-    re.I,
-)
+#: MySQL: the names a statement calls (``name(``): a stored function among them may write anywhere.
+_CALLS = re.compile(r"([A-Za-z_][\w$]*)`?\s*\(")
 _READ = re.compile(
     r"(?:SELECT|VALUES|TABLE|SHOW|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|SET)\b", re.I
 )
@@ -148,6 +148,8 @@ class WriteTracker:
             refuse_unless_test_database(self.database, (), purpose="WriteTracker")
         self.tables: set[str] = set()
         self.everything = False
+        self.called: set[str] = set()  # MySQL: the names the statements called, stored functions among them
+        self._mysql = is_mysql(self.database)
         self.since: Since | None = None
         self._kinds: dict[str, str] = {}  # at the mark: each table's relkind ("" for none)
         self._target: tuple[str, dict[str, Any]] = ("", {})  # at the mark: where the database pointed
@@ -162,6 +164,8 @@ class WriteTracker:
             self._undo.append(set_attribute(database, name, watching(getattr(database, name))))
         if is_sqlite(database):
             self._authorize_connections()
+        elif self._mysql:
+            self._watch_connections()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -247,14 +251,18 @@ class WriteTracker:
 
         return watched
 
-    def saw(self, sql: str) -> None:
+    def saw(self, sql: str | bytes) -> None:
         """Note what ``sql`` writes to."""
+        if isinstance(sql, bytes):  # (PyMySQL's and aiomysql's connections take bytes too)
+            sql = sql.decode(errors="replace")
         statement = _statement(sql)
-        match = _WRITE.match(statement or "")
-        if match:
-            self.tables.add(match.group(1).split(".")[-1].strip().strip('"').replace('""', '"'))
+        tables = None if statement is None else written_tables(statement)
+        if tables is not None:
+            self.tables.update(tables)
         elif statement is None or not _READ.match(statement):
             self.everything = True
+        if self._mysql and statement is not None:
+            self.called.update(name.lower() for name in _CALLS.findall(statement))
 
     def _authorized(self, action: int, table: str | None, *_: object) -> int:
         """The SQLite authorizer: note each table a statement (or a trigger it fires) writes to; allow all."""
@@ -292,6 +300,34 @@ class WriteTracker:
         if not database.is_closed():
             authorize(database.connection())
 
+    def _watch_connections(self) -> None:
+        """Watch what each connection of the MySQL database sends (``query``, under every cursor, raw ones too):
+        peewee's sync connection (open, or opened later) and each one its async pool hands out meanwhile."""
+        database, backend = self.database, self.database.pool_backend
+        connect, acquire = database.connect, backend.acquire
+        watched: set[int] = set()
+
+        def watch(connection: Any, watching: Callable[[Any], Any]) -> None:
+            if id(connection) not in watched:  # a connection back from the pool is watched already
+                watched.add(id(connection))
+                self._undo.append(set_attribute(connection, "query", watching(connection.query)))
+
+        def connect_watched(*args: Any, **kwargs: Any) -> Any:
+            opened = connect(*args, **kwargs)
+            if opened:
+                watch(database._state.conn, self._watching)
+            return opened
+
+        async def acquire_watched() -> Any:
+            connection = await acquire()
+            watch(connection, self._aio_watching)
+            return connection
+
+        self._undo.append(set_attribute(database, "connect", connect_watched))
+        self._undo.append(set_attribute(backend, "acquire", acquire_watched))
+        if not database.is_closed():
+            watch(database._state.conn, self._watching)
+
     def written(self, models: Iterable[type[peewee.Model]]) -> list[type[peewee.Model]]:
         """The models among ``models`` whose tables the statements seen wrote to (all of them after one it
         could not read). On PostgreSQL the server's rows are read only by the clear."""
@@ -320,7 +356,7 @@ class WriteTracker:
         only executes them, which costs about half as much.
         """
         self.carried = None
-        plan = self._plan(models, sequences, prepared=not self.database.is_closed())
+        plan = self._plan(models, sequences, prepared=not self.database.is_closed(), sync=True)
         if plan is not None or seeds.restore_plan(self.database):
             _run(self.database, plan or _no_statements())
 
@@ -331,7 +367,9 @@ class WriteTracker:
         """Where the database object points: in words (no password), and its connection settings."""
         return describe(self.database), dict(self.database.connect_params)
 
-    def _plan(self, models: Iterable[type[peewee.Model]], sequences: bool, *, prepared: bool) -> Plan | None:
+    def _plan(
+        self, models: Iterable[type[peewee.Model]], sequences: bool, *, prepared: bool, sync: bool = False
+    ) -> Plan | None:
         if self.since is not None and self._where() != self._target:
             raise ConfigurationError(
                 f"WriteTracker cannot empty the tables written since its mark in {self._target[0]}: the database "
@@ -339,9 +377,17 @@ class WriteTracker:
                 "under test?). Nothing was sent. Skip that init() under the tests."
             )
         models = list(models)
-        named, everything = self.written(models), self.everything or self.since is None
-        self.tables, self.everything = set(), False
+        named, seen_everything, seen, called = self.written(models), self.everything, self.tables, self.called
+        everything = seen_everything or self.since is None
+        self.tables, self.everything, self.called = set(), False, set()
         database, allow_any_database = self.database, self.allow_any_database
+        if self._mysql:  # the statements' tables, and what writes to them set off
+            if not (seen or called or seen_everything):
+                return None
+            checked = _guarded(database, models, purpose="WriteTracker", allow_any_database=allow_any_database)
+            written = None if seen_everything else seen
+            multi = not sync or sync_multi_statements(database)
+            return mysql_written(database, checked, written, called, sequences, multi=multi)
         if is_postgres(database):  # any table may hold rows written by paths that no statement named
             checked = _guarded(database, models, purpose="WriteTracker", allow_any_database=allow_any_database)
             if not checked:
