@@ -165,12 +165,13 @@ def mysql_present(
 
 
 def mysql_empty(
-    database: AioDatabase, models: list[type[peewee.Model]], strategy: Strategy, sequences: bool, *, multi: bool
+    database: AioDatabase, models: list[type[peewee.Model]], strategy: Strategy, sequences: bool, *, sync: bool
 ) -> Plan:
     """Empty the (existing) tables of ``models`` on MySQL, with foreign key checks off and then put back as they
     were, also when a statement fails: ``TRUNCATE TABLE`` each, or ``DELETE`` children first and (``sequences``)
-    ``ALTER TABLE ... AUTO_INCREMENT = 1``. ``multi``: the connection runs several statements in one string
-    (aiomysql's do), so all go in one round trip; else one each. Both ``TRUNCATE`` and ``ALTER TABLE`` commit."""
+    ``ALTER TABLE ... AUTO_INCREMENT = 1``. All go in one string, one round trip, where the connection runs
+    several statements in one (aiomysql's do; ``sync``: peewee's synchronous one, asked now); else one each.
+    Both ``TRUNCATE`` and ``ALTER TABLE`` commit implicitly."""
     if not models:
         return
     tables = [_quoted(database, model) for model in reversed(models)]
@@ -186,7 +187,7 @@ def mysql_empty(
             ]
     statements = [MYSQL_CHECKS_OFF, *emptying, MYSQL_CHECKS_BACK]
     try:
-        if multi:
+        if not sync or sync_multi_statements(database):
             yield "; ".join(statements), (), False
         else:
             for statement in statements:
@@ -293,18 +294,18 @@ def _plan(
     strategy: Strategy,
     *,
     sequences: bool = True,
-    multi: bool = True,
+    sync: bool = False,
 ) -> Plan:
     """Yield the statements that empty the tables of ``models`` (checked by :func:`_guarded`); receive each
-    statement's rows. ``sequences``: restart their auto-increment counters too. ``multi``: on MySQL, the
-    connection runs several statements in one string.
+    statement's rows. ``sequences``: restart their auto-increment counters too. ``sync``: the plan runs on
+    peewee's synchronous connection.
     """
     if not models:
         return
     if is_mysql(database):
         rows = yield mysql_tables(database, models), (), True
         existing = mysql_present(database, models, rows or ())
-        yield from mysql_empty(database, existing, strategy, sequences, multi=multi)
+        yield from mysql_empty(database, existing, strategy, sequences, sync=sync)
         return
     if is_postgres(database):
         tables = [_quoted(database, model) for model in models]
@@ -389,7 +390,7 @@ def clear_tables(
     db = resolve_database(database, purpose="clear_tables")
     strategy = _check_strategy(strategy)
     checked = _guarded(db, models, purpose="clear_tables", allow_any_database=allow_any_database)
-    _run(db, _plan(db, checked, strategy, multi=is_mysql(db) and sync_multi_statements(db)))
+    _run(db, _plan(db, checked, strategy, sync=True))
 
 
 async def _aio_run(database: AioDatabase, plan: Plan) -> None:

@@ -15,12 +15,11 @@ import peewee
 from peewee_async.databases import AioDatabase
 
 from .cleanup import Plan, _literal, mysql_empty, mysql_present, mysql_schema, mysql_tables
-from .targets import written_tables
+from .targets import called_names, written_tables
 
 #: A statement of a trigger's body that writes (its first word), and what the body may call.
 _BODY_WRITE = re.compile(r"\b(?:INSERT|REPLACE|UPDATE|DELETE)\b", re.I)
 _BODY_CALL = re.compile(r"\bCALL\b", re.I)
-_BODY_CALLS = re.compile(r"([A-Za-z_][\w$]*)`?\s*\(")
 _CASCADING = "('CASCADE', 'SET NULL', 'SET DEFAULT')"
 
 
@@ -31,10 +30,11 @@ def mysql_written(
     called: set[str],
     sequences: bool,
     *,
-    multi: bool,
+    sync: bool,
 ) -> Plan:
     """Empty the tables among those of ``models`` that were written: ``tables`` (the statements' tables; None
-    for every table) and what writes to them set off, children first, foreign key checks off."""
+    for every table) and what writes to them set off, children first, foreign key checks off. ``sync``: on
+    peewee's synchronous connection."""
     if not models:
         return
     schemas = ", ".join(sorted({_literal(mysql_schema(database, model)) for model in models}))
@@ -84,7 +84,7 @@ def mysql_written(
     chosen = present or []
     if written is not None:
         chosen = [model for model in chosen if model._meta.table_name in written]
-    yield from mysql_empty(database, chosen, "delete", sequences, multi=multi)
+    yield from mysql_empty(database, chosen, "delete", sequences, sync=sync)
 
 
 def _trigger_writes(body: str, called: set[str]) -> set[str] | None:
@@ -92,11 +92,11 @@ def _trigger_writes(body: str, called: set[str]) -> set[str] | None:
     The names it calls are added to ``called``: a stored function among them may write anywhere."""
     if _BODY_CALL.search(body):
         return None
-    called.update(name.lower() for name in _BODY_CALLS.findall(body))
     reached: set[str] = set()
     for write in _BODY_WRITE.finditer(body):
         tables = written_tables(body[write.start() :].split(";", 1)[0])
         if tables is None:
             return None
         reached.update(tables)
+    called.update(called_names(body, sorted(reached)))
     return reached

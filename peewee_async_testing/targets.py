@@ -29,6 +29,60 @@ _DELETE = re.compile(rf"DELETE{_MODIFIERS}\s+", re.I)
 #: The tokens of a list of table references: a name, a string, a word's end, one character of anything else.
 _TOKEN = re.compile(rf"\s*(?:(?P<name>{_NAME})|(?P<string>'(?:[^'\\]|\\.|'')*')|(?P<other>\S))", re.S)
 _JOINS = frozenset({"join", "straight_join"})
+_CALL = re.compile(r"([A-Za-z_][\w$]*)`?\s*\(")
+#: Words followed by ``(`` that call no stored function: keywords, and the built-in functions peewee writes.
+_NOT_CALLS = frozenset(
+    [
+        "all",
+        "and",
+        "any",
+        "as",
+        "avg",
+        "between",
+        "by",
+        "case",
+        "cast",
+        "char",
+        "coalesce",
+        "concat",
+        "count",
+        "date",
+        "exists",
+        "from",
+        "group_concat",
+        "having",
+        "if",
+        "ifnull",
+        "in",
+        "insert",
+        "interval",
+        "into",
+        "join",
+        "lower",
+        "max",
+        "min",
+        "not",
+        "now",
+        "nullif",
+        "on",
+        "or",
+        "over",
+        "replace",
+        "round",
+        "select",
+        "set",
+        "sum",
+        "substring",
+        "table",
+        "trim",
+        "upper",
+        "using",
+        "values",
+        "when",
+        "where",
+        "with",
+    ]
+)
 _JOIN_WORDS = frozenset({"inner", "cross", "left", "right", "outer", "natural", "full"})
 
 
@@ -53,6 +107,13 @@ def written_tables(statement: str) -> list[str] | None:
     after = re.compile(r".*?\bFROM\b", re.I | re.S).match(statement, start)
     named = _references(statement, after.end(), ends=("where", "order", "limit")) if after else None
     return None if listed is None or named is None else [*listed, *named]
+
+
+def called_names(statement: str, tables: list[str] | None = None) -> set[str]:
+    """The names (lower case) that ``statement`` calls, ``name(...)``, that may be stored functions: not the
+    keywords and built-ins peewee writes, nor ``tables`` (the table before an ``INSERT``'s column list)."""
+    skip = {table.lower() for table in tables or ()}
+    return {name for name in map(str.lower, _CALL.findall(statement)) if name not in _NOT_CALLS and name not in skip}
 
 
 def _references(statement: str, position: int, *, ends: tuple[str, ...]) -> list[str] | None:

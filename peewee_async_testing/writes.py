@@ -34,13 +34,12 @@ from .cleanup import (
     _quoted,
     _run,
     bound_models,
-    sync_multi_statements,
 )
 from .exceptions import ConfigurationError
 from .guard import describe, refuse_unless_test_database
 from .mysql_writes import mysql_written
 from .patches import set_attribute
-from .targets import written_tables
+from .targets import called_names, written_tables
 
 #: Where the server's transaction ids stand, ``xmin:xmax:running,...``: every transaction that writes later
 #: gets an id of at least ``xmax``; those running now, below it, are listed.
@@ -92,8 +91,6 @@ def pg_new_rows(since: Since) -> str:
 
 #: Leading white space and comments, which a statement may start with.
 _COMMENTS = re.compile(r"(?:\s+|--[^\n]*|/\*(?:[^*]|\*(?!/))*\*/)*")
-#: MySQL: the names a statement calls (``name(``): a stored function among them may write anywhere.
-_CALLS = re.compile(r"([A-Za-z_][\w$]*)`?\s*\(")
 _READ = re.compile(
     r"(?:SELECT|VALUES|TABLE|SHOW|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|SET)\b", re.I
 )
@@ -261,8 +258,8 @@ class WriteTracker:
             self.tables.update(tables)
         elif statement is None or not _READ.match(statement):
             self.everything = True
-        if self._mysql and statement is not None:
-            self.called.update(name.lower() for name in _CALLS.findall(statement))
+        if self._mysql and statement is not None:  # a stored function among them may write anywhere
+            self.called.update(called_names(statement, tables))
 
     def _authorized(self, action: int, table: str | None, *_: object) -> int:
         """The SQLite authorizer: note each table a statement (or a trigger it fires) writes to; allow all."""
@@ -386,8 +383,7 @@ class WriteTracker:
                 return None
             checked = _guarded(database, models, purpose="WriteTracker", allow_any_database=allow_any_database)
             written = None if seen_everything else seen
-            multi = not sync or sync_multi_statements(database)
-            return mysql_written(database, checked, written, called, sequences, multi=multi)
+            return mysql_written(database, checked, written, called, sequences, sync=sync)
         if is_postgres(database):  # any table may hold rows written by paths that no statement named
             checked = _guarded(database, models, purpose="WriteTracker", allow_any_database=allow_any_database)
             if not checked:
