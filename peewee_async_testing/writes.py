@@ -125,7 +125,11 @@ class WriteTracker:
       written, whoever wrote it: a trigger, a function (``SELECT add_item()``), ``EXPLAIN ANALYZE``, a
       raw cursor, another connection. Without a mark, every table counts as written;
     - on SQLite, an authorizer on the database's connections (peewee's sync one, those of its async
-      pool): each table a statement writes, a trigger's too, raw cursors included.
+      pool): each table a statement writes, a trigger's too, raw cursors included;
+    - on MySQL/MariaDB, what the database's connections send (peewee's sync one, those of its async
+      pool, raw cursors included), read as above; at the clear the server tells what the writes set off:
+      the tables its triggers write, those its foreign keys cascade into, and whether a name a statement
+      called is a stored function (then every table counts as written).
 
     A database that is not a test database is refused when the tracker is made, and the models to clear
     must be bound to it, as for :func:`aio_clear_tables` (``allow_any_database`` too).
@@ -180,7 +184,7 @@ class WriteTracker:
         self, models: Iterable[type[peewee.Model]] | None = None, *, known: dict[str, str] | None = None
     ) -> None:
         """On PostgreSQL, note where the server's transaction ids stand (one round trip), so that the clear
-        finds the rows written since, by any path; a no-op on SQLite.
+        finds the rows written since, by any path; a no-op on SQLite and MySQL.
 
         It also notes which of the tables of ``models`` (by default every bound model) exist, unless
         ``known`` (a dict shared between trackers, filled by the first) already says: the clear checks
@@ -339,7 +343,9 @@ class WriteTracker:
         any row, for a table the statements named, and for every table after a statement it could not
         read or without a mark); plain statements for the tables that existed at the mark, or (when one
         appeared or went since) a ``DO`` block that checks that each exists. On SQLite, ``DELETE`` for
-        the tables written to, nothing if none.
+        the tables written to, nothing if none. On MySQL, nothing if none; else one query of the
+        catalogue (and one more for each step a trigger or a cascade leads on), then the ``DELETE`` s in
+        one string, foreign key checks off and back as they were.
         """
         plan = self._plan(models, sequences, prepared=False)  # the pool's connections keep none of ours
         if plan is not None or seeds.restore_plan(self.database):  # (seed rows the test deleted: put back)

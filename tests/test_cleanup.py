@@ -1153,3 +1153,25 @@ async def test_mysql_sync_clear_is_one_string_where_the_connection_runs_several(
     assert len(sent[0]) == 1 + 4, sent[0]  # checks off, DELETE, ALTER TABLE, checks back
     assert len(sent[1 << 16]) == 2, sent[1 << 16]
     assert sent[1 << 16][1] == "; ".join(sent[0][1:])
+
+
+async def test_mysql_the_tracker_follows_foreign_keys_that_cascade(one_connection: Any) -> None:
+    """An ``UPDATE`` of a parent's key rewrites, ``ON UPDATE CASCADE``, the rows that reference it: their table
+    was written too, though no statement named it; a table no write reached keeps its rows."""
+    db = one_connection
+    await db.aio_execute_sql(
+        "CREATE TABLE note (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20), parent_id INT,"
+        " FOREIGN KEY (parent_id) REFERENCES parent (id) ON UPDATE CASCADE)"
+    )
+    try:
+        parent, child, note = model(db, "parent"), model(db, "child"), model(db, "note")
+        await db.aio_execute_sql("INSERT INTO parent (id, name) VALUES (1, 'p')")
+        await db.aio_execute_sql("INSERT INTO note (name, parent_id) VALUES ('n', 1)")
+        await db.aio_execute_sql("INSERT INTO child (name) VALUES ('kept')")
+        with WriteTracker(db) as tracker:
+            await db.aio_execute_sql("UPDATE parent SET id = 7 WHERE id = 1")
+        assert tracker.written([parent, child, note]) == [parent]
+        await tracker.aio_clear([parent, child, note])
+        assert [await table.select().aio_count() for table in (parent, child, note)] == [0, 1, 0]
+    finally:
+        await db.aio_execute_sql("DROP TABLE note")
