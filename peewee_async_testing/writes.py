@@ -92,7 +92,9 @@ def pg_new_rows(since: Since) -> str:
 #: Leading white space and comments, which a statement may start with.
 _COMMENTS = re.compile(r"(?:\s+|--[^\n]*|/\*(?:[^*]|\*(?!/))*\*/)*")
 _READ = re.compile(
-    r"(?:SELECT|VALUES|TABLE|SHOW|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|SET)\b", re.I
+    r"(?:SELECT|VALUES|TABLE|SHOW|DESC|DESCRIBE|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE"
+    r"|SET)\b",
+    re.I,
 )
 #: ``EXPLAIN`` and its options: what follows is read as the statement (which ``ANALYZE`` runs).
 _EXPLAIN = re.compile(r"EXPLAIN(?:\s*\([^()]*\)|\s+(?:ANALY[SZ]E|VERBOSE)\b)*\s+", re.I)

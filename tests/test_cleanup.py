@@ -447,6 +447,7 @@ WRITES = {
         "SET @made = add_book({author})", (Book, Review), precise=False, engines=("mysql",)
     ),
     "DO on MySQL": Write("DO add_book({author})", (Book, Review), precise=False, engines=("mysql",)),
+    "DESCRIBE (no write)": Write("DESCRIBE book", (), engines=("mysql",)),
     "backticks": Write("UPDATE `book` SET title = 'ticked'", (Book,), engines=("mysql",)),
     "backticks with the database": Write(
         "UPDATE `{database}`.`book` SET title = 'ticked'", (Book,), engines=("mysql",)
