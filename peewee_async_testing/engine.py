@@ -545,7 +545,8 @@ class CaseEngine:
                 self._shared.deferred = None
             elif not drivers.is_closed(raw) and self._shared.mysql:
                 ended = self._shared.ended_by
-                problem = "" if ended is None else ENDED_ON_MYSQL.format(what=ended)
+                problem = "" if drivers.in_transaction(raw) else ENDED_INSIDE  # (a COMMIT past every guard)
+                problem = problem if ended is None else ENDED_ON_MYSQL.format(what=ended)
                 await self._send_roll_back(problem)
                 if self._shared.warnings and self._savepoint is None:
                     problem = problem or await self._non_transactional()

@@ -74,6 +74,12 @@ def is_mysql(db: Any) -> bool:
     return isinstance(db, peewee_async.MySQLDatabase)
 
 
+def only_postgres(db: Any, why: str) -> None:
+    """Skip the test unless ``db`` is PostgreSQL, saying ``why`` the others differ."""
+    if is_sqlite(db) or is_mysql(db):
+        pytest.skip(f"PostgreSQL only: {why}")
+
+
 async def names() -> list[str]:
     """The names of the authors in the table, sorted."""
     return [author.name for author in await Author.select().order_by(Author.name).aio_execute()]
