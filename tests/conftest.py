@@ -15,7 +15,7 @@ import peewee_async
 import pytest
 import pytest_asyncio
 
-from peewee_async_testing import PostgresServer
+from peewee_async_testing import MariaDBServer, PostgresServer
 
 from .helpers import acquired, admin, mysql_admin
 from .models import MODELS, database_proxy
@@ -29,6 +29,13 @@ _GONE = object()
 def pg_server() -> Iterator[PostgresServer]:
     """The PostgreSQL server of this run: started here, stopped and removed at the end."""
     with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[MariaDBServer]:
+    """The MariaDB server of this run: started here, stopped and removed at the end."""
+    with MariaDBServer() as server:
         yield server
 
 
