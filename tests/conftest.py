@@ -125,14 +125,3 @@ async def database(session_database: Any) -> AsyncIterator[Any]:
     assert not any(leaked_rows.values()), f"the test left rows behind: {leaked_rows}"
     assert not await acquired(session_database), "the test left a connection acquired from the pool"
 
-
-class _HandServer:  # TEMPORARY until MariaDBServer lands
-    host, port, user = "127.0.0.1", int(os.environ.get("PWAT_MYSQL_PORT", "33061")), "root"
-
-    def connect_params(self, name: str) -> dict[str, Any]:
-        return {"database": name, "host": self.host, "port": self.port, "user": self.user}
-
-
-@pytest.fixture(scope="session")
-def mysql_server() -> Any:
-    return _HandServer()
