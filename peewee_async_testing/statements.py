@@ -28,7 +28,21 @@ AUTOCOMMIT = "autocommit"
 
 #: The first words that can start one of those statements (PostgreSQL's, SQLite's and MySQL's together).
 _LEADING = frozenset(
-    {"abort", "begin", "commit", "end", "prepare", "release", "rollback", "savepoint", "start", "set", "xa", "lock", "unlock"}
+    {
+        "abort",
+        "begin",
+        "commit",
+        "end",
+        "prepare",
+        "release",
+        "rollback",
+        "savepoint",
+        "start",
+        "set",
+        "xa",
+        "lock",
+        "unlock",
+    }
 )
 _FIRST_WORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_$]*)")
 _TOKEN_PATTERN = r"""(?P<space>\s+)

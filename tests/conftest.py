@@ -124,4 +124,3 @@ async def database(session_database: Any) -> AsyncIterator[Any]:
     assert not leaked_patches, f"the test left patches on the database: {leaked_patches}"
     assert not any(leaked_rows.values()), f"the test left rows behind: {leaked_rows}"
     assert not await acquired(session_database), "the test left a connection acquired from the pool"
-

@@ -68,7 +68,7 @@ def call(entry: str, database: Any) -> None:
 
 
 class OtherDatabase(AioDatabase):  # type: ignore[misc]  # peewee-async ships no types: AioDatabase is Any
-    """A peewee-async database of a backend that is neither PostgreSQL, MySQL nor SQLite, as a third party's would be."""
+    """A peewee-async database of a backend that is neither PostgreSQL, MySQL nor SQLite, as a third party's is."""
 
     pool_backend_cls = AioSqlitePoolBackend
 

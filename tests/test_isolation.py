@@ -227,7 +227,10 @@ async def test_sibling_blocks_that_reset_leave_the_sequences_as_they_were(databa
         pytest.skip("SQLite has no sequences")
     sequence = "SELECT last_value, is_called FROM author_id_seq"
     if is_mysql(database):
-        sequence = "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'author'"
+        sequence = (
+            "SELECT AUTO_INCREMENT FROM information_schema.TABLES "
+            "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'author'"
+        )
         await database.aio_execute_sql("ALTER TABLE author AUTO_INCREMENT = 5")
     else:
         await database.aio_execute_sql("SELECT nextval('author_id_seq')")

@@ -36,7 +36,10 @@ def other(db: Any) -> Iterator[pymysql.connections.Connection]:
     """A second connection to the test database, autocommit off, as another client of the server."""
     params = db.connect_params
     connection = pymysql.connect(
-        host=params["host"], port=params["port"], user=params["user"], password=params.get("password") or "",
+        host=params["host"],
+        port=params["port"],
+        user=params["user"],
+        password=params.get("password") or "",
         database=db.database,
     )
     yield connection
@@ -113,7 +116,9 @@ async def test_a_deadlock_that_rolls_the_transaction_back_is_named_and_no_later_
                 await Author.aio_create(name="after the deadlock")
         assert "1213" in str(raised.value)
         assert await names() == []
-        values = await db.aio_execute_sql("SELECT DISTINCT v FROM pwat_pair", fetch_results=peewee_async.databases.fetchall)
+        values = await db.aio_execute_sql(
+            "SELECT DISTINCT v FROM pwat_pair", fetch_results=peewee_async.databases.fetchall
+        )
         assert list(values) == [(0,)]
     finally:
         await db.aio_execute_sql("DROP TABLE pwat_pair")
@@ -173,7 +178,9 @@ async def test_after_a_database_error_the_block_goes_on_without_autosavepoint(db
 
 
 async def counter(db: Any) -> int:
-    sql = "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'author'"
+    sql = (
+        "SELECT AUTO_INCREMENT FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'author'"
+    )
     return int((await db.aio_execute_sql(sql, fetch_results=one))[0])
 
 

@@ -9,7 +9,7 @@ import peewee
 import peewee_async
 import pytest
 
-from peewee_async_testing import ConfigurationError, PostgresServer, TransactionError, TransactionTestCase
+from peewee_async_testing import ConfigurationError, TransactionError, TransactionTestCase
 from peewee_async_testing.connection import SharedConnection
 
 from .helpers import acquired, admin, is_mysql, is_sqlite, mysql_admin, names
