@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from mariadb import LABELS as MARIADB_LABELS
+from mariadb_suites import LABELS as MARIADB_LABELS
 from suites import LABELS
 
 

@@ -1,7 +1,7 @@
 """Benchmarks of peewee-async-testing, side by side in one run: ``python bench/run.py``.
 
 Starts a throwaway PostgreSQL server, generates the suites of ``suites.py``, runs every isolation
-strategy interleaved ``--reps`` times, and the MariaDB ones of ``mariadb.py`` (where ``mariadbd`` is
+strategy interleaved ``--reps`` times, and the MariaDB ones of ``mariadb_suites.py`` (where ``mariadbd`` is
 installed, unless ``--no-mariadb``), times the throwaway server, the plugin's start-up and
 pytest-xdist, and writes ``results.md`` (Markdown), ``results.rst`` (for the docs), ``results.json``
 and ``chart.png`` into ``--out``. Every target is a ratio of two figures measured in the same run.
@@ -28,7 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from mariadb import bench_mariadb  # noqa: E402
+from mariadb_suites import bench_mariadb  # noqa: E402
 from suites import BY_NAME, INI, USUAL, write_suite  # noqa: E402
 
 from peewee_async_testing import MariaDBServer, PostgresServer, ServerError  # noqa: E402

@@ -7,26 +7,19 @@ per test is its median minus no isolation's in the same session. Strategies: no 
 fixture, this package's ``TransactionTestCase`` in a fixture (the engine ``in_transaction`` runs), and the
 plugin's ``in_transaction`` itself where the plugin runs on MySQL (a probe session says whether it does).
 
-The server: ``peewee_async_testing.MariaDBServer`` when the package has it, else a hand-made one
-(``mariadb-install-db`` and ``mariadbd``, as the ``mysql`` account under root), stopped and removed at the end.
+The server: a throwaway :class:`peewee_async_testing.MariaDBServer`, stopped and removed at the end.
 """
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from suites import INI, Strategy, _test
+
+from peewee_async_testing import MariaDBServer
 
 APP = """
 import os
@@ -162,8 +155,9 @@ def bench_mariadb(
 ) -> dict[str, Any]:
     """Every MariaDB strategy in one session, ``reps`` sessions; the plugin's in_transaction in them too when a
     probe session shows that the plugin runs on MySQL (else why not, in ``in_transaction``)."""
-    with server() as params:
-        _admin(params, "CREATE DATABASE bench")
+    with MariaDBServer() as server:
+        params = server.connect_params("bench")
+        _admin(server, "CREATE DATABASE bench")
         env = {
             **env,
             "BENCH_MYSQL_HOST": str(params["host"]),
@@ -189,7 +183,7 @@ def bench_mariadb(
                 times.setdefault(name, []).append(value)
                 extra.setdefault(name, []).append(value - session["none"])
             print(f"  MariaDB rep {rep + 1}/{reps}: " + ", ".join(f"{n} {v[-1] * 1000:.3f}" for n, v in extra.items()))
-        version = _admin(params, "SELECT VERSION()")[0][0]
+        version = _admin(server, "SELECT VERSION()")[0][0]
     return {
         "server": f"MariaDB {version}",
         "in_transaction": "measured" if plugin else f"not measured: the plugin does not run on MySQL here ({why_not})",
@@ -198,76 +192,11 @@ def bench_mariadb(
     }
 
 
-def _admin(params: dict[str, Any], sql: str) -> list[Any]:
-    import pymysql
-
-    connection = pymysql.connect(
-        host=params["host"], port=int(params["port"]), user=params["user"], password=params.get("password") or ""
-    )
+def _admin(server: MariaDBServer, sql: str) -> list[Any]:
+    connection = server.connect()
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql)
             return list(cursor.fetchall())
     finally:
         connection.close()
-
-
-@contextlib.contextmanager
-def server() -> Iterator[dict[str, Any]]:
-    """A throwaway MariaDB server's connection settings (as its superuser), for the block."""
-    try:
-        from peewee_async_testing import MariaDBServer  # type: ignore[attr-defined]
-    except ImportError:
-        MariaDBServer = None  # not in this version of the package: a hand-made one
-    if MariaDBServer is not None:
-        with MariaDBServer() as made:
-            params = made.connect_params("mysql")
-            yield {key: params.get(key) for key in ("host", "port", "user", "password")}
-        return
-    with _hand_made() as params:
-        yield params
-
-
-@contextlib.contextmanager
-def _hand_made() -> Iterator[dict[str, Any]]:
-    """``mariadb-install-db`` and ``mariadbd`` on a free port, in a folder of ``/dev/shm`` (as the ``mysql``
-    account when run as root: the server refuses root); killed and removed at the end."""
-    folder = Path(
-        tempfile.mkdtemp(prefix="peewee-bench-mariadb-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
-    )
-    user = ["--user=mysql"] if os.geteuid() == 0 else []
-    process = None
-    try:
-        if user:
-            shutil.chown(folder, "mysql")
-        data = folder / "data"
-        install = ["mariadb-install-db", *user, f"--datadir={data}", "--auth-root-authentication-method=normal"]
-        # in the folder, its temporary files there too: the mysql account may not enter the current one or $TMPDIR
-        inside = {"cwd": folder, "env": {**os.environ, "TMPDIR": str(folder)}}
-        subprocess.run([*install, "--skip-test-db"], check=True, capture_output=True, **inside)
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        server = [shutil.which("mariadbd") or "/usr/sbin/mariadbd", "--no-defaults", *user, f"--datadir={data}"]
-        server += [f"--socket={folder / 'sock'}", f"--port={port}", "--bind-address=127.0.0.1"]
-        server += [f"--log-error={folder / 'err.log'}", f"--tmpdir={folder}"]
-        quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-        process = subprocess.Popen(server, start_new_session=True, **inside, **quiet)
-        deadline = time.monotonic() + 60
-        while not _listening(port):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mariadbd did not start: see {folder / 'err.log'}")
-            time.sleep(0.02)
-        user_name = "root" if os.geteuid() == 0 else os.environ.get("USER", "root")
-        yield {"host": "127.0.0.1", "port": port, "user": user_name, "password": ""}
-    finally:
-        if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            process.wait(60)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _listening(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.settimeout(0.2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
