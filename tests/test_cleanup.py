@@ -24,7 +24,7 @@ from peewee_async_testing import ConfigurationError, PostgresServer, aio_clear_t
 from peewee_async_testing.cleanup import STRATEGIES
 from peewee_async_testing.writes import WriteTracker
 
-from .helpers import admin, is_mysql, is_sqlite, names
+from .helpers import admin, is_mysql, is_sqlite, mysql_admin, names
 from .models import MODELS, Author, BaseModel, Book, Ghost, Review
 from .production import ROLE, Production
 
@@ -1176,3 +1176,39 @@ async def test_mysql_the_tracker_follows_foreign_keys_that_cascade(one_connectio
         assert [await table.select().aio_count() for table in (parent, child, note)] == [0, 1, 0]
     finally:
         await db.aio_execute_sql("DROP TABLE note")
+
+
+@pytest.mark.parametrize("how", CLEARS)
+@pytest.mark.parametrize("trick", ["plain", "test_ only in the schema"])
+async def test_mysql_a_database_that_is_not_a_test_database_is_refused_before_any_statement(
+    how: str, trick: str
+) -> None:
+    """Not named test_..., not on a throwaway server of this process: refused, naming where it is and never its
+    password, before anything connects (nothing listens on that port: a connection would fail otherwise)."""
+    shop = peewee_async.MySQLDatabase("shop", host="127.0.0.1", port=1, user="app", password="hunter2")
+    item = model(shop, "item", **({"schema": "test_shop"} if trick != "plain" else {}))
+    with pytest.raises(ConfigurationError) as refused:
+        await clear(how, shop, [item] if trick != "plain" else None)
+    message = str(refused.value)
+    assert "is not a test database" in message
+    assert "'shop' on 127.0.0.1:1" in message
+    assert "hunter2" not in message
+    assert shop.pool_backend.pool is None
+
+
+@pytest.mark.parametrize("how", CLEARS)
+async def test_mysql_any_database_of_a_throwaway_server_of_this_process_is_a_test_database(
+    request: pytest.FixtureRequest, how: str
+) -> None:
+    server = request.getfixturevalue("mysql_server")
+    mysql_admin(server, "CREATE DATABASE scratch")
+    try:
+        mysql_admin(server, "CREATE TABLE scratch.item (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))")
+        mysql_admin(server, "INSERT INTO scratch.item (name) VALUES ('gone')")
+        database = peewee_async.MySQLDatabase(**server.connect_params("scratch"))
+        model(database, "item")
+        await clear(how, database)
+        await database.aio_close()
+        assert mysql_admin(server, "SELECT COUNT(*) FROM scratch.item") == [(0,)]
+    finally:
+        mysql_admin(server, "DROP DATABASE scratch")
