@@ -172,7 +172,7 @@ def bench_mariadb(
             run_pytest(probe, env)
             plugin, why_not = True, ""
         except RuntimeError as failed:
-            plugin, why_not = False, str(failed).strip().splitlines()[-1][:300]
+            plugin, why_not = False, str(failed).strip().splitlines()[-1][:160]
         strategies = [*STRATEGIES, IN_TRANSACTION] if plugin else STRATEGIES
         write_suite(work / "mariadb", strategies, rounds, plugin=plugin)
         times: dict[str, list[float]] = {}

@@ -163,7 +163,9 @@ def write_report(report: dict[str, Any], out: Path) -> None:
             _ms(extra["min"]),
             _ms(extra["max"]),
         )
-        for name, extra in mariadb.get("extra", {}).items()
+        for name, extra in sorted(
+            mariadb.get("extra", {}).items(), key=lambda item: list(MARIADB_LABELS).index(item[0])
+        )
     ]
     if mariadb_rows:
         facts.append(
