@@ -12,7 +12,7 @@ import peewee_async
 import psycopg2
 import pytest
 
-from peewee_async_testing import PostgresServer
+from peewee_async_testing import MariaDBServer, PostgresServer
 
 from .models import Author
 
@@ -44,6 +44,17 @@ def admin(server: PostgresServer, sql: str, params: tuple[Any, ...] = (), databa
         connection.close()
 
 
+def mysql_admin(server: MariaDBServer, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """Run one statement on the MariaDB ``server`` as its superuser (autocommit); return its rows."""
+    connection = server.connect()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params or None)
+            return list(cursor.fetchall())
+    finally:
+        connection.close()
+
+
 def databases(server: PostgresServer) -> set[str]:
     """The names of the server's databases."""
     return {name for (name,) in admin(server, "SELECT datname FROM pg_database")}
@@ -51,6 +62,16 @@ def databases(server: PostgresServer) -> set[str]:
 
 def is_sqlite(db: Any) -> bool:
     return isinstance(db, peewee_async.SqliteDatabase)
+
+
+def is_mysql(db: Any) -> bool:
+    return isinstance(db, peewee_async.MySQLDatabase)
+
+
+def only_postgres(db: Any, why: str) -> None:
+    """Skip the test unless ``db`` is PostgreSQL, saying ``why`` the others differ."""
+    if is_sqlite(db) or is_mysql(db):
+        pytest.skip(f"PostgreSQL only: {why}")
 
 
 async def names() -> list[str]:
