@@ -1206,8 +1206,9 @@ async def test_mysql_any_database_of_a_throwaway_server_of_this_process_is_a_tes
         mysql_admin(server, "CREATE TABLE scratch.item (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))")
         mysql_admin(server, "INSERT INTO scratch.item (name) VALUES ('gone')")
         database = peewee_async.MySQLDatabase(**server.connect_params("scratch"))
-        model(database, "item")
+        item = model(database, "item")  # kept: a model class no one refers to may be collected, and not found
         await clear(how, database)
+        assert item._meta.database is database
         await database.aio_close()
         assert mysql_admin(server, "SELECT COUNT(*) FROM scratch.item") == [(0,)]
     finally:
