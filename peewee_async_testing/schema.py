@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -21,7 +21,7 @@ from peewee_async.utils import sort_models
 
 from . import catalog
 from ._compat import index_parts
-from ._database import _name, is_postgres, resolve_database
+from ._database import _name, is_mysql, is_postgres, resolve_database
 from .catalog import Column, ForeignKey, Index, Table
 from .cleanup import bound_models, model_classes
 from .exceptions import ConfigurationError
@@ -53,10 +53,11 @@ async def assert_models_match_schema(database: Any, models: Iterable[type[peewee
     db = resolve_database(database, purpose="assert_models_match_schema")
     checked = _models(db if models is None else models, default=models is None)
     tables = await catalog.read(db, [catalog.qualified(db, model) for model in checked])
+    canonical = catalog.mysql_default if is_mysql(db) else catalog.canonical_default
     differences = [
         f"{catalog.label(model)}: {line}"
         for model in checked
-        for line in _differences(_expected(db, model), tables.get(catalog.qualified(db, model)))
+        for line in _differences(_expected(db, model), tables.get(catalog.qualified(db, model)), canonical)
     ]
     if differences:
         differing = len({line.partition(":")[0] for line in differences})
@@ -101,7 +102,7 @@ def _expected(database: AioDatabase, model: type[peewee.Model]) -> Table:
                     (field.column_name,),
                     field.rel_model._meta.table_name,
                     (field.rel_field.column_name,),
-                    (field.on_delete or "NO ACTION").upper(),
+                    _on_delete(database, field.on_delete or "NO ACTION"),
                 )
             )
     for constraint in model._meta.constraints or ():
@@ -114,6 +115,10 @@ def _expected(database: AioDatabase, model: type[peewee.Model]) -> Table:
         else:
             table.indexes.append(Index(columns, index_parts(index)[1]))
     return table
+
+
+def _on_delete(database: AioDatabase, action: str) -> str:
+    return catalog.mysql_on_delete(action) if is_mysql(database) else action.upper()
 
 
 def _expected_column(database: AioDatabase, field: peewee.Field, primary_key: bool) -> Column:
@@ -131,6 +136,8 @@ def _expected_column(database: AioDatabase, field: peewee.Field, primary_key: bo
     )
     if is_postgres(database):
         family = catalog.pg_family(declared, auto=bool(field.sequence))
+    elif is_mysql(database):
+        family = catalog.mysql_family(declared)
     else:
         family = catalog.sqlite_family(declared)
     return Column(declared, family if declared else None, field.null, primary_key, default)
@@ -155,8 +162,9 @@ def _sql(database: AioDatabase, node: Any) -> str:
 # -- the differences -----------------------------------------------------------------------------------------------
 
 
-def _differences(expected: Table, actual: Table | None) -> Iterator[str]:
-    """The differences between the table the model would create and the one the database has, one a line."""
+def _differences(expected: Table, actual: Table | None, canonical: Callable[[str | None], str | None]) -> Iterator[str]:
+    """The differences between the table the model would create and the one the database has, one a line
+    (defaults compared as ``canonical`` spells them)."""
     if actual is None:
         yield "table missing"
         return
@@ -164,7 +172,7 @@ def _differences(expected: Table, actual: Table | None) -> Iterator[str]:
         found, declared = actual.columns.get(name), column.default is not None
         if found is None:
             yield f'column "{name}" missing ({column.shown(declared)} in the models)'
-        elif not column.matches(found):
+        elif not column.matches(found, canonical):
             yield f'column "{name}" is {column.shown(declared)} in the models, {found.shown(declared)} in the database'
     for name, column in actual.columns.items():
         if name not in expected.columns:
@@ -203,7 +211,7 @@ def _index_differences(expected: Table, actual: Table) -> Iterator[str]:
         else:
             yield f"{index} missing"
     if not expected.opaque_indexes:
-        yield from (f"{index} not in the models" for index in extra)
+        yield from (f"{index} not in the models" for index in extra if not index.for_foreign_key)
 
 
 # -- assert_all_models_registered ----------------------------------------------------------------------------------
