@@ -19,7 +19,7 @@ import peewee
 from peewee_async.databases import AioDatabase
 from peewee_async.utils import sort_models
 
-from . import catalog
+from . import catalog, mysql_catalog
 from ._compat import index_parts
 from ._database import _name, is_mysql, is_postgres, resolve_database
 from .catalog import Column, ForeignKey, Index, Table
@@ -53,7 +53,7 @@ async def assert_models_match_schema(database: Any, models: Iterable[type[peewee
     db = resolve_database(database, purpose="assert_models_match_schema")
     checked = _models(db if models is None else models, default=models is None)
     tables = await catalog.read(db, [catalog.qualified(db, model) for model in checked])
-    canonical = catalog.mysql_default if is_mysql(db) else catalog.canonical_default
+    canonical = mysql_catalog.mysql_default if is_mysql(db) else catalog.canonical_default
     differences = [
         f"{catalog.label(model)}: {line}"
         for model in checked
@@ -118,7 +118,7 @@ def _expected(database: AioDatabase, model: type[peewee.Model]) -> Table:
 
 
 def _on_delete(database: AioDatabase, action: str) -> str:
-    return catalog.mysql_on_delete(action) if is_mysql(database) else action.upper()
+    return mysql_catalog.mysql_on_delete(action) if is_mysql(database) else action.upper()
 
 
 def _expected_column(database: AioDatabase, field: peewee.Field, primary_key: bool) -> Column:
@@ -137,7 +137,7 @@ def _expected_column(database: AioDatabase, field: peewee.Field, primary_key: bo
     if is_postgres(database):
         family = catalog.pg_family(declared, auto=bool(field.sequence))
     elif is_mysql(database):
-        family = catalog.mysql_family(declared)
+        family = mysql_catalog.mysql_family(declared)
     else:
         family = catalog.sqlite_family(declared)
     return Column(declared, family if declared else None, field.null, primary_key, default)

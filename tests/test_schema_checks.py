@@ -26,7 +26,8 @@ from peewee_async_testing import (
     bound_models,
     testdb,
 )
-from peewee_async_testing.catalog import mysql_family, pg_family
+from peewee_async_testing.catalog import pg_family
+from peewee_async_testing.mysql_catalog import mysql_family
 
 from .helpers import is_mysql, is_sqlite
 from .models import MODELS, database_proxy
@@ -109,7 +110,7 @@ async def tables(database: Any) -> AsyncIterator[Any]:
         await database.aio_drop_tables(SCHEMA)
 
 
-class EnumField(peewee.Field):  # type: ignore[misc]
+class EnumField(peewee.Field):
     field_type = "ENUM('paper', 'cloth')"
 
 
@@ -191,6 +192,59 @@ async def test_postgresql_types_are_of_their_family(tables: Any) -> None:
         assert await differences(tables, [Postgres]) == [
             'postgres: column "words" is VARCHAR(255)[] NULL in the models, TEXT[] NULL in the database'
         ]
+
+
+def test_mysql_types_are_of_their_family() -> None:
+    assert mysql_family("INTEGER AUTO_INCREMENT") == mysql_family("int(11)", auto=True) == "int auto"
+    assert mysql_family("SERIAL") == mysql_family("bigint(20) unsigned", auto=True) == "bigint unsigned auto"
+    assert mysql_family("BOOL") == mysql_family("tinyint(1)") == "tinyint(1)"
+    assert mysql_family("TINYINT") == mysql_family("tinyint(4)") == "tinyint"  # not a boolean
+    assert mysql_family("NUMERIC(8, 2)") == mysql_family("decimal(8,2)") == "decimal(8,2)"
+    assert mysql_family("DECIMAL") == mysql_family("decimal(10,0)")
+    assert mysql_family("DOUBLE PRECISION") == mysql_family("REAL") == mysql_family("FLOAT(30)") == "double"
+    assert mysql_family("CHARACTER VARYING(40)") == mysql_family("varchar(40)") == "varchar(40)"
+    assert mysql_family("ENUM('Paper', 'cloth')") == "enum('Paper','cloth')" != mysql_family("enum('paper','cloth')")
+    assert mysql_family("JSON") == mysql_family("longtext")  # MariaDB's JSON is a LONGTEXT
+
+
+async def test_mysql_enums_booleans_and_prefix_indexes_are_compared(tables: Any) -> None:
+    if not is_mysql(tables):
+        pytest.skip("MySQL's own types")
+    with tables.bind_ctx([Binding]):
+        await tables.aio_create_tables([Binding])
+    try:
+        assert await differences(tables, [Binding]) == []
+        await execute(
+            tables, """ALTER TABLE "binding" MODIFY "cover" ENUM('paper', 'cloth', 'board') DEFAULT 'paper'"""
+        )
+        await execute(tables, 'ALTER TABLE "binding" MODIFY "sewn" TINYINT')  # a small number, no longer a boolean
+        await execute(tables, 'CREATE INDEX "binding_blurb" ON "binding" ("blurb"(10))')
+        assert await differences(tables, [Binding]) == [
+            """binding: column "cover" is ENUM('paper', 'cloth') NOT NULL DEFAULT 'paper' in the models, """
+            """ENUM('paper','cloth','board') NULL DEFAULT 'paper' in the database""",
+            'binding: column "sewn" is BOOL NULL in the models, TINYINT(4) NULL in the database',
+            "binding: index (blurb(10)) not in the models",
+        ]
+    finally:
+        await execute(tables, 'DROP TABLE "binding"')
+
+
+async def test_mysql_spells_defaults_its_own_way(tables: Any) -> None:
+    """MariaDB reports CURRENT_TIMESTAMP as current_timestamp(), false as 0 and 0.5 of a DECIMAL(8,2) as 0.50: the
+    same defaults (test_the_tables_create_tables_made_match); another value is still a difference."""
+    if not is_mysql(tables):
+        pytest.skip("MySQL's spelling of defaults")
+    await execute(tables, 'ALTER TABLE "everything" ALTER COLUMN "flag" SET DEFAULT 1')
+    await execute(tables, 'ALTER TABLE "everything" ALTER COLUMN "price" SET DEFAULT 0.05')
+    await execute(tables, 'ALTER TABLE "everything" MODIFY "made" DATETIME NOT NULL DEFAULT \'2020-01-01\'')
+    assert await differences(tables, [Everything]) == [
+        'everything: column "price" is NUMERIC(8, 2) NOT NULL DEFAULT 0.5 in the models, DECIMAL(8,2) NOT NULL '
+        "DEFAULT 0.05 in the database",
+        'everything: column "flag" is BOOL NOT NULL DEFAULT false in the models, TINYINT(1) NOT NULL DEFAULT 1 in '
+        "the database",
+        'everything: column "made" is DATETIME NOT NULL DEFAULT CURRENT_TIMESTAMP in the models, DATETIME NOT NULL '
+        "DEFAULT '2020-01-01 00:00:00' in the database",
+    ]
 
 
 async def test_the_types_and_quoting_come_from_the_database_given_not_the_models(tables: Any) -> None:
