@@ -32,16 +32,18 @@ __all__ = ["assert_all_models_registered", "assert_models_match_schema"]
 async def assert_models_match_schema(database: Any, models: Iterable[type[peewee.Model]] | None = None) -> None:
     """Assert that the live schema of ``database`` has the tables, columns, foreign keys and indexes of ``models``.
 
-    :param database: a peewee-async database (PostgreSQL or SQLite), or a :class:`peewee.DatabaseProxy`
-        initialised with one: the schema read, and the SQL dialect the models are rendered in.
+    :param database: a peewee-async database (PostgreSQL, MySQL/MariaDB or SQLite), or a
+        :class:`peewee.DatabaseProxy` initialised with one: the schema read, and the SQL dialect the models are
+        rendered in.
     :param models: the models to compare, bound to ``database`` or not (the app's models against a scratch
         database that migrations built); by default every model bound to it
         (:func:`~peewee_async_testing.bound_models`).
     :raises AssertionError: listing every difference, by table, one a line: a missing table; a missing column,
         or one the models do not have; a column whose type (family: ``VARCHAR`` is ``character varying``,
-        ``SERIAL`` an ``integer`` with a sequence), nullability, primary key or declared ``DEFAULT`` differs; a
-        missing or extra foreign key, or one whose target or ``ON DELETE`` differs; a missing or extra index
-        (by columns and uniqueness). Tables no model has are not compared.
+        ``SERIAL`` an ``integer`` with a sequence; on MySQL ``INTEGER`` is ``int(11)``, ``BOOL`` ``tinyint(1)``),
+        nullability, primary key or declared ``DEFAULT`` differs; a missing or extra foreign key, or one whose
+        target or ``ON DELETE`` differs; a missing or extra index (by columns and uniqueness). Tables no model has
+        are not compared.
     :raises ConfigurationError: for no models to compare.
 
     Example::

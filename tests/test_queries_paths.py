@@ -12,7 +12,7 @@ import pytest
 
 from peewee_async_testing import TransactionTestCase, capture_queries
 
-from .helpers import is_sqlite
+from .helpers import is_mysql, is_sqlite
 from .models import Author, Book
 
 
@@ -133,3 +133,28 @@ async def test_a_psycopg_cursor_used_without_async_with_is_counted(database: Any
         async with connection.cursor() as cursor:
             await cursor.execute("SELECT 2")
     assert [query.sql for query in captured] == ["SELECT 1", "SELECT 2"]
+
+
+async def test_aiomysql_executemany_lastrowid_and_two_statements_are_counted(database: Any) -> None:
+    if not is_mysql(database):
+        pytest.skip("aiomysql")
+
+    async def work(connection: Any) -> int:
+        async with connection.cursor() as cursor:
+            await cursor.executemany("INSERT INTO `author` (`name`) VALUES (%s)", [("ada",), ("grace",)])
+            first = int(cursor.lastrowid)  # aiomysql's cursor, reached through the capture's
+            await cursor.execute("SELECT 1; SELECT 2")  # one round trip (CLIENT.MULTI_STATEMENTS)
+            assert await cursor.fetchall() == ((1,),)
+            assert await cursor.nextset()
+            assert await cursor.fetchall() == ((2,),)
+        return first
+
+    async with capture_queries(database) as outside, database.aio_connection() as connection:
+        first = await work(connection)
+    assert first == (await Author.aio_get(name="ada")).id
+    await Author.delete().aio_execute()
+    async with TransactionTestCase(database) as case, capture_queries(database) as inside:
+        await work(case.connection)
+    expected = ["INSERT INTO `author` (`name`) VALUES (%s)", "SELECT 1; SELECT 2"]
+    assert [query.sql for query in outside] == [query.sql for query in inside] == expected
+    assert outside[0].params == [("ada",), ("grace",)]
