@@ -247,6 +247,21 @@ async def test_mysql_spells_defaults_its_own_way(tables: Any) -> None:
     ]
 
 
+async def test_a_mysql_schema_is_a_database_of_the_server(tables: Any) -> None:
+    if not is_mysql(tables):
+        pytest.skip("MySQL's schemas are its databases")
+
+    class Here(Genre):
+        class Meta:
+            table_name, schema = "genre", tables.database
+
+    class Elsewhere(Genre):
+        class Meta:
+            table_name, schema = "genre", "no_such_database"
+
+    assert await differences(tables, [Here, Elsewhere]) == ["no_such_database.genre: table missing"]
+
+
 async def test_the_types_and_quoting_come_from_the_database_given_not_the_models(tables: Any) -> None:
     other = peewee.SqliteDatabase(":memory:") if not is_sqlite(tables) else peewee.PostgresqlDatabase("nowhere")
     with other.bind_ctx(SCHEMA):  # rendered for `other`, SERIAL would be INTEGER (or the other way round)
