@@ -27,7 +27,7 @@ from peewee_async_testing import (
     testdb,
 )
 from peewee_async_testing.catalog import pg_family
-from peewee_async_testing.mysql_catalog import mysql_family
+from peewee_async_testing.mysql_catalog import mysql_family, mysql_reported_default
 
 from .helpers import is_mysql, is_sqlite
 from .models import MODELS, database_proxy
@@ -205,6 +205,23 @@ def test_mysql_types_are_of_their_family() -> None:
     assert mysql_family("CHARACTER VARYING(40)") == mysql_family("varchar(40)") == "varchar(40)"
     assert mysql_family("ENUM('Paper', 'cloth')") == "enum('Paper','cloth')" != mysql_family("enum('paper','cloth')")
     assert mysql_family("JSON") == mysql_family("longtext")  # MariaDB's JSON is a LONGTEXT
+
+
+def test_mysql_8_defaults_are_read_as_mariadb_spells_them() -> None:
+    """MySQL 8 reports a literal default unquoted, an expression with DEFAULT_GENERATED; MariaDB as SQL text."""
+
+    def read(
+        default: str | None, extra: str = "", kind: str = "varchar", mariadb: bool = False, null: bool = True
+    ) -> Any:
+        return mysql_reported_default(default, extra=extra, kind=kind, mariadb=mariadb, null=null)
+
+    assert read("it's") == "'it''s'"
+    assert read("-1", kind="bigint") == "-1"
+    assert read("CURRENT_TIMESTAMP", extra="DEFAULT_GENERATED") == "CURRENT_TIMESTAMP"
+    assert read(None) is None
+    assert read("'x'", mariadb=True) == "'x'"
+    assert read("NULL", mariadb=True) is None  # a nullable column without a default
+    assert read("NULL", mariadb=True, null=False) == "NULL"
 
 
 async def test_mysql_enums_booleans_and_prefix_indexes_are_compared(tables: Any) -> None:
