@@ -250,3 +250,104 @@ async def test_the_drivers_begin_runs_on_a_savepoint(db: Any) -> None:
 def test_mysql_statements_are_split_as_the_server_does(sql: str, kinds: list[str | None] | None) -> None:
     found = control_statements(sql, postgres=False, backslashes=True, mysql=True)
     assert (None if found is None else [kind for _, _, kind in found]) == kinds
+
+
+# -- found in review: ways past the guards ------------------------------------------------------------------------
+
+
+async def test_a_later_statement_of_a_string_that_commits_implicitly_is_named(db: Any) -> None:
+    """aiomysql reads the first result of "a; b; c" in execute(), the others at the cursor's close: a statement
+    that commits implicitly after the first one must still fail the block."""
+    sql = (
+        "INSERT INTO author (name) VALUES ('before'); CREATE TABLE pwat_made (id INT); "
+        "INSERT INTO author (name) VALUES ('after')"
+    )
+    try:
+        with pytest.raises(TransactionError, match=r"MySQL ended the test transaction inside the block"):
+            async with TransactionTestCase(db):
+                await db.aio_execute_sql(sql)
+        assert await names() == ["before"]
+    finally:
+        await Author.delete().aio_execute()
+        await db.aio_execute_sql("DROP TABLE IF EXISTS pwat_made")
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "/*! COMMIT */",
+        "/*!50000 SET autocommit = 1 */",
+        "/*M!100000 SET autocommit = 1 */",
+        "SET sql_mode = DEFAULT, @pwat = 1, autocommit = 1",
+    ],
+)
+async def test_what_commits_is_refused_in_an_executable_comment_or_a_longer_set(db: Any, statement: str) -> None:
+    try:
+        async with TransactionTestCase(db, allow_transactions=True):
+            await Author.aio_create(name="before")
+            with pytest.raises(TransactionError, match=r"(commits the test transaction|savepoint)"):
+                await db.aio_execute_sql(statement)
+        assert await names() == []
+    finally:
+        await Author.delete().aio_execute()
+
+
+@pytest.mark.parametrize("statement", ["EXECUTE IMMEDIATE 'SET autocommit = 1'", "/*!SET autocommit = 1*/"])
+async def test_autocommit_turned_on_past_the_scanner_lets_no_later_write_survive(db: Any, statement: str) -> None:
+    """A stored procedure or a prepared statement can turn autocommit on where no scanner sees it: the server's
+    status says so, and the block's later writes must still be rolled back."""
+    try:
+        with pytest.raises(TransactionError):
+            async with TransactionTestCase(db):
+                try:
+                    await db.aio_execute_sql(statement)
+                except TransactionError:
+                    raise  # refused before it was sent: fine
+                await Author.aio_create(name="after")
+        assert await names() == []
+    finally:
+        await Author.delete().aio_execute()
+        await db.aio_execute_sql("SET autocommit = 1")
+
+
+async def test_the_drivers_query_cannot_end_the_transaction_unnoticed(db: Any) -> None:
+    """aiomysql's Connection.query(), reached through the shared connection, sends SQL past every guard."""
+    try:
+        with pytest.raises(TransactionError):
+            async with TransactionTestCase(db) as case:
+                await Author.aio_create(name="before")
+                await case.connection.query("COMMIT")
+                await Author.aio_create(name="after")
+    finally:
+        await Author.delete().aio_execute()
+
+
+async def test_a_double_quoted_identifier_under_ansi_quotes_hides_no_commit(db: Any) -> None:
+    """With sql_mode ANSI_QUOTES, "..." is an identifier, where a backslash escapes nothing."""
+    try:
+        async with TransactionTestCase(db):
+            await db.aio_execute_sql("SET SESSION sql_mode = 'ANSI_QUOTES'")
+            await Author.aio_create(name="before")
+            with pytest.raises(TransactionError, match="COMMIT"):
+                await db.aio_execute_sql('SELECT 1 AS "a\\"; COMMIT; SELECT 1 AS "b"')
+        assert await names() == []
+    finally:
+        await db.aio_execute_sql("SET SESSION sql_mode = DEFAULT")
+        await Author.delete().aio_execute()
+
+
+@pytest.mark.parametrize(
+    ("sql", "kinds"),
+    [
+        ("CREATE DEFINER=root@localhost PROCEDURE p() BEGIN SELECT 1; COMMIT; END", None),  # a body, past 4 words
+        ("CREATE PROCEDURE p() SELECT 1; COMMIT", [None, COMMIT]),  # a body without BEGIN ends at the ;
+        ("/*! COMMIT */", [COMMIT]),  # an executable comment runs
+        ("/*M!100000 SET autocommit = 1 */", [AUTOCOMMIT]),  # MariaDB's
+        ("SET NAMES utf8mb4, autocommit = 1", [AUTOCOMMIT]),  # the variable past the first two words
+    ],
+)
+def test_mysql_statements_found_in_review_are_split_as_the_server_does(
+    sql: str, kinds: list[str | None] | None
+) -> None:
+    found = control_statements(sql, postgres=False, backslashes=True, mysql=True)
+    assert (None if found is None else [kind for _, _, kind in found]) == kinds
