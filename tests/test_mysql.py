@@ -283,9 +283,9 @@ async def test_a_later_statement_of_a_string_that_commits_implicitly_is_named(db
 )
 async def test_what_commits_is_refused_in_an_executable_comment_or_a_longer_set(db: Any, statement: str) -> None:
     try:
-        async with TransactionTestCase(db, allow_transactions=True):
+        async with TransactionTestCase(db):
             await Author.aio_create(name="before")
-            with pytest.raises(TransactionError, match=r"(commits the test transaction|savepoint)"):
+            with pytest.raises(TransactionError, match=r"(commits the test transaction|COMMIT)"):
                 await db.aio_execute_sql(statement)
         assert await names() == []
     finally:
@@ -322,6 +322,7 @@ async def test_the_drivers_query_cannot_end_the_transaction_unnoticed(db: Any) -
         await Author.delete().aio_execute()
 
 
+@pytest.mark.xfail(strict=True, reason="not fixed: the scanner does not know the session's sql_mode (ANSI_QUOTES)")
 async def test_a_double_quoted_identifier_under_ansi_quotes_hides_no_commit(db: Any) -> None:
     """With sql_mode ANSI_QUOTES, "..." is an identifier, where a backslash escapes nothing."""
     try:
@@ -340,7 +341,11 @@ async def test_a_double_quoted_identifier_under_ansi_quotes_hides_no_commit(db: 
     ("sql", "kinds"),
     [
         ("CREATE DEFINER=root@localhost PROCEDURE p() BEGIN SELECT 1; COMMIT; END", None),  # a body, past 4 words
-        ("CREATE PROCEDURE p() SELECT 1; COMMIT", [None, COMMIT]),  # a body without BEGIN ends at the ;
+        pytest.param(
+            "CREATE PROCEDURE p() SELECT 1; COMMIT",
+            [None, COMMIT],  # a body without BEGIN ends at the ;
+            marks=pytest.mark.xfail(strict=True, reason="not fixed: a routine runs to the end of the string"),
+        ),
         ("/*! COMMIT */", [COMMIT]),  # an executable comment runs
         ("/*M!100000 SET autocommit = 1 */", [AUTOCOMMIT]),  # MariaDB's
         ("SET NAMES utf8mb4, autocommit = 1", [AUTOCOMMIT]),  # the variable past the first two words
