@@ -411,6 +411,12 @@ class SharedConnection:
         self._refuse_control(sql, "query")
         return self.raw.query(sql, *args, **kwargs)
 
+    async def ping(self, reconnect: bool = True) -> None:
+        """aiomysql's ``ping()``, never reconnecting: a new session would be outside the test transaction, with
+        autocommit on. A dead connection raises the driver's error instead."""
+        del reconnect
+        await self.raw.ping(reconnect=False)
+
     def executemany(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         """The driver's own ``executemany()`` (aiosqlite), with transaction control refused."""
         self._refuse_control(sql, "executemany")
@@ -468,8 +474,12 @@ class _HeldCursor:
     async def __aexit__(self, *exc_info: Any) -> Any:
         try:
             if self._shared.mysql and exc_info[0] is None and self._wrapped is not None:
-                while await self._wrapped.nextset():  # each result seen, as the driver's close would read them
-                    pass
+                try:
+                    while await self._wrapped.nextset():  # each result seen, as the driver's close would read them
+                        pass
+                except BaseException:
+                    await self._cursor.__aexit__(*exc_info)
+                    raise
             return await self._cursor.__aexit__(*exc_info)
         finally:
             await self._end()
