@@ -390,3 +390,21 @@ async def test_the_drivers_ping_cannot_reconnect_in_a_block(db: Any, mysql_serve
         assert await names() == []
     finally:
         await Author.delete().aio_execute()
+
+
+@pytest.mark.parametrize("statement", ["FLUSH TABLES WITH READ LOCK", "FLUSH TABLES author WITH READ LOCK"])
+async def test_a_read_lock_taken_in_a_block_is_let_go(
+    db: Any, other: pymysql.connections.Connection, statement: str
+) -> None:
+    """FLUSH ... WITH READ LOCK commits (the block fails), and its lock stays with the session until UNLOCK TABLES,
+    which the code cannot send: kept, the pool's connection would block every other client's writes."""
+    with pytest.raises(TransactionError, match="MySQL ended the test transaction"):
+        async with TransactionTestCase(db):
+            await db.aio_execute_sql(statement)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SET SESSION lock_wait_timeout = 1")  # (held: error 1205 after a second, not a hang)
+            cursor.execute("INSERT INTO author (name) VALUES ('other client')")
+            other.rollback()
+    finally:
+        await db.aio_execute_sql("UNLOCK TABLES")  # (the pool's one free connection: the block's)
