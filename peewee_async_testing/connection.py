@@ -26,6 +26,7 @@ from .statements import AUTOCOMMIT, BEGIN, COMMIT, PREPARED, SAVEPOINT, control_
 
 _AUTO = "pwat_auto"
 _NO_BACKSLASH_ESCAPES = 512  # MySQL's SERVER_STATUS_NO_BACKSLASH_ESCAPES: the sql_mode of that name is on
+_AUTOCOMMIT_ON, _MORE_RESULTS = 2, 8  # MySQL's SERVER_STATUS_AUTOCOMMIT, SERVER_MORE_RESULTS_EXISTS
 _SQL = "pwat_sql"  # the savepoint that stands for a transaction the code under test opened with SQL
 
 #: How long, in seconds, a statement waits for another task's transaction block (``aio_atomic()``...) on the
@@ -144,6 +145,7 @@ class SharedConnection:
         #: How many warnings the first statement of the last :meth:`control` raised (MySQL): a ``ROLLBACK`` warns
         #: when it could not undo a non-transactional table.
         self.warnings = 0
+        self._text_sent: str | None = None  # the last statement of the code under test (MySQL): its later results
 
     async def _wait_turn(self) -> None:
         """Wait while an app transaction of another task owns the connection, at most :data:`TURN_TIMEOUT`.
@@ -242,10 +244,25 @@ class SharedConnection:
             if self.mysql and isinstance(error, Exception) and not is_closed(self.raw):
                 with contextlib.suppress(Exception):  # an error reply has no transaction status: ask for it
                     await self._run("DO 0")
+                    await self._keep_autocommit_off()
             self._note_end(text, error)
             raise
-        self._note_end(text, None)
+        self._text_sent = text
+        await self.after_result()
         return result
+
+    async def after_result(self) -> None:
+        """On MySQL, after each result of the code's statement (each statement of a multi-statement string): note
+        what ended the transaction, and turn autocommit off again if the code turned it on where no scanner sees
+        it (a procedure, a prepared statement), so that no later write of the block is committed."""
+        if self.mysql:
+            self._note_end(self._text_sent, None)
+            await self._keep_autocommit_off()
+
+    async def _keep_autocommit_off(self) -> None:
+        status = self.raw.server_status
+        if not is_closed(self.raw) and status & _AUTOCOMMIT_ON and not status & _MORE_RESULTS:
+            await self._run("SET autocommit = 0")
 
     def _note_end(self, text: str | None, error: BaseException | None) -> None:
         """On MySQL, note the statement after which the server is outside the test transaction: it committed
@@ -388,6 +405,18 @@ class SharedConnection:
         self._refuse_control(sql, "execute")
         return self.watched(sql, args, kwargs, self.raw.execute(sql, *args, **kwargs))
 
+    def query(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
+        """aiomysql's own ``query()``, with transaction control refused: it bypasses the turns and the checks of a
+        cursor, so send such statements through one."""
+        self._refuse_control(sql, "query")
+        return self.raw.query(sql, *args, **kwargs)
+
+    async def ping(self, reconnect: bool = True) -> None:
+        """aiomysql's ``ping()``, never reconnecting: a new session would be outside the test transaction, with
+        autocommit on. A dead connection raises the driver's error instead."""
+        del reconnect
+        await self.raw.ping(reconnect=False)
+
     def executemany(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         """The driver's own ``executemany()`` (aiosqlite), with transaction control refused."""
         self._refuse_control(sql, "executemany")
@@ -424,24 +453,33 @@ class _HeldCursor:
     """One ``async with shared.cursor()``: the turn and the lock, the driver's cursor inside them, and on the way out
     the rollback to a failed statement's autosavepoint. (A class, not a generator: it runs for every statement.)"""
 
-    __slots__ = ("_cursor", "_kwargs", "_shared")
+    __slots__ = ("_cursor", "_kwargs", "_shared", "_wrapped")
 
     def __init__(self, shared: SharedConnection, kwargs: dict[str, Any]) -> None:
         self._shared, self._kwargs = shared, kwargs
         self._cursor: Any = None  # the driver's cursor context
+        self._wrapped: _Cursor | None = None
 
     async def __aenter__(self) -> _Cursor:
         shared = self._shared
         await shared._hold()
         try:
             self._cursor = shared.raw.cursor(**self._kwargs)
-            return _Cursor(shared, await self._cursor.__aenter__())
+            self._wrapped = _Cursor(shared, await self._cursor.__aenter__())
+            return self._wrapped
         except BaseException:
             await self._end()
             raise
 
     async def __aexit__(self, *exc_info: Any) -> Any:
         try:
+            if self._shared.mysql and exc_info[0] is None and self._wrapped is not None:
+                try:
+                    while await self._wrapped.nextset():  # each result seen, as the driver's close would read them
+                        pass
+                except BaseException:
+                    await self._cursor.__aexit__(*exc_info)
+                    raise
             return await self._cursor.__aexit__(*exc_info)
         finally:
             await self._end()
@@ -476,6 +514,17 @@ class _Cursor:
 
     def executescript(self, *args: Any, **kwargs: Any) -> Any:  # aiosqlite
         raise TransactionControlError(SCRIPT)
+
+    def nextset(self) -> Any:
+        if not self._shared.mysql:
+            return self._cursor.nextset()
+        return self._next_mysql_result()
+
+    async def _next_mysql_result(self) -> Any:
+        found = await self._cursor.nextset()
+        if found:
+            await self._shared.after_result()
+        return found
 
     def __aiter__(self) -> Any:
         return self._cursor.__aiter__()

@@ -596,7 +596,8 @@ class CaseEngine:
     async def _send_roll_back(self, problem: str) -> None:
         assert self._shared is not None
         if self._savepoint is None and self._shared.mysql:
-            await self._shared.control("ROLLBACK", "SET autocommit = 1", _MYSQL_RESET_SESSION)
+            # (UNLOCK TABLES: a read lock of FLUSH ... WITH READ LOCK outlives the transaction; the code cannot send it)
+            await self._shared.control("ROLLBACK", "SET autocommit = 1", "UNLOCK TABLES", _MYSQL_RESET_SESSION)
             return
         if self._savepoint is None:
             statements = ["ROLLBACK"]

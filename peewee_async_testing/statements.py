@@ -166,10 +166,11 @@ def _split_mysql(sql: str, backslashes: bool) -> list[tuple[int, int, list[str]]
         assert token is not None  # (?P<other>.) matches anything
         kind, position = token.lastgroup, token.end()
         if kind == "block":
-            position = _comment_end(sql, position, nested=False)
-        elif kind == "word" and len(words) < _WORDS:
+            executable = _EXECUTABLE.match(sql, position)  # /*! ... */, /*M! ... */: the server runs what is inside
+            position = executable.end() if executable else _comment_end(sql, position, nested=False)
+        elif kind == "word" and (len(words) < _words(words) or words[0] == "set"):
             words.append(token.group().lower())
-            if words[0] == "create" and words[-1] in ("procedure", "function", "trigger", "event"):
+            if _routine(words):
                 break
         elif kind == "open":
             parentheses += 1
@@ -182,13 +183,32 @@ def _split_mysql(sql: str, backslashes: bool) -> list[tuple[int, int, list[str]]
     return [(first, last, said) for first, last, said in statements if said]
 
 
+#: The opening of an executable comment (``/*!``, ``/*M!`` with an optional version), after the ``/*``: its text runs.
+_EXECUTABLE = re.compile(r"M?!\d*")
+_ROUTINES = frozenset({"procedure", "function", "trigger", "event"})
+
+
+def _words(words: list[str]) -> int:
+    """How many leading words tell a MySQL statement's kind: more for a ``CREATE``, whose routine keyword may come
+    after ``OR REPLACE`` and a ``DEFINER``."""
+    return 8 if words and words[0] == "create" else _WORDS
+
+
+def _routine(words: list[str]) -> bool:
+    """Whether ``words`` open a routine, trigger or event (``CREATE [OR REPLACE] [DEFINER = ...] PROCEDURE``), not a
+    table or view of that name (``CREATE TABLE event``)."""
+    if words[0] != "create" or len(words) < 2 or words[-1] not in _ROUTINES:
+        return False
+    return words[-2] in ("create", "replace", "aggregate") or "definer" in words
+
+
 def _mysql_kind(words: list[str]) -> str | None:
     """What a MySQL statement starting with ``words`` does to a transaction (None: nothing)."""
     if not words or words[0] not in _LEADING:
         return None
     first, rest = words[0], words[1:]
     if first == "set":
-        return AUTOCOMMIT if "autocommit" in rest[:2] else None  # SET [SESSION] autocommit, SET @@autocommit
+        return AUTOCOMMIT if "autocommit" in rest else None  # SET [SESSION] autocommit, SET a = 1, autocommit = 0
     if first == "xa":
         return PREPARED
     if first in ("lock", "unlock"):
