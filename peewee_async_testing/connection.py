@@ -61,8 +61,9 @@ REFUSED = (
     "in one transaction that is rolled back at the end, and this would end it or change it. " + ALLOW
 )
 TWO_PHASE = (
-    "The code under test sent a two-phase commit statement ({sql!r}) inside TransactionTestCase: PREPARE "
-    "TRANSACTION ends the test transaction, and no savepoint can stand for it. Use the `clear_tables` fixture."
+    "The code under test sent a two-phase commit statement ({sql!r}) inside TransactionTestCase: it ends the "
+    "test transaction (PostgreSQL's PREPARE TRANSACTION, MySQL's XA), and no savepoint can stand for it. Use the "
+    "`clear_tables` fixture."
 )
 AUTOCOMMIT_REFUSED = (
     "The code under test sent {sql!r} inside TransactionTestCase: on MySQL it commits the test transaction "
