@@ -16,13 +16,15 @@ from .exceptions import ConfigurationError, DatabaseArgumentError
 from .patches import set_attribute
 
 #: What to pass, said in every refusal of a database argument.
-SUPPORTED = "a peewee-async database (peewee_async.PostgresqlDatabase, Psycopg3Database or SqliteDatabase)"
+SUPPORTED = (
+    "a peewee-async database (peewee_async.PostgresqlDatabase, Psycopg3Database, MySQLDatabase or SqliteDatabase)"
+)
 
 
 def resolve_database(database: Any, *, purpose: str, uninitialised: bool = False) -> AioDatabase:
     """Return the peewee-async database behind ``database`` (unwrapping a :class:`peewee.DatabaseProxy`).
 
-    Only PostgreSQL (aiopg, psycopg 3) and SQLite are supported: any other backend is refused here, before
+    Only PostgreSQL (aiopg, psycopg 3), MySQL/MariaDB (aiomysql) and SQLite are supported: any other backend is refused here, before
     anything connects. ``uninitialised=True`` accepts a database created with ``database=None`` (the plugin
     initialises it).
 
@@ -41,9 +43,9 @@ def resolve_database(database: Any, *, purpose: str, uninitialised: bool = False
         raise DatabaseArgumentError(
             f"{purpose} needs {SUPPORTED}, but was given {_described(database)}{through}. {_what_to_do(database)}"
         )
-    if not is_postgres(database) and not is_sqlite(database):
+    if not is_postgres(database) and not is_mysql(database) and not is_sqlite(database):
         raise DatabaseArgumentError(
-            f"{purpose} supports PostgreSQL (aiopg, psycopg 3) and SQLite databases, and was given "
+            f"{purpose} supports PostgreSQL (aiopg, psycopg 3), MySQL (aiomysql) and SQLite databases, and was given "
             f"{_described(database)}{through}, whose transactions and clean-up it does not know. "
             f"Run the tests on {SUPPORTED}."
         )
@@ -90,6 +92,11 @@ def _what_to_do(value: Any) -> str:
 def is_postgres(database: AioDatabase) -> bool:
     """Whether ``database`` talks to PostgreSQL (aiopg or psycopg 3)."""
     return isinstance(database, peewee.PostgresqlDatabase)
+
+
+def is_mysql(database: AioDatabase) -> bool:
+    """Whether ``database`` talks to MySQL or MariaDB (aiomysql)."""
+    return isinstance(database, peewee.MySQLDatabase)
 
 
 def is_sqlite(database: AioDatabase) -> bool:

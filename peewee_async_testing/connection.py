@@ -19,11 +19,12 @@ from typing import Any
 from peewee_async.connection import ConnectionContext, connection_context
 
 from . import recording
-from .drivers import IDLE, IN_ERROR, backslash_quotes, can_defer, is_closed, transaction_status
+from .drivers import IDLE, IN_ERROR, backslash_quotes, can_defer, in_transaction, is_closed, transaction_status
 from .exceptions import AbortedTransactionError, TransactionControlError, TransactionError, TurnTimeoutError
-from .statements import BEGIN, COMMIT, PREPARED, SAVEPOINT, control_statements
+from .statements import AUTOCOMMIT, BEGIN, COMMIT, PREPARED, SAVEPOINT, control_statements
 
 _AUTO = "pwat_auto"
+_NO_BACKSLASH_ESCAPES = 512  # MySQL's SERVER_STATUS_NO_BACKSLASH_ESCAPES: the sql_mode of that name is on
 _SQL = "pwat_sql"  # the savepoint that stands for a transaction the code under test opened with SQL
 
 #: How long, in seconds, a statement waits for another task's transaction block (``aio_atomic()``...) on the
@@ -61,6 +62,12 @@ TWO_PHASE = (
     "The code under test sent a two-phase commit statement ({sql!r}) inside TransactionTestCase: PREPARE "
     "TRANSACTION ends the test transaction, and no savepoint can stand for it. Use the `clear_tables` fixture."
 )
+AUTOCOMMIT_REFUSED = (
+    "The code under test sent {sql!r} inside TransactionTestCase: on MySQL, turning autocommit on commits the test "
+    "transaction, and turning it off changes what commits. Open transactions with `database.aio_atomic()` or "
+    "START TRANSACTION instead (they run on savepoints with allow_transactions=True), or use the `clear_tables` "
+    "fixture."
+)
 SCRIPT = (
     "executescript() commits the open transaction before it runs (sqlite3), which would end the test "
     "transaction: run the statements one by one with execute(), or use the `clear_tables` fixture."
@@ -96,9 +103,13 @@ class SharedConnection:
     :attr:`raw` (whose own cursors bypass all of this).
     """
 
-    def __init__(self, connection: Any, *, postgres: bool, database: Any = None) -> None:
+    def __init__(self, connection: Any, *, postgres: bool, mysql: bool = False, database: Any = None) -> None:
         self.raw = connection
         self.postgres = postgres
+        self.mysql = mysql
+        #: Whether the server takes several statements in one string, one round trip (PostgreSQL, and MySQL through
+        #: aiomysql); SQLite's driver runs one per call.
+        self.one_string = postgres or mysql
         #: The database whose block it serves: its captures (:func:`~peewee_async_testing.capture_queries`)
         #: record the statements of the code under test.
         self.database = database
@@ -126,6 +137,12 @@ class SharedConnection:
         self.can_defer = can_defer(connection)
         #: Why the connection takes no more statements of the code under test (its block ended), or None.
         self.ended: str | None = None
+        #: What ended the test transaction inside the block on MySQL (a statement that commits implicitly, or a
+        #: deadlock), or None: noted at the first statement after which the server was outside a transaction.
+        self.ended_by: str | None = None
+        #: How many warnings the first statement of the last :meth:`control` raised (MySQL): a ``ROLLBACK`` warns
+        #: when it could not undo a non-transactional table.
+        self.warnings = 0
 
     async def _wait_turn(self) -> None:
         """Wait while an app transaction of another task owns the connection, at most :data:`TURN_TIMEOUT`.
@@ -193,6 +210,9 @@ class SharedConnection:
         return recording.sql_text(sql, self.raw)
 
     def _scan(self, text: str) -> list[tuple[int, int, str | None]] | None:
+        if self.mysql:
+            backslashes = "\\" in text and not self.raw.server_status & _NO_BACKSLASH_ESCAPES
+            return control_statements(text, postgres=False, backslashes=backslashes, mysql=True)
         backslashes = self.postgres and "\\" in text and backslash_quotes(self.raw)
         return control_statements(text, postgres=self.postgres, backslashes=backslashes)
 
@@ -212,12 +232,27 @@ class SharedConnection:
         try:
             if method != "execute":  # the deferred statement travels only in front of execute()'s SQL
                 await self._flush()
-                return await getattr(cursor, method)(sql, *args, **kwargs)
-            return await self._send(cursor, sql, *args, **kwargs)
-        except BaseException:
+                result = await getattr(cursor, method)(sql, *args, **kwargs)
+            else:
+                result = await self._send(cursor, sql, *args, **kwargs)
+        except BaseException as error:
             if self._auto_pending:
                 await self._undo_failed_auto()
+            self._note_end(text, error)
             raise
+        self._note_end(text, None)
+        return result
+
+    def _note_end(self, text: str | None, error: BaseException | None) -> None:
+        """On MySQL, note the statement after which the server is outside the test transaction: it committed
+        implicitly (DDL, TRUNCATE, LOCK TABLES...) or the server rolled the transaction back (a deadlock, a lock
+        wait timeout with innodb_rollback_on_timeout). The connection runs with autocommit off, so the later
+        statements run in a new transaction, which the block's ROLLBACK undoes; the block then fails, naming it."""
+        if not self.mysql or self.ended_by is not None or is_closed(self.raw) or in_transaction(self.raw):
+            return
+        shown = " ".join((text or "?").split())
+        shown = shown if len(shown) <= 200 else shown[:197] + "..."
+        self.ended_by = repr(shown) + ("" if error is None else f" ({type(error).__name__}: {error})")
 
     async def _undo_failed_auto(self) -> None:
         """Roll back to the pending autosavepoint if the statement under it failed (the transaction aborted)."""
@@ -233,6 +268,8 @@ class SharedConnection:
             shown = " ".join(sql[start:end].split())
             if kind == PREPARED:
                 raise TransactionControlError(TWO_PHASE.format(sql=shown))
+            if kind == AUTOCOMMIT:
+                raise TransactionControlError(AUTOCOMMIT_REFUSED.format(sql=shown))
             if kind is not None and not self.allow_transactions:
                 raise TransactionControlError(REFUSED.format(what=_WHAT.get(kind, "ROLLBACK"), sql=shown))
         if self._auto_pending:  # the savepoint stack changes: the autosavepoint must go first
@@ -243,7 +280,7 @@ class SharedConnection:
             statements += [sql[start:end]] if kind is None else self._savepoints_for(kind, sql[start:end])
         # PostgreSQL takes them in one string, one round trip; SQLite's driver runs one statement per call.
         result = None  # none at all: a BEGIN inside one, or a COMMIT outside any, does nothing, as the server does
-        for statement in ["; ".join(statements)] if self.postgres and statements else statements:
+        for statement in ["; ".join(statements)] if self.one_string and statements else statements:
             if method != "execute":
                 await self._flush()
                 result = await getattr(cursor, method)(statement, *args, **kwargs)
@@ -299,7 +336,7 @@ class SharedConnection:
             if self._auto_pending:
                 statements = (f"RELEASE SAVEPOINT {_AUTO}", *statements)
                 self._auto_pending = False
-            if self.postgres:
+            if self.one_string:
                 await self._run("; ".join(statements))
             else:
                 for statement in statements:
@@ -310,7 +347,7 @@ class SharedConnection:
         await self._hold()
         try:
             async with self.raw.cursor() as cursor:
-                await self._send(cursor, sql, params)
+                await self._send(cursor, sql, params or None)  # (no parameters: a % is a %)
                 return list(await cursor.fetchall())
         finally:
             self._let_go()
@@ -318,6 +355,8 @@ class SharedConnection:
     async def _run(self, sql: str) -> None:
         async with self.raw.cursor() as cursor:
             await self._send(cursor, sql)
+            if self.mysql:  # (the first statement's result, before the cursor reads the others)
+                self.warnings = cursor._result.warning_count if cursor._result is not None else 0
 
     async def commit(self) -> None:
         """The driver's ``commit()`` (psycopg 3, aiosqlite) as the SQL ``COMMIT``: on a savepoint, or refused."""
@@ -328,6 +367,16 @@ class SharedConnection:
         """The driver's ``rollback()`` as the SQL ``ROLLBACK``: on a savepoint, or refused."""
         async with self.cursor() as cursor:
             await cursor.execute("ROLLBACK")
+
+    async def begin(self) -> None:
+        """aiomysql's ``begin()`` as the SQL ``BEGIN``: on a savepoint, or refused (MySQL's BEGIN commits first)."""
+        async with self.cursor() as cursor:
+            await cursor.execute("BEGIN")
+
+    async def autocommit(self, value: Any) -> None:
+        """aiomysql's ``autocommit()``: refused, as the SQL ``SET autocommit`` is."""
+        async with self.cursor() as cursor:
+            await cursor.execute(f"SET autocommit = {int(bool(value))}")
 
     def execute(self, sql: Any, *args: Any, **kwargs: Any) -> Any:
         """The driver's own ``execute()`` (psycopg 3, aiosqlite), with transaction control refused: it bypasses

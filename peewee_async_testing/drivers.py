@@ -1,4 +1,4 @@
-"""What differs between the drivers' connections (aiopg, psycopg 3, aiosqlite), asked in one place.
+"""What differs between the drivers' connections (aiopg, psycopg 3, aiomysql, aiosqlite), asked in one place.
 
 Each function takes a raw driver connection, as a peewee-async pool hands it out. Adding a driver means
 answering these questions for its connections.
@@ -22,8 +22,15 @@ def is_aiopg(connection: Any) -> bool:
     return hasattr(connection, "raw")  # aiopg wraps a psycopg2 connection
 
 
+def is_aiomysql(connection: Any) -> bool:
+    return type(connection).__module__.startswith("aiomysql")
+
+
 def backend_pid(connection: Any) -> int | None:
-    """The PostgreSQL server process of ``connection`` (known without a round trip), or None (SQLite)."""
+    """The server process of ``connection`` (PostgreSQL's backend, MySQL's thread; known without a round trip),
+    or None (SQLite)."""
+    if is_aiomysql(connection):
+        return int(connection.thread_id())
     if is_aiopg(connection):
         return int(connection.raw.get_backend_pid())
     info = getattr(connection, "info", None)  # psycopg 3
@@ -31,7 +38,9 @@ def backend_pid(connection: Any) -> int | None:
 
 
 def transaction_status(connection: Any) -> int | None:
-    """libpq's transaction status of a PostgreSQL connection (read locally), or None (SQLite)."""
+    """libpq's transaction status of a PostgreSQL connection (read locally), or None (MySQL, SQLite)."""
+    if is_aiomysql(connection):
+        return None
     if is_aiopg(connection):
         return int(connection.raw.get_transaction_status())
     info = getattr(connection, "info", None)  # psycopg 3
@@ -51,6 +60,9 @@ def backslash_quotes(connection: Any) -> bool:
 
 
 def in_transaction(connection: Any) -> bool:
+    """Whether ``connection`` is inside a transaction (read locally: from what the server last reported)."""
+    if is_aiomysql(connection):
+        return bool(connection.get_transaction_status())
     status = transaction_status(connection)
     return bool(connection.in_transaction) if status is None else status != 0  # 0 is IDLE
 
@@ -60,7 +72,7 @@ def is_closed(connection: Any) -> bool:
 
 
 async def close(connection: Any) -> None:
-    result = connection.close()  # a coroutine for psycopg 3 and aiosqlite, a future or None for aiopg
+    result = connection.close()  # a coroutine for psycopg 3 and aiosqlite, a future or None for aiopg and aiomysql
     if inspect.isawaitable(result):
         await result
 
@@ -78,6 +90,14 @@ def no_active_transaction(connection: Any, message: str) -> Exception:
 @functools.cache
 def _also_ours(driver_error: type[Exception]) -> type[Exception]:
     return type(driver_error.__name__, (TransactionError, driver_error), {"__module__": __name__})
+
+
+async def fetch_all(connection: Any, sql: str) -> list[Any]:
+    """Run ``sql`` (no parameters) on ``connection`` itself, past every lock and turn of the test's connection: for
+    the machinery, where no statement of the code under test can run meanwhile. Returns its rows."""
+    async with connection.cursor() as cursor:
+        await cursor.execute(sql)
+        return list(await cursor.fetchall()) if cursor.description else []
 
 
 def can_defer(connection: Any) -> bool:
@@ -122,11 +142,38 @@ async def terminate(connection: Any, pid: int) -> None:
     """End the server process ``pid`` now, with its transaction and locks, through ``connection`` (another one);
     wait (up to 5 s) until it is gone. Needs PostgreSQL 14 or later.
 
-    A driver that drops a connection on a timeout (aiopg) leaves its server process running the query,
-    holding its locks until it ends: the next test would wait for them.
+    A driver that drops a connection on a timeout or a cancellation (aiopg, aiomysql) leaves its server process
+    running the query, holding its locks until it ends: the next test would wait for them.
     """
+    if is_aiomysql(connection):
+        await _kill(connection, pid)
+        return
     async with connection.cursor() as cursor:
         await cursor.execute(
             "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity WHERE pid = %s AND state <> 'idle'",
             (pid,),
         )
+
+
+#: How long :func:`terminate` waits for a killed MySQL thread to be gone, in seconds.
+KILL_WAIT = 5.0
+
+
+async def _kill(connection: Any, thread: int) -> None:
+    """``KILL`` the MySQL thread ``thread`` (its query, its transaction) and wait until the server has ended it:
+    a killed thread rolls back before it lets its locks go."""
+    import pymysql
+
+    deadline = asyncio.get_running_loop().time() + KILL_WAIT
+    async with connection.cursor() as cursor:
+        try:
+            await cursor.execute(f"KILL {int(thread)}")
+        except pymysql.err.MySQLError as error:  # 1094: unknown thread, it is gone already
+            if error.args[0] != 1094:
+                raise
+            return
+        while asyncio.get_running_loop().time() < deadline:
+            await cursor.execute("SELECT 1 FROM information_schema.PROCESSLIST WHERE ID = %s", (thread,))
+            if not await cursor.fetchall():
+                return
+            await asyncio.sleep(0.005)

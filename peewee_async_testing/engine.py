@@ -31,9 +31,9 @@ from typing import TYPE_CHECKING, Any
 
 from peewee_async.databases import AioDatabase
 
-from . import drivers
+from . import counters, drivers
 from ._compat import SYNC_ALLOWED, add_note
-from ._database import is_postgres
+from ._database import is_mysql, is_postgres
 from .app_transactions import METHODS
 from .app_transactions import stand_ins as app_stand_ins
 from .connection import AioConnectionStandIn, SharedConnection
@@ -92,8 +92,9 @@ _RESET_SEQUENCES = (
     "IS DISTINCT FROM CASE WHEN v.is_called THEN v.last_value END"
 )
 
-#: A sequence as a block found it: (oid, last value, called, moved at the start).
-SequenceState = tuple[int, int, bool, bool]
+#: A sequence as a block found it: (oid, last value, called, moved at the start); on MySQL, a table's
+#: AUTO_INCREMENT counter (:data:`~peewee_async_testing.counters.Counter`).
+SequenceState = tuple[int, int, bool, bool] | counters.Counter
 #: Top-level reset_sequences blocks open at once on a database (in sibling tasks), by the database's id: the
 #: sequences as the first found them, the blocks still open, and whether the first has read them. Each block's exit
 #: would set back what the others moved since its start, so only the last one sets them back, to where they were
@@ -107,6 +108,12 @@ _setting_back: dict[int, asyncio.Future[None]] = {}
 #: What a session keeps through a ROLLBACK, let go before the connection serves another test: session advisory
 #: locks and prepared statements (psycopg 3 reads the DEALLOCATE ALL and forgets its own). Sent with the ROLLBACK.
 _RESET_SESSION = "SELECT pg_catalog.pg_advisory_unlock_all(); DEALLOCATE ALL"
+#: MySQL's: the named locks (GET_LOCK) go; autocommit is turned back on after the ROLLBACK (the block turned it off).
+_MYSQL_RESET_SESSION = "DO RELEASE_ALL_LOCKS()"
+#: How a top-level block opens its transaction on MySQL: with autocommit off, a statement that commits implicitly
+#: (DDL, TRUNCATE...) or a deadlock ends only this transaction, and the next statement opens another, which the
+#: block's ROLLBACK undoes: no later write of the block is committed.
+_MYSQL_BEGIN = ("SET autocommit = 0", "START TRANSACTION")
 
 OTHER_LOOP = (
     "This TransactionTestCase is nested in one opened on another event loop, and its connection belongs to "
@@ -134,6 +141,27 @@ SYNC_QUERY = (
     "It cannot see the test transaction, which runs on the block's async connection: it would read data without "
     "the test's rows, or wait for ever on their locks. Use the aio_ methods inside the block, or isolate the "
     'test by emptying tables instead: the `clear_tables` fixture, or @pytest.mark.peewee_db(isolation="clear").'
+)
+ENDED_ON_MYSQL = (
+    "MySQL ended the test transaction inside the block, at {what}: DDL (CREATE, ALTER, DROP, TRUNCATE, RENAME...), "
+    "LOCK TABLES and a few other statements commit implicitly, and a deadlock or a lock wait timeout rolls the "
+    "transaction back. Rows written before it may remain in the database; the later ones were rolled back. Run a "
+    'test that needs such statements with the `clear_tables` fixture (or @pytest.mark.peewee_db(isolation="clear"))'
+)
+NON_TRANSACTIONAL = (
+    "the block wrote to a table that MySQL cannot roll back (its engine has no transactions), so those rows remain: "
+    "{tables}. Make the test database's tables InnoDB (ENGINE=InnoDB), or run the test with the `clear_tables` "
+    "fixture"
+)
+NESTED_COUNTERS = (
+    "reset_sequences cannot apply to a TransactionTestCase nested in another on MySQL: setting an AUTO_INCREMENT "
+    "counter (ALTER TABLE) commits the outer block's transaction. Use reset_sequences on the outermost block."
+)
+#: The tables of the current database whose engine has no transactions, each as "name (ENGINE)".
+_NON_TRANSACTIONAL = (
+    "SELECT CONCAT(t.TABLE_NAME, ' (', t.ENGINE, ')') FROM information_schema.TABLES AS t "
+    "JOIN information_schema.ENGINES AS e ON e.ENGINE = t.ENGINE WHERE t.TABLE_SCHEMA = DATABASE() "
+    "AND t.TABLE_TYPE = 'BASE TABLE' AND e.TRANSACTIONS <> 'YES' ORDER BY t.TABLE_NAME"
 )
 ENDED_INSIDE = (
     "the test transaction was ended inside the block (the code under test ran COMMIT or ROLLBACK itself), "
@@ -360,9 +388,20 @@ class CaseEngine:
         shared = await self._connect(stack)
         if self.outer is None and shared.can_defer:
             shared.deferred = "BEGIN"  # goes with the block's first statement
+        elif self.outer is None and shared.mysql:
+            if self.reset_sequences and await self._join_sequence_group():
+                try:  # before the transaction: ALTER TABLE commits
+                    self._sequences = list(await counters.reset(shared.raw))
+                    _sequence_groups[id(self.database)][0].extend(self._sequences)
+                finally:
+                    self._sequences_read()
+            stack.push_async_exit(self._set_back_counters)
+            await shared.control(*_MYSQL_BEGIN)
         elif self.outer is None:
             await shared.control("BEGIN")
         else:
+            if self.reset_sequences and shared.mysql:
+                raise TransactionError(NESTED_COUNTERS)
             self._savepoint = f"pwat_case_{uuid.uuid4().hex}"
             await shared.control(f"SAVEPOINT {self._savepoint}")
         stack.push_async_exit(self._roll_back)
@@ -401,7 +440,7 @@ class CaseEngine:
             self.raw = self._held = await self._pool.acquire()
             stack.push_async_callback(self._give_back)
         self._pid = drivers.backend_pid(self.raw)
-        return SharedConnection(self.raw, postgres=is_postgres(database), database=database)
+        return SharedConnection(self.raw, postgres=is_postgres(database), mysql=is_mysql(database), database=database)
 
     async def _give_back(self) -> None:
         held, self._held = self._held, None
@@ -504,6 +543,12 @@ class CaseEngine:
         try:
             if self._savepoint is None and self._shared.deferred:  # no statement ran: nothing began
                 self._shared.deferred = None
+            elif not drivers.is_closed(raw) and self._shared.mysql:
+                ended = self._shared.ended_by
+                problem = "" if ended is None else ENDED_ON_MYSQL.format(what=ended)
+                await self._send_roll_back(problem)
+                if self._shared.warnings and self._savepoint is None:
+                    problem = problem or await self._non_transactional()
             elif not drivers.is_closed(raw):
                 problem = "" if drivers.in_transaction(raw) else ENDED_INSIDE
                 await self._send_roll_back(problem)
@@ -526,8 +571,32 @@ class CaseEngine:
             add_note(exc, message)
         return False
 
+    async def _non_transactional(self) -> str:
+        """What to say when the ROLLBACK warned that it could not undo everything (MySQL): the tables it could not."""
+        assert self._shared is not None
+        tables = [str(name) for (name,) in await drivers.fetch_all(self.raw, _NON_TRANSACTIONAL)]
+        return NON_TRANSACTIONAL.format(tables=", ".join(tables) or "a table of another database")
+
+    async def _set_back_counters(self, *exc_info: object) -> bool:
+        """After the rollback on MySQL: set back the AUTO_INCREMENT counters (see :mod:`.counters`), if this is the
+        last reset_sequences block of its group to end."""
+        sequences = self._sequences_to_set_back()
+        if not sequences or self._shared is None or drivers.is_closed(self.raw):
+            return False
+        done = _setting_back[id(self.database)] = asyncio.get_running_loop().create_future()
+        try:
+            await counters.set_back(self.raw, [counter for counter in sequences if isinstance(counter[0], str)])
+        finally:
+            if _setting_back.get(id(self.database)) is done:
+                del _setting_back[id(self.database)]
+            done.set_result(None)
+        return False
+
     async def _send_roll_back(self, problem: str) -> None:
         assert self._shared is not None
+        if self._savepoint is None and self._shared.mysql:
+            await self._shared.control("ROLLBACK", "SET autocommit = 1", _MYSQL_RESET_SESSION)
+            return
         if self._savepoint is None:
             statements = ["ROLLBACK"]
         elif not problem:
@@ -536,6 +605,8 @@ class CaseEngine:
             statements = []  # no savepoint left to roll back to
         if self._shared.postgres and (self.outer is None or self._for_a_test):
             statements.append(_RESET_SESSION)
+        elif self._shared.mysql and self._for_a_test:
+            statements.append(_MYSQL_RESET_SESSION)
         sequences = self._sequences_to_set_back()
         if sequences:  # after the rollback: setval() is not transactional
             statements.append(_reset_sequences(sequences))

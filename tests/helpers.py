@@ -44,6 +44,23 @@ def admin(server: PostgresServer, sql: str, params: tuple[Any, ...] = (), databa
         connection.close()
 
 
+def mysql_admin(server: Any, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    """Run one statement on the MariaDB ``server`` as its superuser (autocommit); return its rows."""
+    import pymysql
+
+    params_ = server.connect_params("mysql")
+    connection = pymysql.connect(
+        host=params_["host"], port=params_["port"], user=params_["user"], password=params_.get("password") or "",
+        autocommit=True,
+    )
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params or None)
+            return list(cursor.fetchall())
+    finally:
+        connection.close()
+
+
 def databases(server: PostgresServer) -> set[str]:
     """The names of the server's databases."""
     return {name for (name,) in admin(server, "SELECT datname FROM pg_database")}
@@ -51,6 +68,10 @@ def databases(server: PostgresServer) -> set[str]:
 
 def is_sqlite(db: Any) -> bool:
     return isinstance(db, peewee_async.SqliteDatabase)
+
+
+def is_mysql(db: Any) -> bool:
+    return isinstance(db, peewee_async.MySQLDatabase)
 
 
 async def names() -> list[str]:
