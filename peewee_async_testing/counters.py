@@ -40,7 +40,9 @@ async def _read(raw: Any) -> list[tuple[str, str, int]]:
 
 async def _alter(raw: Any, counters: list[Counter]) -> None:
     if counters:
-        await fetch_all(raw, "; ".join(f"ALTER TABLE {_quoted(table)} AUTO_INCREMENT = {int(n)}" for table, n in counters))
+        await fetch_all(
+            raw, "; ".join(f"ALTER TABLE {_quoted(table)} AUTO_INCREMENT = {int(n)}" for table, n in counters)
+        )
 
 
 async def reset(raw: Any) -> list[Counter]:
@@ -50,10 +52,13 @@ async def reset(raw: Any) -> list[Counter]:
     if not found:
         return []
     largest = " UNION ALL ".join(
-        f"SELECT {index}, MAX({_quoted(column)}) FROM {_quoted(table)}" for index, (table, column, _) in enumerate(found)
+        f"SELECT {index}, MAX({_quoted(column)}) FROM {_quoted(table)}"
+        for index, (table, column, _) in enumerate(found)
     )
     ends = {int(index): top for index, top in await fetch_all(raw, largest)}
-    counters = [(table, 1 if ends[index] is None else int(ends[index]) + 1) for index, (table, _, _) in enumerate(found)]
+    counters = [
+        (table, 1 if ends[index] is None else int(ends[index]) + 1) for index, (table, _, _) in enumerate(found)
+    ]
     await _alter(raw, [(table, next_) for (table, next_), (_, _, now) in zip(counters, found) if next_ != now])
     return counters
 
@@ -62,4 +67,6 @@ async def set_back(raw: Any, counters: list[Counter]) -> None:
     """Set back the ``counters`` that changed since :func:`reset` noted them (after the rollback)."""
     noted = dict(counters)
     now = await _read(raw)
-    await _alter(raw, [(table, noted[table]) for table, _, counter in now if table in noted and counter != noted[table]])
+    await _alter(
+        raw, [(table, noted[table]) for table, _, counter in now if table in noted and counter != noted[table]]
+    )

@@ -50,7 +50,10 @@ def mysql_admin(server: Any, sql: str, params: tuple[Any, ...] = ()) -> list[Any
 
     params_ = server.connect_params("mysql")
     connection = pymysql.connect(
-        host=params_["host"], port=params_["port"], user=params_["user"], password=params_.get("password") or "",
+        host=params_["host"],
+        port=params_["port"],
+        user=params_["user"],
+        password=params_.get("password") or "",
         autocommit=True,
     )
     try:
