@@ -17,6 +17,10 @@ from peewee_async_testing.building import SchemaBuild
 from peewee_async_testing.exceptions import ConfigurationError
 from peewee_async_testing.mysqldb import MARK_PROCEDURE, MySQLTestDatabase
 
+from .project import APP_MODELS, CONFIGURED, ISOLATED_TESTS, MYSQL_APP_DB, make_ini
+
+ONE_TEST = "import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n"
+
 
 class HandMade:
     """A MariaDB server started by hand (until MariaDBServer is merged): $PEEWEE_ASYNC_TESTING_MYSQL_DSN's port."""
@@ -25,6 +29,10 @@ class HandMade:
 
     def __init__(self, port: int) -> None:
         self.host, self.port, self.user, self.password, self.database = "127.0.0.1", port, "root", None, None
+
+    @property
+    def dsn(self) -> str:
+        return f"mysql://root@127.0.0.1:{self.port}/"
 
     def connect_params(self, database: str | None) -> dict[str, object]:
         return {"database": database, "host": self.host, "port": self.port, "user": self.user, "password": None}
@@ -84,18 +92,25 @@ MODELS = [Note, Comment]
 
 
 @pytest.fixture
-def app(mysql_server: Any) -> Iterator[peewee_async.MySQLDatabase]:
-    """The app's database object, on its real database ``app`` (holding a sentinel row the plugin must leave);
-    every ``test_app...`` database is dropped at the end."""
+def real_app(mysql_server: Any) -> Iterator[str]:
+    """The app's real database ``app``, holding a sentinel row the plugin must leave alone; every ``test_app...``
+    database is dropped at the end, and fails the test."""
     sql(mysql_server, "CREATE DATABASE app")
     sql(mysql_server, "CREATE TABLE note (id int PRIMARY KEY AUTO_INCREMENT, text varchar(255))", database="app")
     sql(mysql_server, "INSERT INTO note (text) VALUES ('sentinel')", database="app")
-    DATABASE.init("app", host=mysql_server.host, port=mysql_server.port, user=mysql_server.user)
-    yield DATABASE
+    yield "app"
     assert sql(mysql_server, "SELECT text FROM note", database="app") == [("sentinel",)], "the app database was touched"
     left = {name for name in schemas(mysql_server) if name.startswith("test_app")}
     for name in left | {"app"}:
         sql(mysql_server, f"DROP DATABASE `{name}`")
+    assert not left, f"test databases were left behind: {left}"
+
+
+@pytest.fixture
+def app(mysql_server: Any, real_app: str) -> peewee_async.MySQLDatabase:
+    """The app's database object, on its real database."""
+    DATABASE.init(real_app, host=mysql_server.host, port=mysql_server.port, user=mysql_server.user)
+    return DATABASE
 
 
 def test_database(app: Any, server: Any, **options: Any) -> MySQLTestDatabase:
@@ -142,6 +157,7 @@ def test_a_database_the_plugin_did_not_make_is_refused_and_kept(app: Any, mysql_
         test_database(app, mysql_server, **options).setup()
     assert sql(mysql_server, "SELECT text FROM note", database="test_app") == [("theirs",)]
     assert app.database == "app"
+    sql(mysql_server, "DROP DATABASE test_app")
 
 
 def test_another_projects_database_is_refused_and_kept(app: Any, mysql_server: Any) -> None:
@@ -152,6 +168,7 @@ def test_another_projects_database_is_refused_and_kept(app: Any, mysql_server: A
     with pytest.raises(ConfigurationError, match=r"made for another project: other\.db, database app"):
         test_database(app, mysql_server, create=True).setup()
     assert sql(mysql_server, "SELECT text FROM note", database="test_app") == [("theirs",)]
+    sql(mysql_server, "DROP DATABASE test_app")
 
 
 def test_a_database_replaced_during_the_session_is_not_dropped(app: Any, mysql_server: Any) -> None:
@@ -164,6 +181,7 @@ def test_a_database_replaced_during_the_session_is_not_dropped(app: Any, mysql_s
     made.teardown()
     assert tables(mysql_server, "test_app") == {"note"}
     assert made.kept == ["test_app (replaced by another during the session)"]
+    sql(mysql_server, "DROP DATABASE test_app")
 
 
 def test_making_and_dropping_hold_the_projects_lock(app: Any, mysql_server: Any) -> None:
@@ -204,6 +222,7 @@ def test_reuse_keeps_the_database_while_its_schema_is_unchanged(app: Any, mysql_
     fresh.teardown()
     assert not fresh.reused
     assert sql(mysql_server, "SELECT text FROM note", database="test_app") == []
+    sql(mysql_server, "DROP DATABASE test_app")
 
 
 def test_a_crashed_runs_database_is_dropped_as_stale_and_a_held_one_kept(app: Any, mysql_server: Any) -> None:
@@ -223,6 +242,7 @@ def test_a_crashed_runs_database_is_dropped_as_stale_and_a_held_one_kept(app: An
         assert "test_app_two" in schemas(mysql_server), "a database a live session holds was dropped"
     finally:
         live._close_holder()
+    sql(mysql_server, "DROP DATABASE test_app_two")
 
 
 def test_each_xdist_worker_gets_a_copy_of_the_tables_and_rows(app: Any, mysql_server: Any) -> None:
@@ -254,3 +274,149 @@ def test_each_xdist_worker_gets_a_copy_of_the_tables_and_rows(app: Any, mysql_se
         workers[1].teardown()
         workers[0].teardown()
     assert not {name for name in schemas(mysql_server) if name.startswith("test_app")}
+
+
+# -- through the plugin -------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def inner(
+    pytester: pytest.Pytester, mysql_server: Any, real_app: str, monkeypatch: pytest.MonkeyPatch
+) -> pytest.Pytester:
+    """A pytester project whose app is on the MySQL server; inner runs make their test databases there."""
+    pytester.mkpydir("app")
+    pytester.path.joinpath("app", "db.py").write_text(MYSQL_APP_DB)
+    pytester.path.joinpath("app", "models.py").write_text(APP_MODELS)
+    pytester.syspathinsert()
+    make_ini(pytester)
+    monkeypatch.setenv("INNER_MYSQL_HOST", mysql_server.host)
+    monkeypatch.setenv("INNER_MYSQL_PORT", str(mysql_server.port))
+    monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DSN", mysql_server.dsn)
+    for name in ("PEEWEE_ASYNC_TESTING_MYSQL_DSN", "PEEWEE_ASYNC_TESTING_DB_SUFFIX"):
+        monkeypatch.delenv(name, raising=False)
+    return pytester
+
+
+#: A conftest that writes which throwaway server the session started, if any, once the tests are collected.
+STARTED = """
+import pathlib
+from peewee_async_testing.plugin import SERVER_START
+
+def pytest_collection_finish(session):
+    start = session.config.stash.get(SERVER_START, None)
+    pathlib.Path(str(session.config.rootpath), "started").write_text(type(start.server).__name__ if start else "")
+"""
+
+
+@pytest.mark.parametrize("given", ["--peewee-dsn", "$PEEWEE_ASYNC_TESTING_DSN", "$PEEWEE_ASYNC_TESTING_MYSQL_DSN"])
+def test_a_mysql_database_gets_its_test_database_on_the_mysql_server_given(
+    inner: pytest.Pytester, mysql_server: Any, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    options: list[str] = []
+    if given != "$PEEWEE_ASYNC_TESTING_DSN":
+        monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    if given == "--peewee-dsn":
+        options = ["--peewee-dsn", mysql_server.dsn]
+    elif given == "$PEEWEE_ASYNC_TESTING_MYSQL_DSN":
+        monkeypatch.setenv("PEEWEE_ASYNC_TESTING_MYSQL_DSN", mysql_server.dsn)
+        monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DSN", "postgresql://nobody@127.0.0.1:1/none")  # comes second
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makeconftest(STARTED)
+    inner.makepyfile(ISOLATED_TESTS)
+    result = inner.runpytest(*options)
+    result.assert_outcomes(passed=3, failed=1)  # (one test crashes on purpose)
+    result.stdout.fnmatch_lines(
+        [f"peewee-async-testing: test database test_app on {mysql_server.host}:{mysql_server.port} (created, dropped)"]
+    )
+    assert inner.path.joinpath("started").read_text() == "", "a throwaway server was started for nothing"
+
+
+def test_without_a_dsn_a_throwaway_mariadb_server_and_no_postgresql_one(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    inner.makeconftest(STARTED)
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+
+        @pytest.mark.peewee_db
+        async def test_on_it(peewee_server):
+            assert type(peewee_server).__name__ == "MariaDBServer"
+            assert not peewee_server.attached
+            assert database.connect_params["port"] == peewee_server.port
+        """
+    )
+    result = inner.runpytest()
+    result.assert_outcomes(passed=1)
+    result.stdout.fnmatch_lines(["*test database test_app on 127.0.0.1:* (created, removed with the server)"])
+    assert inner.path.joinpath("started").read_text() == "MariaDBServer"
+
+
+def test_a_postgresql_dsn_for_a_mysql_database_is_said_once(inner: pytest.Pytester) -> None:
+    inner.makepyfile(ISOLATED_TESTS)
+    result = inner.runpytest("--peewee-dsn", "postgresql://app:s3cret@db.example/shop")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(
+        [
+            "*app.db:database is a MySQL database, but --peewee-dsn (postgresql://app:***@db.example/shop) names a "
+            "PostgreSQL server: give a mysql://user:password@host:port/ URL, or leave it out for a throwaway MySQL "
+            "server."
+        ]
+    )
+    assert "s3cret" not in result.stdout.str() + result.stderr.str()
+
+
+def test_reuse_and_a_suffix_on_mysql(inner: pytest.Pytester, mysql_server: Any) -> None:
+    inner.makepyfile(ONE_TEST)
+    inner.runpytest("--peewee-reuse-db").stdout.fnmatch_lines(["*test database test_app on * (created, kept)"])
+    inner.runpytest("--peewee-reuse-db").stdout.fnmatch_lines(["*test database test_app on * (reused, kept)"])
+    sql(mysql_server, "DROP DATABASE test_app")
+    inner.runpytest("--peewee-db-suffix", "ci7").stdout.fnmatch_lines(
+        ["*test database test_app_ci7 on * (created, dropped)"]
+    )
+
+
+def test_xdist_workers_each_get_a_copy_on_mysql(inner: pytest.Pytester) -> None:
+    make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
+    inner.makepyfile(
+        **{
+            f"test_worker_{i}": f"""
+            import os
+            from app.db import database
+            from app.models import Note
+
+            async def test_records_its_database():
+                await Note.aio_create(text="x")  # unique: the copies must not share rows
+                with open(os.path.join({str(inner.path)!r}, "seen_{i}"), "w") as out:
+                    out.write(database.database)
+            """
+            for i in range(4)
+        }
+    )
+    result = inner.runpytest("-n", "2", "-p", "no:benchmark")
+    result.assert_outcomes(passed=4)
+    result.stdout.fnmatch_lines(
+        ["peewee-async-testing: test databases test_app_gw0, test_app_gw1 on * (created, dropped)"]
+    )
+    assert {inner.path.joinpath(f"seen_{i}").read_text() for i in range(4)} == {"test_app_gw0", "test_app_gw1"}
+
+
+def test_the_real_database_is_refused(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+        from peewee_async_testing.exceptions import DatabaseAccessError
+
+        @pytest.mark.peewee_db
+        async def test_back_to_the_real_one():
+            params = dict(database.connect_params)
+            database.init("app", **params)
+            with pytest.raises(DatabaseAccessError, match="pointed back at your real database 'app'"):
+                await Note.select().aio_count()
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=1)
