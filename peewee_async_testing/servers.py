@@ -1,9 +1,10 @@
 """Which server the plugin makes the test database on: the kind that fits the configured database, and only that one.
 
 A PostgreSQL database gets a :class:`~peewee_async_testing.PostgresServer`, a MySQL one a
-:class:`~peewee_async_testing.MariaDBServer`, an SQLite one none. Each is the server a DSN names
-(``--peewee-dsn``; else, for MySQL, ``$PEEWEE_ASYNC_TESTING_MYSQL_DSN``; else ``$PEEWEE_ASYNC_TESTING_DSN``),
-checked that it is of the database's kind, or else a throwaway one.
+:class:`~peewee_async_testing.MariaDBServer`, an SQLite one none. Each is the server a DSN names, else a
+throwaway one: ``--peewee-dsn``, which must be of the database's kind; else, for MySQL,
+``$PEEWEE_ASYNC_TESTING_MYSQL_DSN`` or a ``mysql://`` ``$PEEWEE_ASYNC_TESTING_DSN`` (a PostgreSQL one there is
+for the PostgreSQL projects of the same environment); else, for PostgreSQL, ``$PEEWEE_ASYNC_TESTING_DSN``.
 """
 
 from __future__ import annotations
@@ -42,10 +43,13 @@ def dsn_kind(dsn: str) -> Kind:
 
 
 def from_environment(kind: Kind) -> tuple[DSN, str] | None:
-    """The DSN of a server of ``kind`` that the environment names, and its variable; None if none does."""
-    name = next((name for name in ENVIRONMENT[kind] if os.environ.get(name)), None)
-    dsn = hide(os.environ[name]) if name else None
-    return (dsn, f"${name}") if dsn and name else None
+    """The DSN of a server of ``kind`` that the environment names, and its variable; None if none does. (For
+    MySQL, a PostgreSQL ``$PEEWEE_ASYNC_TESTING_DSN`` is passed over; for PostgreSQL, a DSN there is its own.)"""
+    for name in ENVIRONMENT[kind]:
+        dsn = hide(os.environ.get(name))
+        if dsn and (kind == "postgres" or name == MYSQL_DSN_ENV or dsn_kind(dsn) == "mysql"):
+            return dsn, f"${name}"
+    return None
 
 
 def check(kind: Kind, dsn: str, origin: str, database: str | None) -> None:
@@ -56,12 +60,10 @@ def check(kind: Kind, dsn: str, origin: str, database: str | None) -> None:
     named = dsn_kind(dsn)
     if named == kind:
         return
-    fix = f"give a {_EXAMPLES[kind]} URL"
-    if kind == "mysql" and origin == f"${DSN_ENV}":
-        fix += f", or set ${MYSQL_DSN_ENV} for the MySQL server (it comes first for a MySQL database)"
     raise ConfigurationError(
         f"{database or 'The configured database'} is a {_NAMES[kind]} database, but {origin} ({mask(dsn)}) names "
-        f"a {_NAMES[named]} server: {fix}, or leave it out for a throwaway {_NAMES[kind]} server."
+        f"a {_NAMES[named]} server: give a {_EXAMPLES[kind]} URL, or leave it out for a throwaway "
+        f"{_NAMES[kind]} server."
     )
 
 

@@ -334,7 +334,8 @@ def test_a_mysql_database_gets_its_test_database_on_the_mysql_server_given(
 def test_without_a_dsn_a_throwaway_mariadb_server_and_no_postgresql_one(
     inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    # A PostgreSQL server in the environment (for the PostgreSQL projects) is not this project's.
+    monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DSN", "postgresql://nobody@127.0.0.1:1/none")
     inner.makeconftest(STARTED)
     inner.makepyfile(
         """
