@@ -29,8 +29,9 @@ sys.path.insert(0, str(HERE))
 
 from suites import BY_NAME, INI, USUAL, write_suite  # noqa: E402
 
-from peewee_async_testing import PostgresServer  # noqa: E402
-from peewee_async_testing.binaries import _as_user, _os_user, find_bindir  # noqa: E402
+from peewee_async_testing import MariaDBServer, PostgresServer, ServerError  # noqa: E402
+from peewee_async_testing.binaries import _as_user, _os_user, find_bindir, find_mariadb  # noqa: E402
+from peewee_async_testing.mariadb import MARIADB_OS_USER_ENV, OS_ACCOUNTS, _accepts  # noqa: E402
 from peewee_async_testing.server import _free_port  # noqa: E402
 
 PYTEST = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
@@ -171,6 +172,67 @@ def plain_initdb_and_start() -> float:
         elapsed = time.perf_counter() - started
         subprocess.run([str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"], **kwargs)
         return elapsed
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_mariadb_server(reps: int) -> dict[str, Any]:
+    """The throwaway MariaDB server: ready for its first connection with the data folder cached (warm), with a
+    fresh ``mariadb-install-db`` (cold), and by hand (plain ``mariadb-install-db``, ``mariadbd``, wait for its
+    socket); and its stop (kill, folder removed). Without MariaDB here, what is missing."""
+    try:
+        find_mariadb()
+    except ServerError as error:
+        return {"error": str(error)}
+    warm, cold, plain, stop = [], [], [], []
+    with MariaDBServer():  # make sure the data folder is cached
+        pass
+    for _ in range(reps):
+        server = MariaDBServer()
+        warm.append(timed(server.start))
+        stop.append(timed(server.stop))
+    for _ in range(max(2, reps // 3)):
+        with tempfile.TemporaryDirectory() as cache:
+            os.environ["PEEWEE_ASYNC_TESTING_CACHE_DIR"] = cache
+            try:
+                server = MariaDBServer()
+                cold.append(timed(server.start))
+                version = server.version
+                server.stop()
+            finally:
+                del os.environ["PEEWEE_ASYNC_TESTING_CACHE_DIR"]
+        plain.append(plain_mariadb_install_and_start())
+    figures = {"warm": summary(warm), "cold": summary(cold), "plain": summary(plain), "stop": summary(stop)}
+    return {**figures, "version": version, "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+
+
+def plain_mariadb_install_and_start() -> float:
+    """What a hand-made throwaway MariaDB costs: mariadb-install-db, then mariadbd until its socket answers."""
+    mariadbd, installer = find_mariadb()
+    user = _os_user(MARIADB_OS_USER_ENV, OS_ACCOUNTS, "MariaDB")
+    parent = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
+    folder = Path(tempfile.mkdtemp(prefix="bench-plain-", dir=parent))
+    try:
+        if user is not None:
+            os.chown(folder, user.pw_uid, user.pw_gid)
+        data, sock = folder / "data", folder / "sock"
+        kwargs: dict[str, Any] = {"cwd": folder, "stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        kwargs.update(_as_user(user))
+        started = time.perf_counter()
+        install = [str(installer), "--no-defaults", f"--datadir={data}", f"--tmpdir={folder}", "--skip-test-db"]
+        subprocess.run([*install, "--auth-root-authentication-method=normal"], check=True, **kwargs)
+        command = [str(mariadbd), "--no-defaults", f"--datadir={data}", f"--socket={sock}", f"--tmpdir={folder}"]
+        command += [f"--port={_free_port()}", "--bind-address=127.0.0.1", f"--log-error={folder / 'log'}"]
+        process = subprocess.Popen(command, **kwargs)
+        try:
+            while not _accepts(sock):
+                if process.poll() is not None:
+                    raise RuntimeError(f"mariadbd exited: {(folder / 'log').read_text()[-500:]}")
+                time.sleep(0.005)
+            return time.perf_counter() - started
+        finally:
+            process.kill()
+            process.wait()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
@@ -364,6 +426,8 @@ def main() -> None:
         small = 2 if args.quick else 5
         print("server start-up", flush=True)
         report["server"] = bench_server(3 if args.quick else 10)
+        print("MariaDB server start-up", flush=True)
+        report["mariadb_server"] = bench_mariadb_server(3 if args.quick else 10)
         print("session cost", flush=True)
         report["session"] = bench_session_cost(env, work, small)
         if not args.quick:

@@ -28,6 +28,7 @@ _EXPORTS = {
     "DatabaseAccessError": "exceptions",
     "DatabaseArgumentError": "exceptions",
     "FactoryState": "factories",
+    "MariaDBServer": "mariadb",
     "MigrationError": "exceptions",
     "ModelFactory": "factories",
     "PeeweeAsyncTestingError": "exceptions",
@@ -60,6 +61,7 @@ __all__ = [
     "DatabaseAccessError",
     "DatabaseArgumentError",
     "FactoryState",
+    "MariaDBServer",
     "MigrationError",
     "ModelFactory",
     "PeeweeAsyncTestingError",
@@ -99,6 +101,7 @@ if TYPE_CHECKING:
         TurnTimeoutError,
     )
     from .factories import FactoryState, ModelFactory
+    from .mariadb import MariaDBServer
     from .queries import (
         CapturedQueries,
         CapturedQuery,

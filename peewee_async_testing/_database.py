@@ -24,9 +24,9 @@ SUPPORTED = (
 def resolve_database(database: Any, *, purpose: str, uninitialised: bool = False) -> AioDatabase:
     """Return the peewee-async database behind ``database`` (unwrapping a :class:`peewee.DatabaseProxy`).
 
-    Only PostgreSQL (aiopg, psycopg 3), MySQL/MariaDB (aiomysql) and SQLite are supported: any other backend is refused here, before
-    anything connects. ``uninitialised=True`` accepts a database created with ``database=None`` (the plugin
-    initialises it).
+    Only PostgreSQL (aiopg, psycopg 3), MySQL/MariaDB (aiomysql) and SQLite are supported: any other backend is
+    refused here, before anything connects. ``uninitialised=True`` accepts a database created with
+    ``database=None`` (the plugin initialises it).
 
     :raises DatabaseArgumentError: naming what was given (never its contents) and what ``purpose`` needs instead.
     :raises ConfigurationError: for a database that is not initialised, unless ``uninitialised``.

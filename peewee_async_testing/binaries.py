@@ -1,8 +1,9 @@
-"""Where the PostgreSQL server binaries are, and the OS account to run them as (PostgreSQL refuses root).
+"""Where the server binaries are, and the OS account to run them as (PostgreSQL and MariaDB refuse root).
 
-:func:`find_bindir` finds the folder holding ``initdb`` and ``postgres``; run as root, :func:`_os_user`
-names the unprivileged account they run as, and :func:`_as_user` the ``subprocess`` arguments that do it;
-:func:`_run` runs a helper program out of the terminal's reach.
+:func:`find_bindir` finds the folder holding PostgreSQL's ``initdb`` and ``postgres``, :func:`find_mariadb`
+MariaDB's ``mariadbd`` and ``mariadb-install-db``; run as root, :func:`_os_user` names the unprivileged
+account they run as, and :func:`_as_user` the ``subprocess`` arguments that do it; :func:`_run` runs a
+helper program out of the terminal's reach.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
 
 BINDIR_ENV = "PEEWEE_ASYNC_TESTING_PG_BINDIR"
 OS_USER_ENV = "PEEWEE_ASYNC_TESTING_PG_OS_USER"
+MARIADB_BINDIR_ENV = "PEEWEE_ASYNC_TESTING_MARIADB_BINDIR"
+MARIADB_OS_USER_ENV = "PEEWEE_ASYNC_TESTING_MARIADB_OS_USER"
 
 #: Where :func:`find_bindir` looks last, in order; within a pattern the highest version comes first.
 BINDIR_PATTERNS: tuple[str, ...] = (
@@ -90,20 +93,93 @@ def find_bindir(
     )
 
 
-def _os_user() -> pwd.struct_passwd | None:
-    """Return the unprivileged account to run PostgreSQL as when we are root (it refuses root), else None."""
+def _os_user(
+    variable: str = OS_USER_ENV, accounts: Sequence[str] = ("postgres", "nobody"), server: str = "PostgreSQL"
+) -> pwd.struct_passwd | None:
+    """Return the unprivileged account to run ``server`` as when we are root (it refuses root), else None:
+    the one ``$variable`` names, else the first of ``accounts`` that exists."""
     if os.name != "posix" or os.geteuid() != 0:
         return None
     import pwd  # POSIX only: importing the package must work everywhere
 
-    names = [os.environ[OS_USER_ENV]] if os.environ.get(OS_USER_ENV) else ["postgres", "nobody"]
+    names = [os.environ[variable]] if os.environ.get(variable) else list(accounts)
     for name in names:
         with contextlib.suppress(KeyError):
             return pwd.getpwnam(name)
     raise ServerError(
-        f"PostgreSQL refuses to run as root, and there is no user account {' or '.join(map(repr, names))} "
-        f"to run it as. Set {OS_USER_ENV} to an unprivileged user."
+        f"{server} refuses to run as root, and there is no user account {' or '.join(map(repr, names))} "
+        f"to run it as. Set {variable} to an unprivileged user."
     )
+
+
+#: MariaDB's server programs, in the order they are looked for (``mysqld`` is the old name of ``mariadbd``),
+#: and the script that makes a data folder, by its new and its old name.
+MARIADB_SERVERS = ("mariadbd", "mysqld")
+MARIADB_INSTALLERS = ("mariadb-install-db", "mysql_install_db")
+#: Where :func:`find_mariadb` looks for the server after ``PATH``, in order.
+MARIADB_PLACES: tuple[str, ...] = (
+    "/usr/sbin",
+    "/usr/libexec",
+    "/usr/local/sbin",
+    "/usr/local/bin",
+    "/usr/local/mysql/bin",
+    "/opt/homebrew/opt/mariadb/bin",
+    "/usr/local/opt/mariadb/bin",
+    "/opt/homebrew/bin",
+)
+
+
+def _program(directories: Sequence[str | os.PathLike[str]], names: Sequence[str]) -> pathlib.Path | None:
+    """The first executable file named one of ``names`` in the first of ``directories`` that holds one, else None."""
+    for directory in directories:
+        for name in names:
+            path = os.path.join(directory, name)
+            if os.path.isfile(path) and os.access(path, os.X_OK):
+                return pathlib.Path(path)
+    return None
+
+
+def find_mariadb(
+    explicit: str | os.PathLike[str] | None = None, *, places: Sequence[str] = MARIADB_PLACES
+) -> tuple[pathlib.Path, pathlib.Path]:
+    """Return MariaDB's server program (``mariadbd`` or ``mysqld``) and its ``mariadb-install-db`` script.
+
+    The server is looked for in ``explicit``, else ``$PEEWEE_ASYNC_TESTING_MARIADB_BINDIR``, else on ``PATH``
+    and in ``places`` (Debian and Fedora keep it in ``/usr/sbin`` or ``/usr/libexec``, off a user's ``PATH``);
+    the script in the server's folder, its ``../bin`` and ``../scripts``, then on ``PATH``. An explicit
+    setting that lacks the server is an error rather than skipped.
+
+    :raises ServerError: if the explicit setting is wrong or either program is not found.
+    """
+    server = None
+    for setting, origin in (
+        (explicit, "bindir="),
+        (os.environ.get(MARIADB_BINDIR_ENV) or None, f"${MARIADB_BINDIR_ENV}"),
+    ):
+        if setting is not None:
+            server = _program([setting], MARIADB_SERVERS)
+            if server is None:
+                raise ServerError(f"{origin} names {os.fspath(setting)!r}, which holds neither mariadbd nor mysqld.")
+            break
+    path = [directory for directory in os.environ.get("PATH", "").split(os.pathsep) if directory]
+    server = server or _program([*path, *places], MARIADB_SERVERS)
+    if server is None:
+        raise ServerError(
+            "Cannot find the MariaDB server (mariadbd or mysqld). Looked on PATH and in "
+            f"{', '.join(places) or 'no other places'}. Install it (Debian/Ubuntu: apt-get install mariadb-server; "
+            f"Fedora/RHEL: dnf install mariadb-server; macOS: brew install mariadb), or set {MARIADB_BINDIR_ENV} "
+            "to its directory, or point the tests at an existing server with a mysql://user:password@host:port/ DSN."
+        )
+    server = server.resolve()
+    beside = [server.parent, server.parent.parent / "bin", server.parent.parent / "scripts"]
+    installer = _program([*beside, *path], MARIADB_INSTALLERS)
+    if installer is None:
+        raise ServerError(
+            f"Found the MariaDB server {server}, but not mariadb-install-db, which makes its data folder: "
+            f"looked in {', '.join(map(str, beside))} and on PATH. Install it with the server "
+            "(Debian/Ubuntu: apt-get install mariadb-server), or put its folder on PATH."
+        )
+    return server, installer
 
 
 class _UserArguments(TypedDict, total=False):

@@ -11,6 +11,7 @@ machinery itself (``SAVEPOINT``, ``RELEASE``, ``ROLLBACK``) go through :meth:`~S
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
@@ -63,10 +64,10 @@ TWO_PHASE = (
     "TRANSACTION ends the test transaction, and no savepoint can stand for it. Use the `clear_tables` fixture."
 )
 AUTOCOMMIT_REFUSED = (
-    "The code under test sent {sql!r} inside TransactionTestCase: on MySQL, turning autocommit on commits the test "
-    "transaction, and turning it off changes what commits. Open transactions with `database.aio_atomic()` or "
-    "START TRANSACTION instead (they run on savepoints with allow_transactions=True), or use the `clear_tables` "
-    "fixture."
+    "The code under test sent {sql!r} inside TransactionTestCase: on MySQL it commits the test transaction "
+    "(SET autocommit = 1, LOCK TABLES and UNLOCK TABLES commit implicitly; SET autocommit = 0 changes what commits). "
+    "Open transactions with `database.aio_atomic()` or START TRANSACTION instead (they run on savepoints with "
+    "allow_transactions=True), or use the `clear_tables` fixture."
 )
 SCRIPT = (
     "executescript() commits the open transaction before it runs (sqlite3), which would end the test "
@@ -238,6 +239,9 @@ class SharedConnection:
         except BaseException as error:
             if self._auto_pending:
                 await self._undo_failed_auto()
+            if self.mysql and isinstance(error, Exception) and not is_closed(self.raw):
+                with contextlib.suppress(Exception):  # an error reply has no transaction status: ask for it
+                    await self._run("DO 0")
             self._note_end(text, error)
             raise
         self._note_end(text, None)

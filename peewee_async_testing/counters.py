@@ -47,7 +47,7 @@ async def _alter(raw: Any, counters: list[Counter]) -> None:
 
 async def reset(raw: Any) -> list[Counter]:
     """Move every counter to one past its table's largest id (1 for an empty table); return the counters as they
-    are then, for :func:`set_back`. Three round trips at most: the counters, the largest ids, the moves."""
+    were before, for :func:`set_back`. Three round trips at most: the counters, the largest ids, the moves."""
     found = await _read(raw)
     if not found:
         return []
@@ -56,15 +56,14 @@ async def reset(raw: Any) -> list[Counter]:
         for index, (table, column, _) in enumerate(found)
     )
     ends = {int(index): top for index, top in await fetch_all(raw, largest)}
-    counters = [
-        (table, 1 if ends[index] is None else int(ends[index]) + 1) for index, (table, _, _) in enumerate(found)
-    ]
-    await _alter(raw, [(table, next_) for (table, next_), (_, _, now) in zip(counters, found) if next_ != now])
-    return counters
+    moved = [(table, 1 if ends[index] is None else int(ends[index]) + 1) for index, (table, _, _) in enumerate(found)]
+    now = [counter for _, _, counter in found]
+    await _alter(raw, [(table, next_) for (table, next_), was in zip(moved, now, strict=True) if next_ != was])
+    return [(table, counter) for table, _, counter in found]
 
 
 async def set_back(raw: Any, counters: list[Counter]) -> None:
-    """Set back the ``counters`` that changed since :func:`reset` noted them (after the rollback)."""
+    """Set back the ``counters`` that :func:`reset` noted, where they are not there now (after the rollback)."""
     noted = dict(counters)
     now = await _read(raw)
     await _alter(

@@ -258,6 +258,52 @@ def _scheme(dsn: str) -> str | None:
     return url["scheme"].strip() if url else None
 
 
+#: The schemes of a MySQL or MariaDB URL (:func:`read_mysql`).
+MYSQL_SCHEMES = ("mysql://", "mariadb://")
+
+
+def read_mysql(dsn: str, origin: str) -> dict[str, str]:
+    """The parts of a ``mysql://user:password@host:port/database`` URL that it names (``host``, ``port``,
+    ``user``, ``password`` as a :class:`Password`, ``database``), percent-decoded, checked that a test session
+    can use them: one server, a port number, no parameters. ``mariadb://`` is read the same.
+
+    :raises ConfigurationError: naming ``origin`` (where the DSN came from) and the DSN, masked.
+    """
+    dsn = DSN(dsn)  # shown masked in a traceback through here
+    params, problem = _parsed_mysql(dsn)
+    if problem is not None:  # raised here, where no local variable holds a piece of the DSN unmasked
+        raise ConfigurationError(f"{origin} ({mask(dsn)}) {problem}")
+    return params
+
+
+def _parsed_mysql(dsn: str) -> tuple[dict[str, str], str | None]:
+    """The parts of a MySQL URL, or none and what is wrong with it (not raised from here: see :func:`_parsed`)."""
+    if _scheme(dsn) not in MYSQL_SCHEMES:
+        return {}, "is not a MySQL DSN: give a mysql://user:password@host:port/database URL."
+    url = urllib.parse.urlsplit(dsn.strip())
+    if url.query or url.fragment or "?" in dsn or "#" in dsn:
+        return {}, (
+            "has parameters (?...) or a fragment (#...), which are not read: leave them out, and percent-encode "
+            "a ? or # of the password (%3F, %23)."
+        )
+    if "@" in url.path:
+        return {}, "holds an @ after a /: percent-encode the password's / and @ (%2F, %40)."
+    try:
+        port = url.port
+    except ValueError:
+        port = 0
+    if port == 0 or "," in url.netloc.rpartition("@")[2]:
+        return {}, "has a port that is not a number from 1 to 65535, or names several servers."
+    database = urllib.parse.unquote(url.path.removeprefix("/"))
+    if "/" in url.path.removeprefix("/"):
+        return {}, "has a path of more than a database name."
+    parts = {"host": url.hostname or "", "port": str(port or ""), "user": urllib.parse.unquote(url.username or "")}
+    params = {key: value for key, value in {**parts, "database": database}.items() if value}
+    if url.password is not None:
+        params["password"] = Password(urllib.parse.unquote(url.password))
+    return params, None
+
+
 def _misplaced_at(dsn: str) -> bool:
     """Whether a URL holds an ``@`` past its ``user:password@`` as libpq reads it (which ends at the first ``@``
     before any ``/``), or a user name with a ``?``: the sign of a password with an unencoded ``@`` or ``/``."""

@@ -94,7 +94,7 @@ _RESET_SEQUENCES = (
 
 #: A sequence as a block found it: (oid, last value, called, moved at the start); on MySQL, a table's
 #: AUTO_INCREMENT counter (:data:`~peewee_async_testing.counters.Counter`).
-SequenceState = tuple[int, int, bool, bool] | counters.Counter
+SequenceState = tuple[Any, ...]
 #: Top-level reset_sequences blocks open at once on a database (in sibling tasks), by the database's id: the
 #: sequences as the first found them, the blocks still open, and whether the first has read them. Each block's exit
 #: would set back what the others moved since its start, so only the last one sets them back, to where they were
@@ -545,7 +545,8 @@ class CaseEngine:
                 self._shared.deferred = None
             elif not drivers.is_closed(raw) and self._shared.mysql:
                 ended = self._shared.ended_by
-                problem = "" if ended is None else ENDED_ON_MYSQL.format(what=ended)
+                problem = "" if drivers.in_transaction(raw) else ENDED_INSIDE  # (a COMMIT past every guard)
+                problem = problem if ended is None else ENDED_ON_MYSQL.format(what=ended)
                 await self._send_roll_back(problem)
                 if self._shared.warnings and self._savepoint is None:
                     problem = problem or await self._non_transactional()
@@ -585,7 +586,7 @@ class CaseEngine:
             return False
         done = _setting_back[id(self.database)] = asyncio.get_running_loop().create_future()
         try:
-            await counters.set_back(self.raw, [counter for counter in sequences if isinstance(counter[0], str)])
+            await counters.set_back(self.raw, sequences)
         finally:
             if _setting_back.get(id(self.database)) is done:
                 del _setting_back[id(self.database)]

@@ -28,7 +28,7 @@ class TransactionError(PeeweeAsyncTestingError):
 
 
 class ServerError(PeeweeAsyncTestingError):
-    """The throwaway PostgreSQL server could not be found, started or stopped."""
+    """The throwaway PostgreSQL or MariaDB server could not be found, started or stopped."""
 
 
 class DatabaseAccessError(PeeweeAsyncTestingError):

@@ -1,9 +1,9 @@
-"""A new cluster's data folder: made by ``initdb`` once per binaries and locale, then unpacked from the cache.
+"""A new server's data folder: made once per binaries and options (``initdb``), then unpacked from the cache.
 
-:func:`_make_data` fills a server's folder: from the template that a first ``initdb`` left in the cache
-(``~/.cache/peewee-async-testing``, or ``$PEEWEE_ASYNC_TESTING_CACHE_DIR``), else by running ``initdb``
-and putting its result into the cache while the server starts. :func:`_default_locale` picks the locale
-when none is chosen.
+:func:`_make_data` fills a PostgreSQL server's folder: from the template that a first ``initdb`` left in the
+cache (``~/.cache/peewee-async-testing``, or ``$PEEWEE_ASYNC_TESTING_CACHE_DIR``), else by running ``initdb``
+and putting its result into the cache while the server starts; :func:`_fill_data` does this for any server
+(MariaDB's ``mariadb-install-db`` too). :func:`_default_locale` picks the locale when none is chosen.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from .binaries import _as_user, _run
@@ -79,42 +79,66 @@ def _postgres_version(bindir: pathlib.Path) -> str:
 
 def _template_dir(bindir: pathlib.Path, user: pwd.struct_passwd | None, locale: str) -> pathlib.Path:
     """The cache folder of the template cluster for these binaries and locale: a new ``postgres`` binary, a new key."""
-    postgres = bindir / "postgres"
-    stat = postgres.stat()
+    return _cache_dir("template", bindir / "postgres", [*INITDB_OPTIONS, f"--locale={locale}"], user)
+
+
+def _cache_dir(
+    kind: str, program: pathlib.Path, options: Iterable[str], user: pwd.struct_passwd | None
+) -> pathlib.Path:
+    """The cache folder of the data folder that ``program`` makes with ``options`` for ``user``: its name
+    changes with the program's path, size and time, the options and the owner."""
+    stat = program.stat()
     owner = user.pw_name if user else str(os.geteuid())
-    options = [*INITDB_OPTIONS, f"--locale={locale}"]
-    key = "\0".join([os.path.realpath(postgres), str(stat.st_size), str(stat.st_mtime_ns), *options, owner])
-    return _cache_root() / f"template-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+    key = "\0".join([os.path.realpath(program), str(stat.st_size), str(stat.st_mtime_ns), *options, owner])
+    return _cache_root() / f"{kind}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def _make_data(
     bindir: pathlib.Path, folder: pathlib.Path, user: pwd.struct_passwd | None, locale: str
 ) -> tuple[str, threading.Thread | None]:
     """Fill ``folder/data`` from the template cache, else by initdb; return the server's version, and
-    ``None`` when the cache was used, else the thread that is putting the fresh cluster into the cache.
+    ``None`` when the cache was used, else the thread that is putting the fresh cluster into the cache
+    (see :func:`_fill_data`)."""
 
-    The cache holds the cluster as one tar archive (and its version): extracting one file is much
+    def initdb(data: pathlib.Path) -> str:
+        version = _postgres_version(bindir)
+        command = [str(bindir / "initdb"), "-D", str(data), *INITDB_OPTIONS, f"--locale={locale}"]
+        result = _run(command, cwd=folder, text=True, **_as_user(user))
+        if result.returncode != 0:
+            raise ServerError(
+                f"initdb failed with exit code {result.returncode}, making a cluster of locale {locale!r} "
+                f"(`locale -a` lists the system's locales):\n{(result.stderr or result.stdout).strip()}"
+            )
+        return version
+
+    return _fill_data(folder, _template_dir(bindir, user, locale), user, initdb)
+
+
+def _fill_data(
+    folder: pathlib.Path,
+    template: pathlib.Path,
+    user: pwd.struct_passwd | None,
+    make: Callable[[pathlib.Path], str],
+) -> tuple[str, threading.Thread | None]:
+    """Fill ``folder/data`` from the cache folder ``template``, else by ``make(folder / "data")``, which returns
+    the server's version; return that version, and ``None`` when the cache was used, else the thread that is
+    putting the fresh data folder into the cache.
+
+    The cache holds the data folder as one tar archive (and its version): extracting one file is much
     quicker than copying a thousand small ones from the disk. The thread archives a snapshot of the
-    fresh cluster made in ``folder`` (on tmpfs, that snapshot is quick), while postgres starts.
+    fresh folder made in ``folder`` (on tmpfs, that snapshot is quick), while the server starts.
     """
-    data, template = folder / "data", _template_dir(bindir, user, locale)
+    data = folder / "data"
     try:
         version = (template / "version").read_text()
         _tar("-xf", template / ARCHIVE, "-C", folder)
         if user is not None and data.stat().st_uid != user.pw_uid:  # tar kept the owner otherwise
             _chown_tree(data, user)
         return version, None
-    except (OSError, subprocess.CalledProcessError):  # no template, or a damaged one (replaced below): initdb
+    except (OSError, subprocess.CalledProcessError):  # no template, or a damaged one (replaced below): make it
         shutil.rmtree(data, ignore_errors=True)
         shutil.rmtree(template, ignore_errors=True)
-    version = _postgres_version(bindir)
-    command = [str(bindir / "initdb"), "-D", str(data), *INITDB_OPTIONS, f"--locale={locale}"]
-    result = _run(command, cwd=folder, text=True, **_as_user(user))
-    if result.returncode != 0:
-        raise ServerError(
-            f"initdb failed with exit code {result.returncode}, making a cluster of locale {locale!r} "
-            f"(`locale -a` lists the system's locales):\n{(result.stderr or result.stdout).strip()}"
-        )
+    version = make(data)
     snapshot = folder / "template"
     snapshot.mkdir()
     _run(["cp", "-a", str(data), str(snapshot / "data")], check=True)

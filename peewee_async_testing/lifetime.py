@@ -7,8 +7,8 @@
 - **The watchdog**: a shell of its own session, started with the server, reading a pipe whose write end
   only the owner holds (not inherited by the owner's children, closed in its forks). When the pipe closes
   (the owner stopped the server, or died by any signal) and the folder is still there, it runs this file,
-  ``python -I -S lifetime.py FOLDER LOCK_FD``, which stops what is left of the server (postgres, initdb)
-  and removes the folder. It uses the standard library only.
+  ``python -I -S lifetime.py FOLDER LOCK_FD``, which stops what is left of the server (postgres, initdb,
+  mariadbd, mariadb-install-db) and removes the folder. It uses the standard library only.
 
 This module imports nothing of the package.
 """
@@ -19,6 +19,7 @@ import contextlib
 import itertools
 import os
 import pathlib
+import shutil
 import signal
 import stat
 import subprocess
@@ -30,7 +31,10 @@ LOCK = "lock"
 STOP_TIMEOUT = 10.0  # seconds for a process to exit on SIGQUIT before SIGKILL, and for the folder to be removed
 POLL_INTERVAL = 0.01
 #: The names (``/proc/PID/comm``) of the server's processes that may outlive their owner.
-SERVER_PROGRAMS = frozenset({"postgres", "initdb"})
+#: (``comm`` holds the first 15 characters of a name: ``mariadb-install`` is ``mariadb-install-db``.)
+SERVER_PROGRAMS = frozenset({"postgres", "initdb", "mariadbd", "mysqld", "mariadb-install", "mysql_install_d"})
+#: Those of them stopped by SIGKILL at once: SIGQUIT is a slow, clean shutdown to MariaDB, worthless here.
+KILLED_AT_ONCE = frozenset({"mariadbd", "mysqld", "mariadb-install", "mysql_install_d"})
 #: The watchdog's shell: it reads its standard input (the pipe) to its end, and if the folder is still there
 #: then (the owner died without stopping the server), runs this file to clean up. A shell, not Python, so
 #: that it costs the server's start next to nothing.
@@ -115,6 +119,20 @@ def release(lock: int) -> None:
     _close(lock)
 
 
+def release_folder(folder: pathlib.Path | None, lock: int | None, watchdog: Watchdog | None) -> None:
+    """What stopping a server ends with, once its processes have exited: remove its ``folder`` (through the
+    ``lock`` held on it; without one, a start failed before it locked the folder), free the lock, and
+    dismiss its watchdog."""
+    if folder is not None and lock is not None:
+        remove_folder(folder, lock)
+    elif folder is not None:
+        shutil.rmtree(folder, ignore_errors=True)
+    if lock is not None:
+        release(lock)
+    if watchdog is not None:
+        watchdog.dismiss()
+
+
 def reap(folders: Iterable[pathlib.Path]) -> None:
     """Stop and remove the servers in ``folders`` whose owner and watchdog are both gone (SIGKILL, a crash).
 
@@ -149,14 +167,14 @@ def reap(folders: Iterable[pathlib.Path]) -> None:
 
 
 def stop_processes(folder: pathlib.Path) -> None:
-    """Stop the server's processes that work in ``folder``: SIGQUIT (postgres's immediate shutdown), then
-    SIGKILL to those still there after :data:`STOP_TIMEOUT`. Found through ``/proc``: where there is none,
-    postgres stops by itself within a minute of its folder's removal."""
+    """Stop the server's processes that work in ``folder``: SIGQUIT (postgres's immediate shutdown; SIGKILL
+    to :data:`KILLED_AT_ONCE`), then SIGKILL to those still there after :data:`STOP_TIMEOUT`. Found through
+    ``/proc``: where there is none, postgres stops by itself within a minute of its folder's removal."""
     for signal_number in (signal.SIGQUIT, signal.SIGKILL):
         pids = _working_in(folder)
         for pid in pids:
             with contextlib.suppress(OSError):
-                os.kill(pid, signal_number)
+                os.kill(pid, signal.SIGKILL if _program(pid) in KILLED_AT_ONCE else signal_number)
         deadline = time.monotonic() + STOP_TIMEOUT
         while pids and time.monotonic() < deadline:
             time.sleep(POLL_INTERVAL)
@@ -173,10 +191,18 @@ def _working_in(folder: pathlib.Path) -> list[int]:
     return [int(name) for name in entries if name.isdigit() and _works_in(int(name), folder)]
 
 
+def _program(pid: int) -> str:
+    """The name of the program that process ``pid`` runs (its first 15 characters), or "" if it has gone."""
+    try:
+        return pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
+    except OSError:
+        return ""
+
+
 def _works_in(pid: int, folder: pathlib.Path) -> bool:
     """Whether process ``pid`` runs one of :data:`SERVER_PROGRAMS` in ``folder`` or below (a zombie does not)."""
     try:
-        if pathlib.Path(f"/proc/{pid}/comm").read_text().strip() not in SERVER_PROGRAMS:
+        if _program(pid) not in SERVER_PROGRAMS:
             return False
         cwd = os.readlink(f"/proc/{pid}/cwd").removesuffix(" (deleted)")
     except OSError:

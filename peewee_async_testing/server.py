@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import shutil
 import signal
 import socket
 import subprocess
@@ -346,17 +345,10 @@ class PostgresServer:
         publisher, self._publisher = self._publisher, None
         if publisher is not None:
             publisher.join()  # it reads from the folder
+        folder, self.socket_dir = self.socket_dir, None
         lock, self._lock = self._lock, None
-        if self.socket_dir is not None and lock is not None:
-            lifetime.remove_folder(self.socket_dir, lock)
-        elif self.socket_dir is not None:  # a start that failed before it locked the folder
-            shutil.rmtree(self.socket_dir, ignore_errors=True)
-        self.socket_dir = None
-        if lock is not None:
-            lifetime.release(lock)
         watchdog, self._watchdog = self._watchdog, None
-        if watchdog is not None:
-            watchdog.dismiss()
+        lifetime.release_folder(folder, lock, watchdog)
 
     def _spawn(
         self, bindir: pathlib.Path, folder: pathlib.Path, user: pwd.struct_passwd | None, settings: dict[str, str]

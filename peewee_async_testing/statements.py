@@ -22,12 +22,27 @@ import re
 #: (``SAVEPOINT``, ``RELEASE``, ``ROLLBACK TO``), or prepares / finishes a two-phase commit.
 BEGIN, COMMIT, ROLLBACK, SAVEPOINT, PREPARED = "begin", "commit", "rollback", "savepoint", "prepared"
 
-#: MySQL's ``SET autocommit``: turning it on commits the open transaction, and off changes what commits.
+#: MySQL's ``SET autocommit``, ``LOCK TABLES`` and ``UNLOCK TABLES``: each commits the open transaction (or, turning
+#: autocommit off, changes what commits), and no savepoint can stand for it.
 AUTOCOMMIT = "autocommit"
 
 #: The first words that can start one of those statements (PostgreSQL's, SQLite's and MySQL's together).
 _LEADING = frozenset(
-    {"abort", "begin", "commit", "end", "prepare", "release", "rollback", "savepoint", "start", "set", "xa"}
+    {
+        "abort",
+        "begin",
+        "commit",
+        "end",
+        "prepare",
+        "release",
+        "rollback",
+        "savepoint",
+        "start",
+        "set",
+        "xa",
+        "lock",
+        "unlock",
+    }
 )
 _FIRST_WORD = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_$]*)")
 _TOKEN_PATTERN = r"""(?P<space>\s+)
@@ -176,6 +191,8 @@ def _mysql_kind(words: list[str]) -> str | None:
         return AUTOCOMMIT if "autocommit" in rest[:2] else None  # SET [SESSION] autocommit, SET @@autocommit
     if first == "xa":
         return PREPARED
+    if first in ("lock", "unlock"):
+        return AUTOCOMMIT if rest[:1] in (["table"], ["tables"]) else None
     if first == "begin":
         return None if rest[:2] == ["not", "atomic"] else BEGIN  # BEGIN NOT ATOMIC: a compound statement
     if first == "start":

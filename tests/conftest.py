@@ -15,7 +15,7 @@ import peewee_async
 import pytest
 import pytest_asyncio
 
-from peewee_async_testing import PostgresServer
+from peewee_async_testing import MariaDBServer, PostgresServer
 
 from .helpers import acquired, admin, mysql_admin
 from .models import MODELS, database_proxy
@@ -29,6 +29,13 @@ _GONE = object()
 def pg_server() -> Iterator[PostgresServer]:
     """The PostgreSQL server of this run: started here, stopped and removed at the end."""
     with PostgresServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> Iterator[MariaDBServer]:
+    """The MariaDB server of this run: started here, stopped and removed at the end."""
+    with MariaDBServer() as server:
         yield server
 
 
@@ -117,15 +124,3 @@ async def database(session_database: Any) -> AsyncIterator[Any]:
     assert not leaked_patches, f"the test left patches on the database: {leaked_patches}"
     assert not any(leaked_rows.values()), f"the test left rows behind: {leaked_rows}"
     assert not await acquired(session_database), "the test left a connection acquired from the pool"
-
-
-class _HandServer:  # TEMPORARY until MariaDBServer lands
-    host, port, user = "127.0.0.1", int(os.environ.get("PWAT_MYSQL_PORT", "33061")), "root"
-
-    def connect_params(self, name: str) -> dict[str, Any]:
-        return {"database": name, "host": self.host, "port": self.port, "user": self.user}
-
-
-@pytest.fixture(scope="session")
-def mysql_server() -> Any:
-    return _HandServer()

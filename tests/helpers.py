@@ -12,7 +12,7 @@ import peewee_async
 import psycopg2
 import pytest
 
-from peewee_async_testing import PostgresServer
+from peewee_async_testing import MariaDBServer, PostgresServer
 
 from .models import Author
 
@@ -44,18 +44,9 @@ def admin(server: PostgresServer, sql: str, params: tuple[Any, ...] = (), databa
         connection.close()
 
 
-def mysql_admin(server: Any, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+def mysql_admin(server: MariaDBServer, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
     """Run one statement on the MariaDB ``server`` as its superuser (autocommit); return its rows."""
-    import pymysql
-
-    params_ = server.connect_params("mysql")
-    connection = pymysql.connect(
-        host=params_["host"],
-        port=params_["port"],
-        user=params_["user"],
-        password=params_.get("password") or "",
-        autocommit=True,
-    )
+    connection = server.connect()
     try:
         with connection.cursor() as cursor:
             cursor.execute(sql, params or None)
@@ -75,6 +66,12 @@ def is_sqlite(db: Any) -> bool:
 
 def is_mysql(db: Any) -> bool:
     return isinstance(db, peewee_async.MySQLDatabase)
+
+
+def only_postgres(db: Any, why: str) -> None:
+    """Skip the test unless ``db`` is PostgreSQL, saying ``why`` the others differ."""
+    if is_sqlite(db) or is_mysql(db):
+        pytest.skip(f"PostgreSQL only: {why}")
 
 
 async def names() -> list[str]:

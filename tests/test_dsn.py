@@ -13,9 +13,10 @@ import peewee_async
 import psycopg2.extensions
 import pytest
 
-from peewee_async_testing import PostgresServer
-from peewee_async_testing.dsn import _without_secrets_read, mask
+from peewee_async_testing import MariaDBServer, PostgresServer
+from peewee_async_testing.dsn import _without_secrets_read, mask, read_mysql
 from peewee_async_testing.exceptions import ConfigurationError, ServerError
+from peewee_async_testing.mariadb import MYSQL_DSN_ENV
 from peewee_async_testing.server import DSN_ENV
 
 from .production import PASSWORD, Production
@@ -24,6 +25,7 @@ from .production import PASSWORD, Production
 @pytest.fixture(autouse=True)
 def _no_environment_dsn(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(DSN_ENV, raising=False)
+    monkeypatch.delenv(MYSQL_DSN_ENV, raising=False)
 
 
 def _shown(error: BaseException) -> str:
@@ -344,3 +346,64 @@ def test_connect_timeout_is_refused_for_aiopg_which_takes_it_for_every_statement
         server.connect_params("postgres")
     assert PASSWORD not in _shown(raised.value)
     server.connect("postgres").close()  # the admin connections (psycopg2) read it as libpq does
+
+
+# -- MySQL and MariaDB URLs (MariaDBServer) --------------------------------------------------------------------------
+
+
+def test_a_mysql_url_is_read_percent_decoded_with_only_what_it_names() -> None:
+    encoded = urllib.parse.quote(PASSWORD + "@/?#:", safe="")
+    params = read_mysql(f"mysql://app%40ci:{encoded}@db.example:3307/shop%2Dtest", "--peewee-dsn")
+    assert params == {
+        "host": "db.example",
+        "port": "3307",
+        "user": "app@ci",
+        "password": PASSWORD + "@/?#:",
+        "database": "shop-test",
+    }
+    assert PASSWORD not in repr(params)
+    assert read_mysql("mariadb://db.example", "x") == {"host": "db.example"}
+    assert read_mysql("mysql://root:@[::1]/", "x") == {"host": "::1", "user": "root", "password": ""}
+
+
+#: MySQL URLs a session cannot use: the error names what is wrong, and never the password.
+UNUSABLE_MYSQL = {
+    "another scheme": (f"postgresql://app:{PASSWORD}@db.example/app", "is not a MySQL DSN"),
+    "key=value": (f"host=db.example password={PASSWORD}", "is not a MySQL DSN"),
+    "invalid port": (f"mysql://app:{PASSWORD}@db.example:notaport/app", "has a port that is not a number"),
+    "port out of range": (f"mysql://app:{PASSWORD}@db.example:70000/app", "has a port that is not a number"),
+    "several hosts": (f"mysql://app:{PASSWORD}@h1:3306,h2:3306/app", "names several servers"),
+    "parameters": (f"mysql://app@db.example/app?password={PASSWORD}", "has parameters"),
+    "unencoded ?": (f"mysql://app:ab?{PASSWORD}@db.example/app", "has parameters"),
+    "unencoded /": (f"mysql://app:ab/{PASSWORD}@db.example/app", "percent-encode"),
+    "a path": (f"mysql://app:{PASSWORD}@db.example/app/more", "more than a database name"),
+}
+
+
+@pytest.mark.parametrize("case", UNUSABLE_MYSQL)
+def test_a_mysql_url_that_cannot_be_used_is_a_configuration_error_that_shows_no_password(
+    case: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dsn, message = UNUSABLE_MYSQL[case]
+    with pytest.raises(ConfigurationError) as raised:
+        MariaDBServer(dsn=dsn)
+    assert str(raised.value).startswith("MariaDBServer(dsn=...) (")
+    assert message in str(raised.value)
+    assert PASSWORD not in _shown(raised.value)
+    monkeypatch.setenv(MYSQL_DSN_ENV, dsn)
+    with pytest.raises(ConfigurationError, match=r"^\$PEEWEE_ASYNC_TESTING_MYSQL_DSN \(") as raised:
+        MariaDBServer()
+    assert PASSWORD not in _shown(raised.value)
+
+
+def test_mask_shows_no_password_of_a_mysql_url_of_a_few_hundred() -> None:
+    leaks = []
+    for password in _passwords(400):
+        for dsn in (
+            f"mysql://app:{urllib.parse.quote(password, safe='')}@db.example:3306/shop",
+            f"mysql://app:{password}@db.example/shop",
+        ):
+            shown = mask(dsn)
+            if any(secret in shown for secret in (password, urllib.parse.quote(password, safe=""))):
+                leaks.append(f"{dsn!r} -> {shown!r}")
+    assert not leaks, f"{len(leaks)} leaks, such as:\n" + "\n".join(leaks[:5])

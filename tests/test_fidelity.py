@@ -11,7 +11,7 @@ import pytest
 from peewee_async_testing import TransactionError, TransactionTestCase
 from peewee_async_testing import connection as shared_connection
 
-from .helpers import is_sqlite, names
+from .helpers import is_sqlite, names, only_postgres
 from .models import Author
 
 
@@ -37,7 +37,7 @@ async def test_begin_and_savepoint_need_aio_connection_as_in_peewee_async(databa
 
 
 async def test_aio_savepoint_outside_any_transaction_raises_as_in_production(database: Any) -> None:
-    needs_postgres(database)
+    only_postgres(database, "MySQL takes a SAVEPOINT outside a transaction, and SQLite opens one")
     async with database.aio_connection():
         with pytest.raises(Exception, match="SAVEPOINT can only be used in transaction blocks") as production:
             await database.aio_savepoint()
@@ -65,7 +65,7 @@ async def error_after_integrity_error(database: Any) -> type[BaseException]:
 async def test_after_an_integrity_error_in_aio_atomic_the_next_statement_raises_as_in_production(
     database: Any,
 ) -> None:
-    needs_postgres(database)
+    only_postgres(database, "MySQL rolls back only the failed statement, and goes on")
     production = await error_after_integrity_error(database)  # the block's COMMIT rolls the aborted work back
     assert await names() == []
     async with TransactionTestCase(database, allow_transactions=True):
@@ -77,7 +77,7 @@ async def test_after_an_integrity_error_in_aio_atomic_the_next_statement_raises_
 
 
 async def test_a_commit_of_an_aborted_sql_transaction_rolls_it_back_as_the_server_does(database: Any) -> None:
-    needs_postgres(database)
+    only_postgres(database, "MySQL rolls back only the failed statement: its COMMIT commits the rest")
     async with TransactionTestCase(database, allow_transactions=True):
         await Author.aio_create(name="before")
         await database.aio_execute_sql("BEGIN")

@@ -9,21 +9,34 @@ import peewee
 import peewee_async
 import pytest
 
-from peewee_async_testing import ConfigurationError, PostgresServer, TransactionError, TransactionTestCase
+from peewee_async_testing import ConfigurationError, TransactionError, TransactionTestCase
 from peewee_async_testing.connection import SharedConnection
 
-from .helpers import acquired, admin, is_sqlite, names
+from .helpers import acquired, admin, is_mysql, is_sqlite, mysql_admin, names
 from .models import Author, Book
 
 
 def needs_postgres(db: Any) -> None:
     if is_sqlite(db):
-        pytest.skip("PostgreSQL only: SQLite has no server that can kill or cancel a query")
+        pytest.skip("PostgreSQL and MySQL only: SQLite has no server that can kill or cancel a query")
+
+
+def pid_sql(db: Any) -> str:
+    """The statement that reads the connection's server process (PostgreSQL) or thread (MySQL)."""
+    return "SELECT CONNECTION_ID()" if is_mysql(db) else "SELECT pg_backend_pid()"
 
 
 async def backend_pid(db: Any) -> int:
-    (pid,) = await db.aio_execute_sql("SELECT pg_backend_pid()", fetch_results=peewee_async.databases.fetchone)
+    (pid,) = await db.aio_execute_sql(pid_sql(db), fetch_results=peewee_async.databases.fetchone)
     return int(pid)
+
+
+def kill(db: Any, request: pytest.FixtureRequest, pid: int) -> None:
+    """End the server process (thread) ``pid`` from another connection, as an administrator would."""
+    if is_mysql(db):
+        mysql_admin(request.getfixturevalue("mysql_server"), f"KILL {int(pid)}")
+    else:
+        admin(request.getfixturevalue("pg_server"), "SELECT pg_terminate_backend(%s)", (pid,), database=db.database)
 
 
 def pristine(db: Any) -> dict[str, Any]:
@@ -58,7 +71,7 @@ async def test_every_query_runs_on_the_case_connection(database: Any) -> None:
         assert database.pool_backend.has_acquired_connections() or is_sqlite(database)
         if not is_sqlite(database):
             async with case.connection.cursor() as cursor:
-                await cursor.execute("SELECT pg_backend_pid()")
+                await cursor.execute(pid_sql(database))
                 (pid,) = await cursor.fetchone()
             assert {await backend_pid(database) for _ in range(5)} == {pid}
     assert case.connection is None
@@ -106,30 +119,31 @@ async def test_cancellation_rolls_back(database: Any) -> None:
 async def test_a_timeout_during_a_query_rolls_back(database: Any) -> None:
     needs_postgres(database)
     before = pristine(database)
+    sleep = "SELECT SLEEP(30)" if is_mysql(database) else "SELECT pg_sleep(30)"
 
     async def body() -> None:
         async with TransactionTestCase(database):
             await Author.aio_create(name="ada")
-            await database.aio_execute_sql("SELECT pg_sleep(30)")
+            await database.aio_execute_sql(sleep)
 
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(body(), timeout=0.5)
     await assert_restored(database, before)
+    activity = "information_schema.PROCESSLIST WHERE INFO" if is_mysql(database) else "pg_stat_activity WHERE query"
     sleeping = await database.aio_execute_sql(
-        "SELECT count(*) FROM pg_stat_activity WHERE query = 'SELECT pg_sleep(30)'",
-        fetch_results=peewee_async.databases.fetchone,
+        f"SELECT count(*) FROM {activity} = %s", (sleep,), fetch_results=peewee_async.databases.fetchone
     )
     assert sleeping[0] == 0, "the timed-out query still runs on the server, holding the block's locks"
     assert await names() == []
 
 
-async def test_a_connection_killed_by_the_server_is_discarded(database: Any, pg_server: PostgresServer) -> None:
+async def test_a_connection_killed_by_the_server_is_discarded(database: Any, request: pytest.FixtureRequest) -> None:
     needs_postgres(database)
     before = pristine(database)
     async with TransactionTestCase(database):
         await Author.aio_create(name="ada")
         victim = await backend_pid(database)
-        admin(pg_server, "SELECT pg_terminate_backend(%s)", (victim,), database=database.database)
+        kill(database, request, victim)
     await assert_restored(database, before)
     assert await names() == []
     assert await backend_pid(database) != victim
@@ -140,7 +154,10 @@ async def test_the_server_killing_the_connection_mid_block_keeps_the_test_error(
     with pytest.raises(peewee.PeeweeException):
         async with TransactionTestCase(database):
             await Author.aio_create(name="ada")
-            await database.aio_execute_sql("SELECT pg_terminate_backend(pg_backend_pid())")
+            if is_mysql(database):
+                await database.aio_execute_sql(f"KILL {await backend_pid(database)}")
+            else:
+                await database.aio_execute_sql("SELECT pg_terminate_backend(pg_backend_pid())")
     assert not await acquired(database)
     assert await names() == []
 
