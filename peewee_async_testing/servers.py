@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from peewee_async.databases import AioDatabase
 
 Kind = Literal["postgres", "mysql"]
-DSN_ENV = "PEEWEE_ASYNC_TESTING_DSN"
+DSN_ENV = "PEEWEE_ASYNC_TESTING_DSN"  # (server.DSN_ENV and mariadb.MYSQL_DSN_ENV, without importing them)
 MYSQL_DSN_ENV = "PEEWEE_ASYNC_TESTING_MYSQL_DSN"
 #: The environment variables that name a server of each kind, first first.
 ENVIRONMENT: dict[Kind, tuple[str, ...]] = {"postgres": (DSN_ENV,), "mysql": (MYSQL_DSN_ENV, DSN_ENV)}

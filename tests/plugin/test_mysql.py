@@ -4,7 +4,6 @@ plugin did not make, under ``GET_LOCK``, reused, and copied for each pytest-xdis
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import peewee_async
 import pymysql
 import pytest
 
+from peewee_async_testing import MariaDBServer
 from peewee_async_testing.building import SchemaBuild
 from peewee_async_testing.exceptions import ConfigurationError
 from peewee_async_testing.mysqldb import MARK_PROCEDURE, MySQLTestDatabase
@@ -22,28 +22,11 @@ from .project import APP_MODELS, CONFIGURED, ISOLATED_TESTS, MYSQL_APP_DB, make_
 ONE_TEST = "import pytest\n\n@pytest.mark.peewee_db\nasync def test_x():\n    pass\n"
 
 
-class HandMade:
-    """A MariaDB server started by hand (until MariaDBServer is merged): $PEEWEE_ASYNC_TESTING_MYSQL_DSN's port."""
-
-    attached = True
-
-    def __init__(self, port: int) -> None:
-        self.host, self.port, self.user, self.password, self.database = "127.0.0.1", port, "root", None, None
-
-    @property
-    def dsn(self) -> str:
-        return f"mysql://root@127.0.0.1:{self.port}/"
-
-    def connect_params(self, database: str | None) -> dict[str, object]:
-        return {"database": database, "host": self.host, "port": self.port, "user": self.user, "password": None}
-
-    def connect(self, database: str | None = None) -> Any:
-        return pymysql.connect(host=self.host, port=self.port, user=self.user, database=database, autocommit=True)
-
-
-@pytest.fixture(scope="session")
-def mysql_server() -> HandMade:
-    return HandMade(int(os.environ.get("MYSQL_PORT", "0")) or pytest.skip("no MariaDB server"))
+@pytest.fixture
+def shared(mysql_server: MariaDBServer) -> MariaDBServer:
+    """The run's MariaDB server as a server others share (attached, by its DSN): nothing on it is the session's
+    alone, so every database is marked, locked and dropped."""
+    return MariaDBServer(dsn=mysql_server.dsn)
 
 
 def sql(server: Any, statement: str, params: tuple[Any, ...] = (), database: str | None = None) -> list[Any]:
@@ -74,21 +57,21 @@ def mark_of(server: Any, name: str) -> dict[str, Any]:
 DATABASE = peewee_async.MySQLDatabase(None)
 
 
-class Note(peewee_async.AioModel):
+class Note(peewee_async.AioModel):  # type: ignore[misc]  # peewee-async ships no types
     text = peewee.CharField(unique=True)
 
     class Meta:
         database = DATABASE
 
 
-class Comment(peewee_async.AioModel):
+class Comment(peewee_async.AioModel):  # type: ignore[misc]
     note = peewee.ForeignKeyField(Note, backref="comments")
 
     class Meta:
         database = DATABASE
 
 
-MODELS = [Note, Comment]
+MODELS: list[type[peewee.Model]] = [Note, Comment]
 
 
 @pytest.fixture
@@ -125,8 +108,8 @@ def tables(server: Any, name: str) -> set[str]:
     return {table for (table,) in rows}
 
 
-def test_the_test_database_is_made_marked_and_dropped(app: Any, mysql_server: Any) -> None:
-    made = test_database(app, mysql_server)
+def test_the_test_database_is_made_marked_and_dropped(app: Any, mysql_server: Any, shared: MariaDBServer) -> None:
+    made = test_database(app, shared)
     made.setup()
     assert app.database == "test_app"
     assert tables(mysql_server, "test_app") == {"note", "comment"}
@@ -138,8 +121,8 @@ def test_the_test_database_is_made_marked_and_dropped(app: Any, mysql_server: An
     assert app.database == "app"
 
 
-def test_the_drop_kills_the_sessions_still_using_it(app: Any, mysql_server: Any) -> None:
-    made = test_database(app, mysql_server)
+def test_the_drop_kills_the_sessions_still_using_it(app: Any, mysql_server: Any, shared: MariaDBServer) -> None:
+    made = test_database(app, shared)
     made.setup()
     left_open = mysql_server.connect("test_app")  # a connection the code under test never closed
     made.teardown()
@@ -149,30 +132,34 @@ def test_the_drop_kills_the_sessions_still_using_it(app: Any, mysql_server: Any)
 
 
 @pytest.mark.parametrize("options", [{}, {"drop_stale": True}, {"create": True, "reuse": True}], ids=str)
-def test_a_database_the_plugin_did_not_make_is_refused_and_kept(app: Any, mysql_server: Any, options: Any) -> None:
+def test_a_database_the_plugin_did_not_make_is_refused_and_kept(
+    app: Any, mysql_server: Any, shared: MariaDBServer, options: Any
+) -> None:
     sql(mysql_server, "CREATE DATABASE test_app")
     sql(mysql_server, "CREATE TABLE note (text text)", database="test_app")
     sql(mysql_server, "INSERT INTO note VALUES ('theirs')", database="test_app")
     with pytest.raises(ConfigurationError, match="already exists and is not a test database of this project"):
-        test_database(app, mysql_server, **options).setup()
+        test_database(app, shared, **options).setup()
     assert sql(mysql_server, "SELECT text FROM note", database="test_app") == [("theirs",)]
     assert app.database == "app"
     sql(mysql_server, "DROP DATABASE test_app")
 
 
-def test_another_projects_database_is_refused_and_kept(app: Any, mysql_server: Any) -> None:
-    other = MySQLTestDatabase(app, MODELS, server=mysql_server, module="other.db", reuse=True)
+def test_another_projects_database_is_refused_and_kept(app: Any, mysql_server: Any, shared: MariaDBServer) -> None:
+    other = MySQLTestDatabase(app, MODELS, server=shared, module="other.db", reuse=True)
     other.setup()
     other.teardown()  # kept, for reuse
     sql(mysql_server, "INSERT INTO note (text) VALUES ('theirs')", database="test_app")
     with pytest.raises(ConfigurationError, match=r"made for another project: other\.db, database app"):
-        test_database(app, mysql_server, create=True).setup()
+        test_database(app, shared, create=True).setup()
     assert sql(mysql_server, "SELECT text FROM note", database="test_app") == [("theirs",)]
     sql(mysql_server, "DROP DATABASE test_app")
 
 
-def test_a_database_replaced_during_the_session_is_not_dropped(app: Any, mysql_server: Any) -> None:
-    made = test_database(app, mysql_server)
+def test_a_database_replaced_during_the_session_is_not_dropped(
+    app: Any, mysql_server: Any, shared: MariaDBServer
+) -> None:
+    made = test_database(app, shared)
     made.setup()
     made._close_holder()
     sql(mysql_server, "DROP DATABASE test_app")
@@ -184,7 +171,7 @@ def test_a_database_replaced_during_the_session_is_not_dropped(app: Any, mysql_s
     sql(mysql_server, "DROP DATABASE test_app")
 
 
-def test_making_and_dropping_hold_the_projects_lock(app: Any, mysql_server: Any) -> None:
+def test_making_and_dropping_hold_the_projects_lock(app: Any, mysql_server: Any, shared: MariaDBServer) -> None:
     seen = []
 
     class Build(SchemaBuild):
@@ -193,7 +180,7 @@ def test_making_and_dropping_hold_the_projects_lock(app: Any, mysql_server: Any)
             seen.append(used[0][0])
             super().__call__(database)
 
-    made = test_database(app, mysql_server, build=Build(MODELS))
+    made = test_database(app, shared, build=Build(MODELS))
     made.setup()
     made.teardown()
     assert seen, "the schema was not built"
@@ -207,17 +194,19 @@ def lock_name() -> str:
     return "peewee-async-testing " + hashlib.sha256(b"test_app").hexdigest()[:40]
 
 
-def test_reuse_keeps_the_database_while_its_schema_is_unchanged(app: Any, mysql_server: Any) -> None:
-    first = test_database(app, mysql_server, reuse=True)
+def test_reuse_keeps_the_database_while_its_schema_is_unchanged(
+    app: Any, mysql_server: Any, shared: MariaDBServer
+) -> None:
+    first = test_database(app, shared, reuse=True)
     first.setup()
     first.teardown()
     sql(mysql_server, "INSERT INTO note (text) VALUES ('kept')", database="test_app")
-    second = test_database(app, mysql_server, reuse=True)
+    second = test_database(app, shared, reuse=True)
     second.setup()
     second.teardown()
     assert second.reused
     assert sql(mysql_server, "SELECT text FROM note", database="test_app") == [("kept",)]
-    fresh = test_database(app, mysql_server, reuse=True, create=True)
+    fresh = test_database(app, shared, reuse=True, create=True)
     fresh.setup()
     fresh.teardown()
     assert not fresh.reused
@@ -225,16 +214,18 @@ def test_reuse_keeps_the_database_while_its_schema_is_unchanged(app: Any, mysql_
     sql(mysql_server, "DROP DATABASE test_app")
 
 
-def test_a_crashed_runs_database_is_dropped_as_stale_and_a_held_one_kept(app: Any, mysql_server: Any) -> None:
-    crashed = test_database(app, mysql_server, suffix="one")
+def test_a_crashed_runs_database_is_dropped_as_stale_and_a_held_one_kept(
+    app: Any, mysql_server: Any, shared: MariaDBServer
+) -> None:
+    crashed = test_database(app, shared, suffix="one")
     crashed.setup()
     crashed._close_holder()  # killed: nothing dropped, nobody holds it
     crashed._restore_object()
-    live = test_database(app, mysql_server, suffix="two")
+    live = test_database(app, shared, suffix="two")
     live.setup()
     live._restore_object()
     try:
-        now = test_database(app, mysql_server, drop_stale=True)
+        now = test_database(app, shared, drop_stale=True)
         now.setup()
         now.teardown()
         assert now.dropped_stale == ["test_app_one"]
@@ -245,7 +236,9 @@ def test_a_crashed_runs_database_is_dropped_as_stale_and_a_held_one_kept(app: An
     sql(mysql_server, "DROP DATABASE test_app_two")
 
 
-def test_each_xdist_worker_gets_a_copy_of_the_tables_and_rows(app: Any, mysql_server: Any) -> None:
+def test_each_xdist_worker_gets_a_copy_of_the_tables_and_rows(
+    app: Any, mysql_server: Any, shared: MariaDBServer
+) -> None:
     seeded = []
 
     class Build(SchemaBuild):
@@ -255,9 +248,7 @@ def test_each_xdist_worker_gets_a_copy_of_the_tables_and_rows(app: Any, mysql_se
                 Note.create(text="seed")
             seeded.append(database.database)
 
-    workers = [
-        test_database(app, mysql_server, worker=worker, run="run-1", build=Build(MODELS)) for worker in ("gw0", "gw1")
-    ]
+    workers = [test_database(app, shared, worker=worker, run="run-1", build=Build(MODELS)) for worker in ("gw0", "gw1")]
     workers[0].setup()
     workers[0]._restore_object()
     workers[1].setup()
