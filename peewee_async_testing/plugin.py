@@ -440,7 +440,7 @@ def pytest_configure_node(node: Any) -> None:
     from .exceptions import PeeweeAsyncTestingError
 
     try:
-        node.workerinput[WORKER_DSN] = config.stash[SERVER_START].result().dsn
+        node.workerinput[WORKER_DSN] = str(config.stash[SERVER_START].result().dsn)  # (plain: execnet sends it)
     except PeeweeAsyncTestingError as error:  # said once, here, instead of an INTERNALERROR (or one per worker)
         pytest.exit(f"peewee-async-testing: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
 

@@ -370,7 +370,12 @@ def test_reuse_and_a_suffix_on_mysql(inner: pytest.Pytester, mysql_server: Any) 
     )
 
 
-def test_xdist_workers_each_get_a_copy_on_mysql(inner: pytest.Pytester) -> None:
+@pytest.mark.parametrize("server", ["given", "throwaway"])
+def test_xdist_workers_each_get_a_copy_on_mysql(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, server: str
+) -> None:
+    if server == "throwaway":  # the controller's, handed to the workers
+        monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
     make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
     inner.makepyfile(
         **{
@@ -390,7 +395,7 @@ def test_xdist_workers_each_get_a_copy_on_mysql(inner: pytest.Pytester) -> None:
     result = inner.runpytest("-n", "2", "-p", "no:benchmark")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
-        ["peewee-async-testing: test databases test_app_gw0, test_app_gw1 on * (created, dropped)"]
+        ["peewee-async-testing: test databases test_app_gw0, test_app_gw1 on 127.0.0.1:* (created, dropped)"]
     )
     assert {inner.path.joinpath(f"seen_{i}").read_text() for i in range(4)} == {"test_app_gw0", "test_app_gw1"}
 
