@@ -1,4 +1,4 @@
-"""The app: its database is MySQL, which the tests never reach (the plugin makes test_shop instead)."""
+"""The app: a MySQL database, never reached by the tests (they get test_shop)."""
 
 import peewee
 import peewee_async

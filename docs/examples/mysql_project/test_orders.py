@@ -9,7 +9,7 @@ async def test_an_order():
 
 async def test_isolated_from_the_test_before():
     assert await Customer.select().aio_count() == 0
-    await Customer.aio_create(email="ada@example.com")  # unique: the row before was rolled back
+    await Customer.aio_create(email="ada@example.com")  # unique: the first was undone
 
 
 async def test_on_the_test_database(peewee_server):
