@@ -417,3 +417,21 @@ def test_the_real_database_is_refused(inner: pytest.Pytester) -> None:
         """
     )
     inner.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_socket_that_would_send_the_test_database_elsewhere_is_refused(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+        from peewee_async_testing.exceptions import DatabaseAccessError
+
+        @pytest.mark.peewee_db
+        async def test_through_a_socket():
+            database.init(database.database, **database.connect_params, unix_socket="/run/mysqld/mysqld.sock")
+            with pytest.raises(DatabaseAccessError, match="was pointed at 'test_app' during the session"):
+                await Note.select().aio_count()
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=1)
