@@ -435,3 +435,71 @@ def test_a_socket_that_would_send_the_test_database_elsewhere_is_refused(inner: 
         """
     )
     inner.runpytest().assert_outcomes(passed=1)
+
+
+NOTES_MIGRATION = """
+import peewee
+
+def migrate(migrator, database, *, fake=False):
+    @migrator.create_model
+    class Note(peewee.Model):
+        text = peewee.CharField(unique=True)
+
+        class Meta:
+            table_name = "note"
+
+def rollback(migrator, database, *, fake=False):
+    migrator.remove_model("note")
+"""
+
+COMMENTS_MIGRATION = """
+import peewee
+
+def migrate(migrator, database, *, fake=False):
+    @migrator.create_model
+    class Comment(peewee.Model):
+        note = peewee.ForeignKeyField(migrator.orm["note"], backref="comments")
+
+        class Meta:
+            table_name = "comment"
+
+def rollback(migrator, database, *, fake=False):
+    migrator.remove_model("comment")
+"""
+
+
+def with_migrations(inner: pytest.Pytester, extra: str = "") -> None:
+    folder = inner.path / "app" / "migrations"
+    folder.mkdir()
+    folder.joinpath("001_notes.py").write_text(NOTES_MIGRATION)
+    folder.joinpath("002_comments.py").write_text(COMMENTS_MIGRATION)
+    make_ini(inner, CONFIGURED + "peewee_async_migrations = app/migrations\npeewee_async_autouse = true\n" + extra)
+
+
+def test_migrations_build_the_test_database_and_each_worker_gets_their_history(inner: pytest.Pytester) -> None:
+    with_migrations(inner)
+    inner.makepyfile(
+        **{
+            f"test_{i}": """
+            from peewee_async.databases import fetchall
+            from app.db import database
+            from app.models import Comment, Note
+
+            async def test_built_by_the_migrations():
+                query = "SELECT name FROM migratehistory ORDER BY name"
+                rows = await database.aio_execute_sql(query, fetch_results=fetchall)
+                assert [name for (name,) in rows] == ["001_notes", "002_comments"]
+                note = await Note.aio_create(text="x")
+                await Comment.aio_create(note=note)
+            """
+            for i in range(2)
+        }
+    )
+    inner.runpytest("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=2)
+
+
+def test_the_ready_made_migration_tests_say_they_do_not_run_on_mysql(inner: pytest.Pytester) -> None:
+    with_migrations(inner, "peewee_async_migration_tests = true\n")
+    result = inner.runpytest("-k", "apply")
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*The ready-made migration tests run on PostgreSQL and SQLite, not yet on MySQL*"])
