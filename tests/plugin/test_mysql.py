@@ -503,3 +503,45 @@ def test_the_ready_made_migration_tests_say_they_do_not_run_on_mysql(inner: pyte
     result = inner.runpytest("-k", "apply")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*The ready-made migration tests run on PostgreSQL and SQLite, not yet on MySQL*"])
+
+
+def test_in_transaction_and_its_options_through_the_plugin_on_mysql(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        test_shared="""
+        import pytest
+        from app.models import Note
+
+        @pytest.fixture(scope="module")
+        async def shared(peewee_module_transaction):
+            await Note.aio_create(text="shared")
+
+        @pytest.mark.peewee_db
+        async def test_sees_the_shared_row(shared):
+            assert [note.text for note in await Note.select().aio_execute()] == ["shared"]
+            await Note.aio_create(text="mine")
+
+        @pytest.mark.peewee_db
+        async def test_sees_only_the_shared_row(shared):
+            assert [note.text for note in await Note.select().aio_execute()] == ["shared"]
+        """,
+        test_options="""
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        @pytest.mark.peewee_db(allow_transactions=True)
+        async def test_an_app_transaction_runs_on_a_savepoint():
+            async with database.aio_atomic():
+                await Note.aio_create(text="inner")
+            assert await Note.select().aio_count() == 1
+
+        @pytest.mark.peewee_db(reset_sequences=True)
+        async def test_ids_start_from_one():
+            assert (await Note.aio_create(text="first")).id == 1
+
+        @pytest.mark.peewee_db
+        async def test_nothing_survived():
+            assert await Note.select().aio_count() == 0
+        """,
+    )
+    inner.runpytest().assert_outcomes(passed=5)
