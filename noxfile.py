@@ -36,7 +36,7 @@ TESTS_COMMAND = 'python -m pip install -e ".[dev]" && python -m pytest'
 CLAIMED = re.findall(r"Programming Language :: Python :: (3\.\d+)$", SETUP["metadata"]["classifiers"], re.M)
 #: What the lowest-versions session pins: the declared runtime dependencies (install_requires and the
 #: extras a user installs), each at the lowest version its range allows.
-LOWEST_FROM = ("install_requires", "pytest", "psycopg", "sqlite", "migrate")
+LOWEST_FROM = ("install_requires", "pytest", "psycopg", "sqlite", "migrate", "mysql")
 
 nox.options.sessions = ["lint", "docs", "bench", "examples", "tests", "lowest", "package", "wheel"]
 nox.options.default_venv_backend = "venv"  # what a new user has: python -m venv, then pip

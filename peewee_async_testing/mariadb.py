@@ -300,7 +300,7 @@ class MariaDBServer:
             self.port = server._free_port()
             command = [str(mariadbd), "--no-defaults", f"--datadir={folder / 'data'}", f"--port={self.port}"]
             command += [f"--bind-address={self.host}", f"--socket={folder / SOCKET}", f"--tmpdir={folder}"]
-            command += [f"--pid-file={folder / 'mariadbd.pid'}", f"--log-error={log}", *DATA_SETTINGS, *SERVER_SETTINGS]
+            command += [f"--pid-file={folder / 'mariadbd.pid'}", *DATA_SETTINGS, *SERVER_SETTINGS]  # logs to stderr
             with log.open("wb") as log_file:
                 self._process = subprocess.Popen(
                     command,

@@ -37,20 +37,23 @@ class TransactionTestCase:
     are undone.
 
     :param database: a peewee-async database (``PostgresqlDatabase``, ``Psycopg3Database``,
-        ``SqliteDatabase``) or a :class:`peewee.DatabaseProxy` initialised with one. Anything else (None, a
-        module, a class, a plain peewee database, an empty proxy, a ``MySQLDatabase``) raises
-        :class:`~peewee_async_testing.DatabaseArgumentError`, a ``TypeError``, at once.
+        ``MySQLDatabase``, ``SqliteDatabase``) or a :class:`peewee.DatabaseProxy` initialised with one.
+        Anything else (None, a module, a class, a plain peewee database, an empty proxy, another backend)
+        raises :class:`~peewee_async_testing.DatabaseArgumentError`, a ``TypeError``, at once. On MySQL a
+        statement that commits implicitly (DDL) or a deadlock ends the test transaction: the block then
+        fails, naming it (docs: "MySQL and MariaDB").
     :param allow_transactions: let the code under test open transactions: ``aio_atomic()`` and
         ``aio_transaction()`` run on savepoints, released on success and rolled back to on an exception,
         and ``aio_begin()``/``aio_savepoint()`` return savepoints whose ``commit()`` releases them. By
         default they raise ``ValueError``.
     :param autosavepoint: run every statement under its own savepoint (PostgreSQL), so that after a
         database error (say ``peewee.IntegrityError``) the block can go on querying. One more round trip
-        per statement.
+        per statement. MySQL and SQLite go on after an error anyway: there it does nothing.
     :param reset_sequences: at the start, set every sequence a column owns one past the largest value
         the block sees in that column (its start value when empty), so that ids depend only on the
         visible rows and are the same on every run; on exit, set every sequence back to where it was
-        on entry (PostgreSQL; SQLite's ids repeat anyway).
+        on entry (PostgreSQL, and MySQL's AUTO_INCREMENT counters, outside the transaction: not in a nested
+        block there; SQLite's ids repeat anyway).
 
     Example::
 

@@ -133,9 +133,28 @@ def test_server_answers_over_tcp_and_the_unix_socket(scratch: pathlib.Path) -> N
         assert _fetch("SELECT version()", **tcp) == server.version
         assert server.socket_dir is not None
         assert server.socket_dir.parent == scratch
+        log = (server.socket_dir / "mariadb.log").read_text()
+        assert "ready for connections" in log
+        assert "[ERROR]" not in log
+        assert "Permission denied" not in log, log
 
 
-def test_durability_is_off_and_no_config_file_applies() -> None:
+def test_no_config_file_applies(monkeypatch: pytest.MonkeyPatch) -> None:
+    home = pathlib.Path(tempfile.mkdtemp(prefix="peewee-async-testing-mysql-home-"))
+    try:
+        home.chmod(0o755)
+        (home / "my.cnf").write_text("[mysqld]\nmax_connections = 77\ninnodb_page_size = 4k\n")  # a 4k data folder
+        (home / "my.cnf").chmod(0o644)
+        with monkeypatch.context() as patch:
+            patch.setenv("MYSQL_HOME", str(home))  # where MariaDB's programs look for a my.cnf of their own
+            patch.setenv(CACHE_DIR_ENV, str(home / "cache"))  # mariadb-install-db runs too
+            with MariaDBServer() as server:
+                assert _fetch("SELECT @@max_connections", **server.connect_params(None)) != 77
+    finally:
+        shutil.rmtree(home)
+
+
+def test_durability_is_off() -> None:
     with MariaDBServer() as server:
         params = server.connect_params(None)
         assert _fetch("SELECT @@innodb_flush_log_at_trx_commit", **params) == 0
