@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from .exceptions import ConfigurationError
+from .mariadb import MariaDBServer
 from .ownership import MARK, Found, execute, fetch, like_prefix, of_project
 from .testdb import TestDatabase
 
@@ -123,15 +124,18 @@ class MySQLTestDatabase(TestDatabase):
 
     MARK_WORD = f"{MARK_PROCEDURE} procedure"
 
+    @property
+    def _mariadb(self) -> MariaDBServer:
+        assert isinstance(self.server, MariaDBServer)
+        return self.server
+
     def _server_params(self) -> dict[str, Any]:
-        assert self.server is not None
-        params: dict[str, Any] = self.server.connect_params(None)  # type: ignore[attr-defined]
+        params = self._mariadb.connect_params(None)
         return {key: value for key, value in params.items() if key != "database" and value is not None}
 
     @contextmanager
     def _admin(self) -> Iterator[Any]:
-        assert self.server is not None
-        connection = self.server.connect(None)  # type: ignore[arg-type]
+        connection = self._mariadb.connect(None)
         try:
             yield connection
         finally:

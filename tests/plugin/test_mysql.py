@@ -545,3 +545,9 @@ def test_in_transaction_and_its_options_through_the_plugin_on_mysql(inner: pytes
         """,
     )
     inner.runpytest().assert_outcomes(passed=5)
+
+
+def test_the_plugin_reads_the_servers_own_variables() -> None:
+    from peewee_async_testing import mariadb, server, servers
+
+    assert (servers.DSN_ENV, servers.MYSQL_DSN_ENV) == (server.DSN_ENV, mariadb.MYSQL_DSN_ENV)
