@@ -188,22 +188,24 @@ class _Search:
         met = [peewee.Case(None, [(condition, peewee.SQL("1"))], peewee.SQL("0")) for condition in self.conditions]
         model = not isinstance(self.source, peewee.Table)
         fields = self.source._meta.sorted_fields if model else []
-        query = self.source.select(*met, *(fields or [peewee.SQL("*")]))
+        # The row's columns first, then the conditions met: MySQL takes a bare `*` only as the first column.
+        query = self.source.select(*(fields or [peewee.SQL("*")]), *met)
         equal, other = met[: len(self.columns)], met[len(self.columns) :]
         closeness = [functools.reduce(operator.add, terms).desc() for terms in (equal, other) if terms]
-        first_column = peewee.SQL(str(len(met) + 1))  # the last tie-breaker: the table's first column (often its id)
+        first_column = peewee.SQL("1")  # the last tie-breaker: the table's first column (often its id)
         query = query.order_by(*closeness, first_column)
         rows, names = await self.database.aio_execute(query.limit(SHOWN), _rows_and_names)
         closest = []
         for row in rows:
-            values = list(row[len(met) :])
+            width = len(row) - len(met)
+            values = list(row[:width])
             if model:
                 values = [field.python_value(value) for field, value in zip(fields, values, strict=True)]
                 by_name = dict(zip((field.name for field in fields), values, strict=True))
             else:
-                by_name = dict(zip(names[len(met) :], values, strict=True))
+                by_name = dict(zip(names[:width], values, strict=True))
             ordered = {name: by_name[name] for name in self.columns if name in by_name} | by_name
-            closest.append((ordered, [bool(ok) for ok in row[: len(met)]]))
+            closest.append((ordered, [bool(ok) for ok in row[width:]]))
         return closest
 
 

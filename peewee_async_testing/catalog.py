@@ -3,21 +3,22 @@
 The queries go through ``aio_execute_sql``, so inside a test transaction they run on the test's connection and
 see its own uncommitted DDL (a synchronous query would wait on the lock its ``ALTER TABLE`` holds). PostgreSQL:
 ``pg_catalog``, one query per kind for all the tables; SQLite: its ``pragma_*`` table-valued functions, joined
-to ``sqlite_master`` likewise. Types are reduced to a family to compare (:func:`pg_family`, :func:`sqlite_family`),
-defaults to a canonical text (:func:`canonical_default`).
+to ``sqlite_master`` likewise; MySQL: ``information_schema``, in :mod:`~peewee_async_testing.mysql_catalog`.
+Types are reduced to a family to compare (:func:`pg_family`, :func:`sqlite_family`), defaults to a canonical
+text (:func:`canonical_default`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import peewee
 from peewee_async.databases import AioDatabase, fetchall
 
-from ._database import is_postgres
+from ._database import is_mysql, is_postgres
 
 
 @dataclass
@@ -38,13 +39,15 @@ class Column:
             text += " (no default)" if self.default is None else f" DEFAULT {self.default}"
         return text
 
-    def matches(self, found: Column) -> bool:
-        """Whether the database's column ``found`` is this column of the models'."""
+    def matches(self, found: Column, canonical: Callable[[str | None], str | None] | None = None) -> bool:
+        """Whether the database's column ``found`` is this column of the models' (defaults compared in the
+        spelling ``canonical`` gives, by default :func:`canonical_default`)."""
+        canonical = canonical or canonical_default
         return (
             (self.family is None or self.family == found.family)
             and self.null == found.null
             and self.primary_key == found.primary_key
-            and (self.default is None or canonical_default(self.default) == canonical_default(found.default))
+            and (self.default is None or canonical(self.default) == canonical(found.default))
         )
 
 
@@ -73,8 +76,11 @@ class ForeignKey:
 class Index:
     """An index: its columns in order, and whether it is unique."""
 
-    columns: tuple[str | None, ...]  # None: an expression
+    columns: tuple[str | None, ...]  # None: an expression; MySQL's prefix of a column: "name(10)"
     unique: bool
+    #: The database's side only: an index MySQL may have made by itself for a foreign key (not unique, on the
+    #: foreign key's columns): when the models have none, it is not reported.
+    for_foreign_key: bool = field(default=False, compare=False)
 
     def described(self) -> str:
         return "(" + ", ".join(column or "(expression)" for column in self.columns) + ")"
@@ -103,16 +109,21 @@ def label(model: type[peewee.Model]) -> str:
 
 
 def qualified(database: AioDatabase, model: type[peewee.Model]) -> str:
-    """The model's table as :func:`read` looks it up: quoted and schema-qualified on PostgreSQL, the bare name on
-    SQLite (its main database)."""
-    if not is_postgres(database):
+    """The model's table as :func:`read` looks it up: quoted and schema-qualified on PostgreSQL and MySQL (a
+    schema is a database there), the bare name on SQLite (its main database)."""
+    if not is_postgres(database) and not is_mysql(database):
         return str(model._meta.table_name)
     parts = [model._meta.schema, model._meta.table_name] if model._meta.schema else [model._meta.table_name]
-    return ".".join('"' + part.replace('"', '""') + '"' for part in parts)
+    left, right = database.quote
+    return ".".join(left + part.replace(right, right * 2) + right for part in parts)
 
 
 async def read(database: AioDatabase, tables: Sequence[str]) -> dict[str, Table]:
     """The tables among ``tables`` (each as :func:`qualified` names it) that exist, by that name."""
+    if is_mysql(database):
+        from .mysql_catalog import read_mysql  # it builds on this module's classes
+
+        return await read_mysql(database, list(tables))
     reader = _read_postgres if is_postgres(database) else _read_sqlite
     return await reader(database, list(tables))
 
@@ -254,11 +265,12 @@ async def _read_sqlite(database: AioDatabase, tables: list[str]) -> dict[str, Ta
     return found
 
 
-def _grouped(rows: list[tuple[Any, ...]]) -> list[tuple[tuple[Any, Any], list[tuple[Any, ...]]]]:
-    """``rows`` grouped by their first two values (a table and one of its foreign keys or indexes), in order."""
-    groups: dict[tuple[Any, Any], list[tuple[Any, ...]]] = {}
+def _grouped(rows: list[tuple[Any, ...]], width: int = 2) -> list[tuple[tuple[Any, ...], list[tuple[Any, ...]]]]:
+    """``rows`` grouped by their first ``width`` values (a table and one of its foreign keys or indexes), in
+    order."""
+    groups: dict[tuple[Any, ...], list[tuple[Any, ...]]] = {}
     for row in rows:
-        groups.setdefault((row[0], row[1]), []).append(row)
+        groups.setdefault(row[:width], []).append(row)
     return list(groups.items())
 
 

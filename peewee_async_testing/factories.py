@@ -99,8 +99,9 @@ class FactoryState(Generic[M]):
         return await model_.aio_create(**await self._create_related(values))  # type: ignore[no-any-return]
 
     async def create_batch(self, count: int, **overrides: Any) -> list[M]:
-        """``count`` saved instances, in one multi-row ``INSERT ... RETURNING`` (PostgreSQL, and SQLite 3.35+);
-        factories among the values are created first, one each. Returned in the order the database returns them."""
+        """``count`` saved instances, in one multi-row ``INSERT ... RETURNING`` (PostgreSQL, SQLite 3.35+,
+        MariaDB 10.5+; not MySQL 8, which has no ``RETURNING``); factories among the values are created first,
+        one each. Returned in the order the database returns them."""
         if count < 1:
             return []
         model: Any = self.factory.model

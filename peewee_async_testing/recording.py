@@ -20,8 +20,12 @@ from typing import Any, TypeVar
 
 from peewee_async.connection import connection_context
 
+from ._database import is_mysql
 from .exceptions import PeeweeAsyncTestingError
 from .statements import control_statements
+
+#: MySQL's SERVER_STATUS_NO_BACKSLASH_ESCAPES: the sql_mode of that name is on (a backslash is no escape).
+_NO_BACKSLASH_ESCAPES = 512
 
 T = TypeVar("T")
 
@@ -152,11 +156,21 @@ def record(
         return
     text = sql_text(sql, connection)
     shown = text if text is not None else repr(sql)
-    found = None if text is None else control_statements(text, postgres=postgres)
+    found = None if text is None else _scan(database, text, connection, postgres)
     transaction = found is not None and all(kind is not None for _, _, kind in found)
     query = CapturedQuery(shown, params, duration, transaction)
     for recorder in targets:
         recorder.add(query)
+
+
+def _scan(database: Any, text: str, connection: Any, postgres: bool) -> list[tuple[int, int, str | None]] | None:
+    """The transaction statements of ``text``, in the dialect of ``database``: on MySQL its syntax (``START
+    TRANSACTION``, ``SET autocommit``, backticks, ``#`` comments, several statements in one string)."""
+    if is_mysql(database):
+        status = getattr(connection, "server_status", 0)  # (the synchronous path: no connection, the default)
+        backslashes = "\\" in text and not status & _NO_BACKSLASH_ESCAPES
+        return control_statements(text, postgres=False, backslashes=backslashes, mysql=True)
+    return control_statements(text, postgres=postgres)
 
 
 class CapturingAioConnection:

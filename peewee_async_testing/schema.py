@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from types import ModuleType
 from typing import Any
 
@@ -19,9 +19,9 @@ import peewee
 from peewee_async.databases import AioDatabase
 from peewee_async.utils import sort_models
 
-from . import catalog
+from . import catalog, mysql_catalog
 from ._compat import index_parts
-from ._database import _name, is_postgres, resolve_database
+from ._database import _name, is_mysql, is_postgres, resolve_database
 from .catalog import Column, ForeignKey, Index, Table
 from .cleanup import bound_models, model_classes
 from .exceptions import ConfigurationError
@@ -32,16 +32,18 @@ __all__ = ["assert_all_models_registered", "assert_models_match_schema"]
 async def assert_models_match_schema(database: Any, models: Iterable[type[peewee.Model]] | None = None) -> None:
     """Assert that the live schema of ``database`` has the tables, columns, foreign keys and indexes of ``models``.
 
-    :param database: a peewee-async database (PostgreSQL or SQLite), or a :class:`peewee.DatabaseProxy`
-        initialised with one: the schema read, and the SQL dialect the models are rendered in.
+    :param database: a peewee-async database (PostgreSQL, MySQL/MariaDB or SQLite), or a
+        :class:`peewee.DatabaseProxy` initialised with one: the schema read, and the SQL dialect the models are
+        rendered in.
     :param models: the models to compare, bound to ``database`` or not (the app's models against a scratch
         database that migrations built); by default every model bound to it
         (:func:`~peewee_async_testing.bound_models`).
     :raises AssertionError: listing every difference, by table, one a line: a missing table; a missing column,
         or one the models do not have; a column whose type (family: ``VARCHAR`` is ``character varying``,
-        ``SERIAL`` an ``integer`` with a sequence), nullability, primary key or declared ``DEFAULT`` differs; a
-        missing or extra foreign key, or one whose target or ``ON DELETE`` differs; a missing or extra index
-        (by columns and uniqueness). Tables no model has are not compared.
+        ``SERIAL`` an ``integer`` with a sequence; on MySQL ``INTEGER`` is ``int(11)``, ``BOOL`` ``tinyint(1)``),
+        nullability, primary key or declared ``DEFAULT`` differs; a missing or extra foreign key, or one whose
+        target or ``ON DELETE`` differs; a missing or extra index (by columns and uniqueness). Tables no model has
+        are not compared.
     :raises ConfigurationError: for no models to compare.
 
     Example::
@@ -53,10 +55,11 @@ async def assert_models_match_schema(database: Any, models: Iterable[type[peewee
     db = resolve_database(database, purpose="assert_models_match_schema")
     checked = _models(db if models is None else models, default=models is None)
     tables = await catalog.read(db, [catalog.qualified(db, model) for model in checked])
+    canonical = mysql_catalog.mysql_default if is_mysql(db) else catalog.canonical_default
     differences = [
         f"{catalog.label(model)}: {line}"
         for model in checked
-        for line in _differences(_expected(db, model), tables.get(catalog.qualified(db, model)))
+        for line in _differences(_expected(db, model), tables.get(catalog.qualified(db, model)), canonical)
     ]
     if differences:
         differing = len({line.partition(":")[0] for line in differences})
@@ -101,7 +104,7 @@ def _expected(database: AioDatabase, model: type[peewee.Model]) -> Table:
                     (field.column_name,),
                     field.rel_model._meta.table_name,
                     (field.rel_field.column_name,),
-                    (field.on_delete or "NO ACTION").upper(),
+                    _on_delete(database, field.on_delete or "NO ACTION"),
                 )
             )
     for constraint in model._meta.constraints or ():
@@ -114,6 +117,10 @@ def _expected(database: AioDatabase, model: type[peewee.Model]) -> Table:
         else:
             table.indexes.append(Index(columns, index_parts(index)[1]))
     return table
+
+
+def _on_delete(database: AioDatabase, action: str) -> str:
+    return mysql_catalog.mysql_on_delete(action) if is_mysql(database) else action.upper()
 
 
 def _expected_column(database: AioDatabase, field: peewee.Field, primary_key: bool) -> Column:
@@ -131,6 +138,8 @@ def _expected_column(database: AioDatabase, field: peewee.Field, primary_key: bo
     )
     if is_postgres(database):
         family = catalog.pg_family(declared, auto=bool(field.sequence))
+    elif is_mysql(database):
+        family = mysql_catalog.mysql_family(declared)
     else:
         family = catalog.sqlite_family(declared)
     return Column(declared, family if declared else None, field.null, primary_key, default)
@@ -155,8 +164,9 @@ def _sql(database: AioDatabase, node: Any) -> str:
 # -- the differences -----------------------------------------------------------------------------------------------
 
 
-def _differences(expected: Table, actual: Table | None) -> Iterator[str]:
-    """The differences between the table the model would create and the one the database has, one a line."""
+def _differences(expected: Table, actual: Table | None, canonical: Callable[[str | None], str | None]) -> Iterator[str]:
+    """The differences between the table the model would create and the one the database has, one a line
+    (defaults compared as ``canonical`` spells them)."""
     if actual is None:
         yield "table missing"
         return
@@ -164,7 +174,7 @@ def _differences(expected: Table, actual: Table | None) -> Iterator[str]:
         found, declared = actual.columns.get(name), column.default is not None
         if found is None:
             yield f'column "{name}" missing ({column.shown(declared)} in the models)'
-        elif not column.matches(found):
+        elif not column.matches(found, canonical):
             yield f'column "{name}" is {column.shown(declared)} in the models, {found.shown(declared)} in the database'
     for name, column in actual.columns.items():
         if name not in expected.columns:
@@ -203,7 +213,7 @@ def _index_differences(expected: Table, actual: Table) -> Iterator[str]:
         else:
             yield f"{index} missing"
     if not expected.opaque_indexes:
-        yield from (f"{index} not in the models" for index in extra)
+        yield from (f"{index} not in the models" for index in extra if not index.for_foreign_key)
 
 
 # -- assert_all_models_registered ----------------------------------------------------------------------------------

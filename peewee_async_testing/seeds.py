@@ -3,11 +3,13 @@
 When the seed hook has run, :func:`keep` copies every table that has rows: on PostgreSQL into tables of the
 schema ``peewee_async_testing_seed`` of the test database itself (so that pytest-xdist workers' copies of the
 template have them too, and ``--peewee-reuse-db`` keeps them), and writes the statement that puts them back as
-that schema's comment; on SQLite it reads the rows (a file per session). After a clear, :func:`restore_plan`
-inserts the seed rows that are missing (found by a key; in a table without one, all of them into the table
-if the clear emptied it), parents first (on PostgreSQL with the tables' triggers off: the rows go back as they
-were kept, not through the triggers again), and moves each sequence of a seeded table that is behind its value
-at seeding (a clear may restart it) up to that value.
+that schema's comment; on SQLite and MySQL it reads the rows (a file per session; on MySQL a copy of the
+database, or one kept by ``--peewee-reuse-db``, is read again by :func:`load`). After a clear,
+:func:`restore_plan` inserts the seed rows that are missing (found by a key; in a table without one, all of
+them into the table if the clear emptied it), parents first (on PostgreSQL with the tables' triggers off: the
+rows go back as they were kept, not through the triggers again), and moves each sequence of a seeded table
+that is behind its value at seeding (a clear may restart it) up to that value (MySQL moves an
+``AUTO_INCREMENT`` past the rows inserted by itself).
 """
 
 from __future__ import annotations
@@ -18,13 +20,15 @@ from typing import Any
 
 from peewee_async.databases import AioDatabase
 
-from ._database import is_postgres, sync_queries
+from ._database import is_mysql, is_postgres, sync_queries
 from .ownership import quote
 
 #: The schema of the test database that holds the seed rows' copies (PostgreSQL).
 SCHEMA = "peewee_async_testing_seed"
 #: SQLite's limit of parameters per statement, before 3.32: the rows are inserted in chunks under it.
 _SQLITE_PARAMETERS = 999
+#: The most rows one MySQL statement puts back (its size is bounded by the server's max_allowed_packet).
+_MYSQL_ROWS = 1000
 
 #: (sql, parameters): one statement that puts seed rows back.
 Statement = tuple[str, Sequence[Any]]
@@ -35,13 +39,20 @@ _kept: dict[int, tuple[str, list[Statement]]] = {}
 def keep(database: AioDatabase) -> None:
     """Keep the rows ``database`` (a freshly seeded test database) holds, to put them back after each clear."""
     with sync_queries(database):
-        statements = _pg_keep(database) if is_postgres(database) else _sqlite_keep(database)
+        if is_postgres(database):
+            statements = _pg_keep(database)
+        else:
+            statements = _mysql_keep(database) if is_mysql(database) else _sqlite_keep(database)
     _kept[id(database)] = (database.database, statements)
 
 
 def load(database: AioDatabase) -> None:
     """Read what :func:`keep` wrote into ``database`` (a copy of a seeded PostgreSQL test database, or one kept
-    by ``--peewee-reuse-db``); none kept, nothing to put back."""
+    by ``--peewee-reuse-db``); none kept, nothing to put back. On MySQL, where nothing is written, the rows the
+    copy holds are read, as :func:`keep` reads them: before any test, they are the seed rows."""
+    if is_mysql(database):
+        keep(database)
+        return
     with sync_queries(database):
         rows = database.execute_sql(
             "SELECT obj_description(oid, 'pg_namespace') FROM pg_namespace WHERE nspname = %s", (SCHEMA,)
@@ -172,6 +183,62 @@ def _sqlite_keep(database: AioDatabase) -> list[Statement]:
                     (
                         f"INSERT INTO {table} ({listed}) SELECT * FROM (VALUES {values}) "
                         f"WHERE (SELECT count(*) FROM {table}) = {start}",
+                        params,
+                    )
+                )
+    return statements
+
+
+_MYSQL_TABLES = (
+    "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE'"
+)
+_MYSQL_REFERENCES = """SELECT TABLE_NAME, REFERENCED_TABLE_NAME FROM information_schema.REFERENTIAL_CONSTRAINTS
+WHERE CONSTRAINT_SCHEMA = DATABASE() AND UNIQUE_CONSTRAINT_SCHEMA = DATABASE()"""
+#: The columns that take a value (not a generated one: MariaDB reports none as NULL, MySQL as '').
+_MYSQL_COLUMNS = """SELECT COLUMN_NAME FROM information_schema.COLUMNS
+WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND COALESCE(GENERATION_EXPRESSION, '') = ''
+ORDER BY ORDINAL_POSITION"""
+_MYSQL_UNIQUE = """SELECT 1 FROM information_schema.STATISTICS
+WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s AND NON_UNIQUE = 0 LIMIT 1"""
+
+
+def _mysql_keep(database: AioDatabase) -> list[Statement]:
+    """Read the tables with rows; the statements that put them back, parents first (or none). A row found by a
+    key is left as it is (``ON DUPLICATE KEY UPDATE`` of nothing, not ``INSERT IGNORE``, which would hide other
+    errors too); MySQL cannot switch triggers off, so putting rows back runs them, as on SQLite."""
+
+    def quoted(name: str) -> str:
+        return "`" + name.replace("`", "``") + "`"
+
+    names = [name for (name,) in database.execute_sql(_MYSQL_TABLES).fetchall()]
+    references = database.execute_sql(_MYSQL_REFERENCES).fetchall()
+    statements: list[Statement] = []
+    for name in _parents_first(names, references):
+        table = quoted(name)
+        columns = [quoted(column) for (column,) in database.execute_sql(_MYSQL_COLUMNS, (name,)).fetchall()]
+        listed = ", ".join(columns)
+        rows = database.execute_sql(f"SELECT {listed} FROM {table}").fetchall()
+        if not rows:
+            continue
+        unique = bool(database.execute_sql(_MYSQL_UNIQUE, (name,)).fetchall())
+        marks = "(" + ", ".join(["%s"] * len(columns)) + ")"
+        for start in range(0, len(rows), _MYSQL_ROWS):
+            chunk = rows[start : start + _MYSQL_ROWS]
+            params = [value for row in chunk for value in row]
+            if unique:
+                values = ", ".join([marks] * len(chunk))
+                again = f"{columns[0]} = {columns[0]}"
+                statements.append(
+                    (f"INSERT INTO {table} ({listed}) VALUES {values} ON DUPLICATE KEY UPDATE {again}", params)
+                )
+            else:  # no key to find a missing row by: all of them, into the table the clear emptied
+                first = "SELECT " + ", ".join(f"%s AS c{index}" for index in range(len(columns)))
+                rest = " UNION ALL SELECT " + ", ".join(["%s"] * len(columns))
+                union = first + rest * (len(chunk) - 1)
+                statements.append(
+                    (
+                        f"INSERT INTO {table} ({listed}) SELECT * FROM ({union}) AS kept "
+                        f"WHERE (SELECT COUNT(*) FROM {table}) = {start}",
                         params,
                     )
                 )

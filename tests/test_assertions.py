@@ -75,9 +75,9 @@ async def test_has_fails_with_what_was_searched_and_the_closest_rows_first(datab
             await Review.aio_create(book=book, stars=stars)
         with pytest.raises(AssertionError) as failure:
             await assert_database_has(Review, Review.stars > 3, book=engines, stars=4)
-    message = str(failure.value)
+    message, q = str(failure.value), database.quote[0]  # a double quote, or MySQL's backtick
     assert message.splitlines()[:2] == [
-        f'Expected at least one row of Review where book == {engines!r} and stars == 4 and "stars" > 3, found 0.',
+        f"Expected at least one row of Review where book == {engines!r} and stars == 4 and {q}stars{q} > 3, found 0.",
         "The table has 5 rows; closest first:",
     ]
     # Most where columns equal first, then most expressions true, then by id.
@@ -91,9 +91,9 @@ async def test_has_fails_with_what_was_searched_and_the_closest_rows_first(datab
     ]
     assert shown[0].endswith(f"(not met: book == {engines!r})")
     assert shown[1].endswith("(not met: stars == 4)")
-    assert shown[2].endswith('(not met: stars == 4; "stars" > 3)')
+    assert shown[2].endswith(f"(not met: stars == 4; {q}stars{q} > 3)")
     assert shown[3].endswith(f"(not met: book == {engines!r}; stars == 4)")
-    assert shown[4].endswith(f'(not met: book == {engines!r}; stars == 4; "stars" > 3)')
+    assert shown[4].endswith(f"(not met: book == {engines!r}; stars == 4; {q}stars{q} > 3)")
 
 
 async def test_missing_fails_showing_the_rows_that_match(database: Any) -> None:
@@ -115,7 +115,8 @@ async def test_missing_fails_showing_the_rows_that_match(database: Any) -> None:
 async def test_count_fails_with_expected_and_found(database: Any) -> None:
     async with TransactionTestCase(database):
         await shelf()
-        with pytest.raises(AssertionError, match=r'^Expected 1 row of Review where "stars" > 2, found 3\.\n'):
+        q = database.quote[0]  # a double quote, or MySQL's backtick
+        with pytest.raises(AssertionError, match=rf"^Expected 1 row of Review where {q}stars{q} > 2, found 3\.\n"):
             await assert_database_count(Review, 1, Review.stars > 2)
         with pytest.raises(AssertionError, match=r"^Expected 3 rows of Author, found 2\.\nThe table has 2 rows; all"):
             await assert_database_count(Author, 3)
@@ -186,10 +187,10 @@ async def test_a_table_by_its_name(database: Any) -> None:
             await assert_database_has(
                 "book", book.c.title != "COBOL", database=database, title="Notes", author_id=grace.id
             )
-    message = str(failure.value)
+    message, q = str(failure.value), database.quote[0]
     assert message.splitlines()[0] == (
         f"Expected at least one row of table 'book' where title == 'Notes' and author_id == {grace.id} and "
-        "\"title\" != 'COBOL', found 0."
+        f"{q}title{q} != 'COBOL', found 0."
     )
     assert [row.split(", ")[:2] for row in rows_of(message)] == [
         ["title='Notes'", f"author_id={ada.id}"],

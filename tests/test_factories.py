@@ -117,7 +117,8 @@ async def test_an_explicit_foreign_key_is_not_re_created(database: Any) -> None:
         async with capture_queries(database) as captured:
             by_instance = await BookFactory.create(author=author)
             by_id = await BookFactory.create(author_id=author.id)
-        assert [query.sql.split()[:3] for query in captured] == [["INSERT", "INTO", '"book"']] * 2  # the books only
+        q = database.quote[0]  # a double quote, or MySQL's backtick
+        assert [query.sql.split()[:3] for query in captured] == [["INSERT", "INTO", f"{q}book{q}"]] * 2  # books only
         assert by_instance.author_id == by_id.author_id == author.id
         assert await Author.select().aio_count() == 1
 
@@ -132,7 +133,8 @@ async def test_create_batch_runs_one_insert(database: Any) -> None:
         assert len(stored) == 3
         async with capture_queries(database) as captured:  # each book's author first, then the books in one
             books = await BookFactory.create_batch(2, title="Same")
-        assert [query.sql.split()[2] for query in captured] == ['"author"', '"author"', '"book"']
+        q = database.quote[0]
+        assert [query.sql.split()[2] for query in captured] == [f"{q}author{q}", f"{q}author{q}", f"{q}book{q}"]
         assert [b.title for b in books] == ["Same", "Same"]
         assert len({b.author_id for b in books}) == 2
     assert await Author.select().aio_count() == 0

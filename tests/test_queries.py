@@ -215,7 +215,7 @@ async def test_assert_max_num_queries_passes_at_the_maximum(database: Any) -> No
 
 
 async def test_assert_queries_match_at_least_one_or_exactly_count(database: Any) -> None:
-    async with assert_queries_match(database, r"^INSERT INTO \"author\""):
+    async with assert_queries_match(database, rf"^INSERT INTO {database.quote[0]}author{database.quote[0]}"):
         await Author.aio_create(name="ada")
     async with assert_queries_match(database, re.compile("select", re.I), count=2):
         await Author.select().aio_execute()

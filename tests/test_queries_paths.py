@@ -1,6 +1,6 @@
 """capture_queries on the paths less taken: aiopg's callproc, psycopg 3's composed SQL, aiosqlite's execute() as
-a context manager, odd SQL and parameters, peewee-async's compound methods, nested captures of the synchronous
-path, and captures that end cancelled or in another task."""
+a context manager, aiomysql's executemany and statements in its syntax, odd SQL and parameters, peewee-async's
+compound methods, nested captures of the synchronous path, and captures that end cancelled or in another task."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 
 from peewee_async_testing import TransactionTestCase, capture_queries
 
-from .helpers import is_sqlite
+from .helpers import is_mysql, is_sqlite
 from .models import Author, Book
 
 
@@ -133,3 +133,49 @@ async def test_a_psycopg_cursor_used_without_async_with_is_counted(database: Any
         async with connection.cursor() as cursor:
             await cursor.execute("SELECT 2")
     assert [query.sql for query in captured] == ["SELECT 1", "SELECT 2"]
+
+
+async def test_aiomysql_executemany_lastrowid_and_two_statements_are_counted(database: Any) -> None:
+    if not is_mysql(database):
+        pytest.skip("aiomysql")
+
+    async def work(connection: Any) -> int:
+        async with connection.cursor() as cursor:
+            await cursor.executemany("INSERT INTO `author` (`name`) VALUES (%s)", [("ada",), ("grace",)])
+            first = int(cursor.lastrowid)  # aiomysql's cursor, reached through the capture's
+            await cursor.execute("SELECT 1; SELECT 2")  # one round trip (CLIENT.MULTI_STATEMENTS)
+            assert await cursor.fetchall() == ((1,),)
+            assert await cursor.nextset()
+            assert await cursor.fetchall() == ((2,),)
+        return first
+
+    async with capture_queries(database) as outside, database.aio_connection() as connection:
+        first = await work(connection)
+    assert first == (await Author.aio_get(name="ada")).id
+    await Author.delete().aio_execute()
+    async with TransactionTestCase(database) as case, capture_queries(database) as inside:
+        await work(case.connection)
+    expected = ["INSERT INTO `author` (`name`) VALUES (%s)", "SELECT 1; SELECT 2"]
+    assert [query.sql for query in outside] == [query.sql for query in inside] == expected
+    assert outside[0].params == [("ada",), ("grace",)]
+
+
+async def test_mysql_transaction_statements_are_marked_in_its_syntax(database: Any) -> None:
+    if not is_mysql(database):
+        pytest.skip("MySQL's syntax")
+    async with (
+        capture_queries(database) as captured,
+        database.aio_connection() as connection,
+        connection.cursor() as cursor,
+    ):
+        await cursor.execute("START TRANSACTION")
+        await cursor.execute("SELECT '\\\\'; COMMIT")  # a string (its backslash escaped), then a COMMIT
+        await cursor.execute("SET autocommit = 1")
+        await cursor.execute("SELECT 1 # ; COMMIT")  # a comment to the end of the line
+    assert [(query.sql, query.transaction) for query in captured.all] == [
+        ("START TRANSACTION", True),
+        ("SELECT '\\\\'; COMMIT", False),  # a statement that counts, and one that does not
+        ("SET autocommit = 1", True),
+        ("SELECT 1 # ; COMMIT", False),
+    ]
+    assert [query.sql for query in captured] == ["SELECT '\\\\'; COMMIT", "SELECT 1 # ; COMMIT"]
