@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from mariadb_suites import LABELS as MARIADB_LABELS
 from suites import LABELS
 
 
@@ -32,6 +33,20 @@ def targets(report: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
                 value = extra["ours-before"] / extra[other]
                 label = f"1. in_transaction as of {report.get('before')} vs {other}, for comparison"
                 rows.append((label, f"{value:.2f}x", "reported", None))
+    mariadb = report.get("mariadb", {})
+    mariadb_extra = {name: value["median"] for name, value in mariadb.get("extra", {}).items()}
+    for numerator, label in (("ours", "in_transaction"), ("ours-case", "TransactionTestCase in a fixture")):
+        for denominator, other in (
+            ("upstream", "upstream TransactionTestCase"),
+            ("manual", "hand-written BEGIN/ROLLBACK"),
+        ):
+            if numerator in mariadb_extra and mariadb_extra.get(denominator, 0) > 0:
+                value = mariadb_extra[numerator] / mariadb_extra[denominator]
+                rows.append((f"1. MariaDB: {label} vs {other} (extra per test)", f"{value:.2f}x", "reported", None))
+    if "skipped" in mariadb or mariadb.get("in_transaction", "measured") != "measured":
+        rows.append(
+            ("1. MariaDB: in_transaction", mariadb.get("skipped") or mariadb["in_transaction"], "reported", None)
+        )
     ratio("2. in_transaction vs the usual set-up (extra per test)", "ours", "usual", 0.1)
     session = report["session"]["extra"]["median"]
     label = "2. one-off session cost: server, test database, tables (warm template), in a one-test run"
@@ -139,8 +154,25 @@ def write_report(report: dict[str, Any], out: Path) -> None:
         (name, value, bound, "met" if met else ("—" if met is None else "NOT met"))
         for name, value, bound, met in targets(report)
     ]
-    (out / "results.md").write_text(markdown(facts, strategy_rows, target_rows))
-    (out / "results.rst").write_text(restructured(facts, strategy_rows, target_rows))
+    mariadb = report.get("mariadb", {})
+    mariadb_rows = [
+        (
+            MARIADB_LABELS[name],
+            _ms(mariadb["per_test"][name]["median"]),
+            _ms(extra["median"]),
+            _ms(extra["min"]),
+            _ms(extra["max"]),
+        )
+        for name, extra in sorted(
+            mariadb.get("extra", {}).items(), key=lambda item: list(MARIADB_LABELS).index(item[0])
+        )
+    ]
+    if mariadb_rows:
+        facts.append(
+            f"MariaDB strategies: {mariadb['server']}, the same test on peewee_async.MySQLDatabase (aiomysql)."
+        )
+    (out / "results.md").write_text(markdown(facts, strategy_rows, target_rows, mariadb_rows))
+    (out / "results.rst").write_text(restructured(facts, strategy_rows, target_rows, mariadb_rows))
     chart(report, out / "chart.png")
 
 
@@ -160,7 +192,12 @@ STRATEGY_HEADER = ("strategy", "ms per test", "extra ms (median)", "extra min", 
 TARGET_HEADER = ("target", "measured", "bound", "")
 
 
-def markdown(facts: list[str], strategies: list[tuple[str, ...]], targets: list[tuple[str, ...]]) -> str:
+def markdown(
+    facts: list[str],
+    strategies: list[tuple[str, ...]],
+    targets: list[tuple[str, ...]],
+    mariadb: list[tuple[str, ...]] = (),  # type: ignore[assignment]
+) -> str:
     def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         return "\n".join(lines + ["| " + " | ".join(row) + " |" for row in rows])
@@ -172,6 +209,7 @@ def markdown(facts: list[str], strategies: list[tuple[str, ...]], targets: list[
                 "\n".join(f"- {fact}" for fact in facts),
                 "## Extra time per test over no isolation",
                 table(STRATEGY_HEADER, strategies),
+                *(["## On MariaDB", table(STRATEGY_HEADER, mariadb)] if mariadb else []),
                 "## Targets",
                 table(TARGET_HEADER, targets),
                 "![extra time per test](chart.png)",
@@ -181,7 +219,12 @@ def markdown(facts: list[str], strategies: list[tuple[str, ...]], targets: list[
     )
 
 
-def restructured(facts: list[str], strategies: list[tuple[str, ...]], targets: list[tuple[str, ...]]) -> str:
+def restructured(
+    facts: list[str],
+    strategies: list[tuple[str, ...]],
+    targets: list[tuple[str, ...]],
+    mariadb: list[tuple[str, ...]] = (),  # type: ignore[assignment]
+) -> str:
     def table(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> str:
         lines = [".. list-table::", "   :header-rows: 1", ""]
         for row in [header, *rows]:
@@ -195,6 +238,7 @@ def restructured(facts: list[str], strategies: list[tuple[str, ...]], targets: l
                 "\n".join(f"- {fact}" for fact in facts),
                 "**Extra time per test over no isolation**",
                 table(STRATEGY_HEADER, strategies),
+                *(["**On MariaDB**", table(STRATEGY_HEADER, mariadb)] if mariadb else []),
                 "**Targets**",
                 table(TARGET_HEADER, targets),
             ]

@@ -1,7 +1,8 @@
 """Benchmarks of peewee-async-testing, side by side in one run: ``python bench/run.py``.
 
 Starts a throwaway PostgreSQL server, generates the suites of ``suites.py``, runs every isolation
-strategy interleaved ``--reps`` times, times the throwaway server, the plugin's start-up and
+strategy interleaved ``--reps`` times, and the MariaDB ones of ``mariadb_suites.py`` (where ``mariadbd`` is
+installed, unless ``--no-mariadb``), times the throwaway server, the plugin's start-up and
 pytest-xdist, and writes ``results.md`` (Markdown), ``results.rst`` (for the docs), ``results.json``
 and ``chart.png`` into ``--out``. Every target is a ratio of two figures measured in the same run.
 """
@@ -27,6 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
+from mariadb_suites import bench_mariadb  # noqa: E402
 from suites import BY_NAME, INI, USUAL, write_suite  # noqa: E402
 
 from peewee_async_testing import MariaDBServer, PostgresServer, ServerError  # noqa: E402
@@ -402,6 +404,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: tiny sizes, few repetitions")
     parser.add_argument("--out", type=Path, default=HERE / "results", help="where to write the results")
     parser.add_argument("--before", metavar="REF", help="also time in_transaction as of this git commit")
+    parser.add_argument("--no-mariadb", action="store_true", help="leave out the MariaDB strategies")
     args = parser.parse_args()
     if args.quick:
         args.rounds, args.reps = 20, 2
@@ -423,6 +426,13 @@ def main() -> None:
             report["before"] = args.before
             before = earlier_version(args.before, work / "before")
         report["strategies"] = bench_strategies(env, work, args.rounds, args.reps, names, before)
+        if args.no_mariadb:
+            report["mariadb"] = {"skipped": "--no-mariadb"}
+        elif not (shutil.which("mariadbd") or os.path.exists("/usr/sbin/mariadbd")):
+            report["mariadb"] = {"skipped": "mariadbd is not installed"}
+        else:
+            print("MariaDB strategies", flush=True)
+            report["mariadb"] = bench_mariadb(run_pytest, per_strategy, summary, env, work, args.rounds, args.reps)
         small = 2 if args.quick else 5
         print("server start-up", flush=True)
         report["server"] = bench_server(3 if args.quick else 10)

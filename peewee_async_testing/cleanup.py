@@ -18,7 +18,7 @@ from peewee_async.databases import AioDatabase, fetchall
 from peewee_async.utils import sort_models
 
 from . import seeds
-from ._database import is_postgres, resolve_database, sync_queries
+from ._database import is_mysql, is_postgres, resolve_database, sync_queries
 from .exceptions import ConfigurationError
 from .guard import describe, refuse_unless_test_database
 
@@ -133,6 +133,76 @@ def _pg_delete_new(
 
 _SQLITE_TABLES = "SELECT name FROM sqlite_master WHERE type = 'table'"
 
+#: MySQL: foreign key checks off for the session, what they were kept in a variable; and put back as they were.
+MYSQL_CHECKS_OFF = "SET @pwat_fk_checks = @@SESSION.foreign_key_checks, SESSION foreign_key_checks = 0"
+#: PyMySQL's ``CLIENT.MULTI_STATEMENTS`` flag: the connection runs several statements in one string.
+_MULTI_STATEMENTS = 1 << 16
+MYSQL_CHECKS_BACK = "SET SESSION foreign_key_checks = IFNULL(@pwat_fk_checks, @@SESSION.foreign_key_checks)"
+
+
+def mysql_schema(database: AioDatabase, model: type[peewee.Model]) -> str:
+    """The MySQL database (schema) that holds ``model``'s table."""
+    return str(model._meta.schema or database.database)
+
+
+def mysql_tables(database: AioDatabase, models: Iterable[type[peewee.Model]]) -> str:
+    """A query of the base tables (not views) among those of ``models``: ``('table', name, schema)`` rows."""
+    models = list(models)
+    schemas = ", ".join(sorted({_literal(mysql_schema(database, model)) for model in models}))
+    names = ", ".join(sorted({_literal(model._meta.table_name) for model in models}))
+    return (
+        "SELECT 'table', TABLE_NAME, TABLE_SCHEMA FROM information_schema.TABLES"
+        f" WHERE TABLE_SCHEMA IN ({schemas}) AND TABLE_NAME IN ({names}) AND TABLE_TYPE = 'BASE TABLE'"
+    )
+
+
+def mysql_present(
+    database: AioDatabase, models: Iterable[type[peewee.Model]], rows: Iterable[tuple[Any, ...]]
+) -> list[type[peewee.Model]]:
+    """The models among ``models`` whose table :func:`mysql_tables`' ``rows`` show to exist."""
+    present = {(str(schema), str(name)) for kind, name, schema in rows if kind == "table"}
+    return [model for model in models if (mysql_schema(database, model), model._meta.table_name) in present]
+
+
+def mysql_empty(
+    database: AioDatabase, models: list[type[peewee.Model]], strategy: Strategy, sequences: bool, *, sync: bool
+) -> Plan:
+    """Empty the (existing) tables of ``models`` on MySQL, with foreign key checks off and then put back as they
+    were, also when a statement fails: ``TRUNCATE TABLE`` each, or ``DELETE`` children first and (``sequences``)
+    ``ALTER TABLE ... AUTO_INCREMENT = 1``. All go in one string, one round trip, where the connection runs
+    several statements in one (aiomysql's do; ``sync``: peewee's synchronous one, asked now); else one each.
+    Both ``TRUNCATE`` and ``ALTER TABLE`` commit implicitly."""
+    if not models:
+        return
+    tables = [_quoted(database, model) for model in reversed(models)]
+    if strategy == "truncate":
+        emptying = [f"TRUNCATE TABLE {table}" for table in tables]
+    else:
+        emptying = [f"DELETE FROM {table}" for table in tables]
+        if sequences:
+            emptying += [
+                f"ALTER TABLE {_quoted(database, model)} AUTO_INCREMENT = 1"
+                for model in reversed(models)
+                if _auto_columns(model)
+            ]
+    statements = [MYSQL_CHECKS_OFF, *emptying, MYSQL_CHECKS_BACK]
+    try:
+        if not sync or sync_multi_statements(database):
+            yield "; ".join(statements), (), False
+        else:
+            for statement in statements:
+                yield statement, (), False
+    except peewee.DatabaseError:
+        yield MYSQL_CHECKS_BACK, (), False  # on the same connection: the plan holds one
+        raise
+
+
+def sync_multi_statements(database: AioDatabase) -> bool:
+    """Whether peewee's synchronous connection to ``database``, open now, runs several statements in one string:
+    PyMySQL's do only when made with ``client_flag`` ``MULTI_STATEMENTS``."""
+    connection = None if database.is_closed() else database._state.conn
+    return bool(getattr(connection, "client_flag", 0) & _MULTI_STATEMENTS)
+
 
 def bound_models(database: Any) -> list[type[peewee.Model]]:
     """Every model class bound to ``database`` (directly or through a proxy), parents before children.
@@ -219,12 +289,23 @@ def _quoted(database: AioDatabase, model: type[peewee.Model]) -> str:
 
 
 def _plan(
-    database: AioDatabase, models: list[type[peewee.Model]], strategy: Strategy, *, sequences: bool = True
+    database: AioDatabase,
+    models: list[type[peewee.Model]],
+    strategy: Strategy,
+    *,
+    sequences: bool = True,
+    sync: bool = False,
 ) -> Plan:
     """Yield the statements that empty the tables of ``models`` (checked by :func:`_guarded`); receive each
-    statement's rows. ``sequences``: restart their auto-increment counters too.
+    statement's rows. ``sequences``: restart their auto-increment counters too. ``sync``: the plan runs on
+    peewee's synchronous connection.
     """
     if not models:
+        return
+    if is_mysql(database):
+        rows = yield mysql_tables(database, models), (), True
+        existing = mysql_present(database, models, rows or ())
+        yield from mysql_empty(database, existing, strategy, sequences, sync=sync)
         return
     if is_postgres(database):
         tables = [_quoted(database, model) for model in models]
@@ -258,14 +339,19 @@ async def aio_clear_tables(
 ) -> None:
     """Empty the tables of ``models`` through the database's async pool.
 
-    :param database: a peewee-async database (PostgreSQL or SQLite), or a :class:`peewee.DatabaseProxy`
-        initialised with one.
+    :param database: a peewee-async database (PostgreSQL, MySQL/MariaDB or SQLite), or a
+        :class:`peewee.DatabaseProxy` initialised with one.
     :param models: the models whose tables to empty, each bound to ``database`` (directly or through a
         proxy); by default every model bound to it.
     :param strategy: on PostgreSQL, ``"truncate"`` runs one ``TRUNCATE ... RESTART IDENTITY CASCADE`` for
         all tables; ``"delete"`` runs one statement that, children first, deletes from the tables that have
         rows and restarts their sequences that were used (much cheaper for the few rows of a test).
-        SQLite always deletes (children first) and resets ``sqlite_sequence``.
+        On MySQL/MariaDB, with foreign key checks off (and then put back as they were, also after an error),
+        in one round trip: ``"truncate"`` runs ``TRUNCATE TABLE`` for each table, ``"delete"`` deletes,
+        children first, and resets each ``AUTO_INCREMENT`` with ``ALTER TABLE`` (about four times cheaper
+        for a test's few rows; ``TRUNCATE`` is cheaper from about a thousand rows). Both ``TRUNCATE`` and
+        ``ALTER TABLE`` commit implicitly: clear outside a transaction. SQLite always deletes (children
+        first) and resets ``sqlite_sequence``.
     :param allow_any_database: empty the tables of a database that is not a test database too. By default
         only a test database is emptied: one named ``test_...``, one on a throwaway server this process
         started, or SQLite in memory or in a temporary folder.
@@ -303,25 +389,37 @@ def clear_tables(
     """
     db = resolve_database(database, purpose="clear_tables")
     strategy = _check_strategy(strategy)
-    _run(db, _plan(db, _guarded(db, models, purpose="clear_tables", allow_any_database=allow_any_database), strategy))
+    checked = _guarded(db, models, purpose="clear_tables", allow_any_database=allow_any_database)
+    _run(db, _plan(db, checked, strategy, sync=True))
 
 
 async def _aio_run(database: AioDatabase, plan: Plan) -> None:
-    """Run ``plan`` through the async pool; a statement's error is thrown into the plan, which may go on."""
-    rows: list[tuple[Any, ...]] | None = None
-    error: peewee.DatabaseError | None = None
-    try:
-        while True:
-            sql, params, returns_rows = plan.send(rows) if error is None else plan.throw(error)
-            error = None
-            try:
-                rows = await database.aio_execute_sql(sql, params, fetch_results=fetchall if returns_rows else None)
-            except peewee.DatabaseError as raised:
-                error = raised
-    except StopIteration:
-        pass
-    for sql, params in seeds.restore_plan(database):
-        await database.aio_execute_sql(sql, params)
+    """Run ``plan`` through the async pool, on one connection; a statement's error is thrown into the plan, which
+    may go on (on that connection: MySQL's foreign key checks are put back where they were turned off)."""
+    async with database.aio_connection():
+        rows: list[tuple[Any, ...]] | None = None
+        error: peewee.DatabaseError | None = None
+        try:
+            while True:
+                sql, params, returns_rows = plan.send(rows) if error is None else plan.throw(error)
+                error = None
+                try:
+                    fetch = fetchall if returns_rows else None
+                    rows = await database.aio_execute_sql(sql, params, fetch_results=fetch)
+                except peewee.DatabaseError as raised:
+                    error = raised
+        except StopIteration:
+            pass
+        for sql, params in seeds.restore_plan(database):
+            await database.aio_execute_sql(sql, params)
+
+
+def _drain(database: AioDatabase, cursor: Any) -> None:
+    """Read the results of the later statements of a string (MySQL), so that their errors are raised here."""
+    if is_mysql(database):
+        with peewee.__exception_wrapper__:  # type: ignore[attr-defined]  # peewee ships no types
+            while cursor.nextset():
+                pass
 
 
 def _run(database: AioDatabase, plan: Plan) -> None:
@@ -336,6 +434,7 @@ def _run(database: AioDatabase, plan: Plan) -> None:
                 try:
                     cursor = database.execute_sql(sql, params)
                     rows = cursor.fetchall() if returns_rows else None
+                    _drain(database, cursor)
                 except peewee.DatabaseError as raised:
                     error = raised
         except StopIteration:

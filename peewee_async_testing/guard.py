@@ -1,10 +1,12 @@
 """The guard in front of clean-up: whether a database is a test database, one whose tables a test may empty.
 
-A test database is one of three kinds, each decided from the database object alone, before anything connects:
+A test database is one of four kinds, each decided from the database object alone, before anything connects:
 
 - PostgreSQL, named ``test_...`` (as the plugin names the databases it makes);
 - PostgreSQL, on a throwaway server this process started (:class:`~peewee_async_testing.PostgresServer`), when
   nothing else in the connection settings (``hostaddr``, a service, a ``dsn``) could send it elsewhere;
+- MySQL/MariaDB, named ``test_...`` or on a throwaway server this process started, with no model's table in
+  another database of that server;
 - SQLite in memory, or a file in a temporary folder (``/tmp``, ``/dev/shm``, ``tempfile.gettempdir()`` unless
   ``$TMPDIR`` is ``/``, the current folder, ``$HOME`` or one above them) or in a folder the plugin made for it,
   once every symbolic link and ``..`` is resolved, with no table in an attached database.
@@ -23,7 +25,7 @@ import peewee
 import peewee_async
 from peewee_async.databases import AioDatabase
 
-from ._database import is_postgres
+from ._database import is_mysql, is_postgres
 from .exceptions import ConfigurationError
 from .server import is_throwaway
 
@@ -37,9 +39,10 @@ _REDIRECT_ENV = ("PGHOSTADDR", "PGSERVICE")
 
 def describe(database: AioDatabase) -> str:
     """The database in a few words, for an error: its name and where it is, never its password."""
-    if is_postgres(database):
+    if is_postgres(database) or is_mysql(database):
         host, port = database.connect_params.get("host"), database.connect_params.get("port")
-        return f"database {database.database!r} on {host or 'the default host'}:{port or 5432}"
+        port = port or (3306 if is_mysql(database) else 5432)
+        return f"database {database.database!r} on {host or 'the default host'}:{port}"
     return f"the SQLite database {database.database!r}"
 
 
@@ -62,6 +65,8 @@ def why_not_a_test_database(database: AioDatabase, models: Iterable[type[peewee.
     """Why ``database`` (with the tables of ``models``) is not a test database, or None when it is one."""
     if is_postgres(database):
         return _postgres_problem(database)
+    if is_mysql(database):
+        return _mysql_problem(database, models)
     return _sqlite_problem(database, models)
 
 
@@ -80,6 +85,19 @@ def _postgres_problem(database: AioDatabase) -> str | None:
         if redirects:
             return f"its name does not start with test_, and {', '.join(redirects)} may send it to another server"
         if not is_throwaway(params.get("host"), params.get("port")):
+            return "its name does not start with test_, and its server is not a throwaway one this process started"
+    return None
+
+
+def _mysql_problem(database: AioDatabase, models: Iterable[type[peewee.Model]]) -> str | None:
+    own = (None, database.database)
+    others = sorted({str(model._meta.schema) for model in models if model._meta.schema not in own})
+    if others:
+        return f"the tables of {', '.join(others)} are in another database of the server"
+    if database.database.startswith("test_"):
+        return None
+    for params in (database.pool_params, database.connect_params):
+        if params.get("unix_socket") or not is_throwaway(params.get("host"), params.get("port")):
             return "its name does not start with test_, and its server is not a throwaway one this process started"
     return None
 

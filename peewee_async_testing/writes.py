@@ -2,7 +2,8 @@
 
 :class:`WriteTracker` reads the statements the database object runs, and asks the engine for the rest:
 on PostgreSQL, the rows written since a mark (their ``xmin``); on SQLite, an authorizer on the
-database's connections. When it cannot tell, every table counts as written: never fewer.
+database's connections; on MySQL/MariaDB, what its connections send and the triggers, cascades and
+functions that writes there may set off. When it cannot tell, every table counts as written: never fewer.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import peewee_async
 from peewee_async.databases import fetchall
 
 from . import seeds
-from ._database import is_postgres, is_sqlite, resolve_database, sync_queries
+from ._database import is_mysql, is_postgres, is_sqlite, resolve_database, sync_queries
 from .cleanup import (
     Plan,
     _aio_run,
@@ -36,7 +37,9 @@ from .cleanup import (
 )
 from .exceptions import ConfigurationError
 from .guard import describe, refuse_unless_test_database
+from .mysql_writes import mysql_written
 from .patches import set_attribute
+from .targets import called_names, written_tables
 
 #: Where the server's transaction ids stand, ``xmin:xmax:running,...``: every transaction that writes later
 #: gets an id of at least ``xmax``; those running now, below it, are listed.
@@ -88,14 +91,10 @@ def pg_new_rows(since: Since) -> str:
 
 #: Leading white space and comments, which a statement may start with.
 _COMMENTS = re.compile(r"(?:\s+|--[^\n]*|/\*(?:[^*]|\*(?!/))*\*/)*")
-_NAME = r'(?:"(?:[^"]|"")+"|\w+)'
-_WRITE = re.compile(
-    r"(?:INSERT\s+(?:OR\s+\w+\s+)?INTO|REPLACE\s+INTO|UPDATE(?:\s+OR\s+\w+)?|DELETE\s+FROM)\s+(?:ONLY\s+)?"
-    rf"({_NAME}(?:\s*\.\s*{_NAME})?)",
-    re.I,
-)
 _READ = re.compile(
-    r"(?:SELECT|VALUES|TABLE|SHOW|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE|SET)\b", re.I
+    r"(?:SELECT|VALUES|TABLE|SHOW|DESC|DESCRIBE|BEGIN|START\s+TRANSACTION|COMMIT|END|ROLLBACK|ABORT|SAVEPOINT|RELEASE"
+    r"|SET)\b",
+    re.I,
 )
 #: ``EXPLAIN`` and its options: what follows is read as the statement (which ``ANALYZE`` runs).
 _EXPLAIN = re.compile(r"EXPLAIN(?:\s*\([^()]*\)|\s+(?:ANALY[SZ]E|VERBOSE)\b)*\s+", re.I)
@@ -128,7 +127,11 @@ class WriteTracker:
       written, whoever wrote it: a trigger, a function (``SELECT add_item()``), ``EXPLAIN ANALYZE``, a
       raw cursor, another connection. Without a mark, every table counts as written;
     - on SQLite, an authorizer on the database's connections (peewee's sync one, those of its async
-      pool): each table a statement writes, a trigger's too, raw cursors included.
+      pool): each table a statement writes, a trigger's too, raw cursors included;
+    - on MySQL/MariaDB, what the database's connections send (peewee's sync one, those of its async
+      pool, raw cursors included), read as above; at the clear the server tells what the writes set off:
+      the tables its triggers write, those its foreign keys cascade into, and whether a name a statement
+      called is a stored function (then every table counts as written).
 
     A database that is not a test database is refused when the tracker is made, and the models to clear
     must be bound to it, as for :func:`aio_clear_tables` (``allow_any_database`` too).
@@ -148,6 +151,8 @@ class WriteTracker:
             refuse_unless_test_database(self.database, (), purpose="WriteTracker")
         self.tables: set[str] = set()
         self.everything = False
+        self.called: set[str] = set()  # MySQL: the names the statements called, stored functions among them
+        self._mysql = is_mysql(self.database)
         self.since: Since | None = None
         self._kinds: dict[str, str] = {}  # at the mark: each table's relkind ("" for none)
         self._target: tuple[str, dict[str, Any]] = ("", {})  # at the mark: where the database pointed
@@ -162,6 +167,8 @@ class WriteTracker:
             self._undo.append(set_attribute(database, name, watching(getattr(database, name))))
         if is_sqlite(database):
             self._authorize_connections()
+        elif self._mysql:
+            self._watch_connections()
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -179,7 +186,7 @@ class WriteTracker:
         self, models: Iterable[type[peewee.Model]] | None = None, *, known: dict[str, str] | None = None
     ) -> None:
         """On PostgreSQL, note where the server's transaction ids stand (one round trip), so that the clear
-        finds the rows written since, by any path; a no-op on SQLite.
+        finds the rows written since, by any path; a no-op on SQLite and MySQL.
 
         It also notes which of the tables of ``models`` (by default every bound model) exist, unless
         ``known`` (a dict shared between trackers, filled by the first) already says: the clear checks
@@ -247,14 +254,18 @@ class WriteTracker:
 
         return watched
 
-    def saw(self, sql: str) -> None:
+    def saw(self, sql: str | bytes) -> None:
         """Note what ``sql`` writes to."""
+        if isinstance(sql, bytes):  # (PyMySQL's and aiomysql's connections take bytes too)
+            sql = sql.decode(errors="replace")
         statement = _statement(sql)
-        match = _WRITE.match(statement or "")
-        if match:
-            self.tables.add(match.group(1).split(".")[-1].strip().strip('"').replace('""', '"'))
+        tables = None if statement is None else written_tables(statement)
+        if tables is not None:
+            self.tables.update(tables)
         elif statement is None or not _READ.match(statement):
             self.everything = True
+        if self._mysql and statement is not None:  # a stored function among them may write anywhere
+            self.called.update(called_names(statement, tables))
 
     def _authorized(self, action: int, table: str | None, *_: object) -> int:
         """The SQLite authorizer: note each table a statement (or a trigger it fires) writes to; allow all."""
@@ -292,6 +303,34 @@ class WriteTracker:
         if not database.is_closed():
             authorize(database.connection())
 
+    def _watch_connections(self) -> None:
+        """Watch what each connection of the MySQL database sends (``query``, under every cursor, raw ones too):
+        peewee's sync connection (open, or opened later) and each one its async pool hands out meanwhile."""
+        database, backend = self.database, self.database.pool_backend
+        connect, acquire = database.connect, backend.acquire
+        watched: set[int] = set()
+
+        def watch(connection: Any, watching: Callable[[Any], Any]) -> None:
+            if id(connection) not in watched:  # a connection back from the pool is watched already
+                watched.add(id(connection))
+                self._undo.append(set_attribute(connection, "query", watching(connection.query)))
+
+        def connect_watched(*args: Any, **kwargs: Any) -> Any:
+            opened = connect(*args, **kwargs)
+            if opened:
+                watch(database._state.conn, self._watching)
+            return opened
+
+        async def acquire_watched() -> Any:
+            connection = await acquire()
+            watch(connection, self._aio_watching)
+            return connection
+
+        self._undo.append(set_attribute(database, "connect", connect_watched))
+        self._undo.append(set_attribute(backend, "acquire", acquire_watched))
+        if not database.is_closed():
+            watch(database._state.conn, self._watching)
+
     def written(self, models: Iterable[type[peewee.Model]]) -> list[type[peewee.Model]]:
         """The models among ``models`` whose tables the statements seen wrote to (all of them after one it
         could not read). On PostgreSQL the server's rows are read only by the clear."""
@@ -306,7 +345,9 @@ class WriteTracker:
         any row, for a table the statements named, and for every table after a statement it could not
         read or without a mark); plain statements for the tables that existed at the mark, or (when one
         appeared or went since) a ``DO`` block that checks that each exists. On SQLite, ``DELETE`` for
-        the tables written to, nothing if none.
+        the tables written to, nothing if none. On MySQL, nothing if none; else one query of the
+        catalogue (and one more for each step a trigger or a cascade leads on), then the ``DELETE`` s in
+        one string, foreign key checks off and back as they were.
         """
         plan = self._plan(models, sequences, prepared=False)  # the pool's connections keep none of ours
         if plan is not None or seeds.restore_plan(self.database):  # (seed rows the test deleted: put back)
@@ -320,7 +361,7 @@ class WriteTracker:
         only executes them, which costs about half as much.
         """
         self.carried = None
-        plan = self._plan(models, sequences, prepared=not self.database.is_closed())
+        plan = self._plan(models, sequences, prepared=not self.database.is_closed(), sync=True)
         if plan is not None or seeds.restore_plan(self.database):
             _run(self.database, plan or _no_statements())
 
@@ -331,7 +372,9 @@ class WriteTracker:
         """Where the database object points: in words (no password), and its connection settings."""
         return describe(self.database), dict(self.database.connect_params)
 
-    def _plan(self, models: Iterable[type[peewee.Model]], sequences: bool, *, prepared: bool) -> Plan | None:
+    def _plan(
+        self, models: Iterable[type[peewee.Model]], sequences: bool, *, prepared: bool, sync: bool = False
+    ) -> Plan | None:
         if self.since is not None and self._where() != self._target:
             raise ConfigurationError(
                 f"WriteTracker cannot empty the tables written since its mark in {self._target[0]}: the database "
@@ -339,9 +382,16 @@ class WriteTracker:
                 "under test?). Nothing was sent. Skip that init() under the tests."
             )
         models = list(models)
-        named, everything = self.written(models), self.everything or self.since is None
-        self.tables, self.everything = set(), False
+        named, seen_everything, seen, called = self.written(models), self.everything, self.tables, self.called
+        everything = seen_everything or self.since is None
+        self.tables, self.everything, self.called = set(), False, set()
         database, allow_any_database = self.database, self.allow_any_database
+        if self._mysql:  # the statements' tables, and what writes to them set off
+            if not (seen or called or seen_everything):
+                return None
+            checked = _guarded(database, models, purpose="WriteTracker", allow_any_database=allow_any_database)
+            written = None if seen_everything else seen
+            return mysql_written(database, checked, written, called, sequences, sync=sync)
         if is_postgres(database):  # any table may hold rows written by paths that no statement named
             checked = _guarded(database, models, purpose="WriteTracker", allow_any_database=allow_any_database)
             if not checked:

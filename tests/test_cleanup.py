@@ -3,6 +3,7 @@ guards: models of another database, and databases that are not test databases, r
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -17,11 +18,13 @@ import peewee
 import peewee_async
 import psycopg2
 import pytest
+from peewee_async.databases import fetchall
 
 from peewee_async_testing import ConfigurationError, PostgresServer, aio_clear_tables, bound_models, clear_tables
+from peewee_async_testing.cleanup import STRATEGIES
 from peewee_async_testing.writes import WriteTracker
 
-from .helpers import admin, is_sqlite, names
+from .helpers import admin, is_mysql, is_sqlite, mysql_admin, names
 from .models import MODELS, Author, BaseModel, Book, Ghost, Review
 from .production import ROLE, Production
 
@@ -36,6 +39,17 @@ async def fill() -> None:
 
 async def counts() -> list[int]:
     return [await model.select().aio_count() for model in MODELS]
+
+
+def quoted(database: Any, table: str) -> str:
+    """``table`` quoted as ``database`` quotes names: ``"book"``, or ```book``` on MySQL."""
+    quote = database.quote[0]
+    return f"{quote}{table}{quote}"
+
+
+#: On MySQL, what every clear's statements start and end with: foreign key checks off, and back as they were.
+MYSQL_OFF = "SET @pwat_fk_checks = @@SESSION.foreign_key_checks, SESSION foreign_key_checks = 0"
+MYSQL_BACK = "SET SESSION foreign_key_checks = IFNULL(@pwat_fk_checks, @@SESSION.foreign_key_checks)"
 
 
 @pytest.fixture
@@ -71,8 +85,13 @@ async def test_truncate_is_one_statement_for_all_tables(database: Any, statement
     await fill()
     statements.clear()
     await aio_clear_tables(database)
-    truncates = [sql for sql in statements if sql.startswith("TRUNCATE")]
-    assert truncates == ['TRUNCATE "author", "book", "review" RESTART IDENTITY CASCADE']
+    if is_mysql(database):  # which tables exist, then one string: TRUNCATE TABLE takes one table
+        each = "; ".join(f"TRUNCATE TABLE `{table}`" for table in ("review", "book", "author"))
+        assert statements[1:] == [f"{MYSQL_OFF}; {each}; {MYSQL_BACK}"]
+    else:
+        truncates = [sql for sql in statements if sql.startswith("TRUNCATE")]
+        assert truncates == ['TRUNCATE "author", "book", "review" RESTART IDENTITY CASCADE']
+    assert await counts() == [0, 0, 0]
 
 
 async def test_delete_is_one_statement_on_postgres(database: Any, statements: list[str]) -> None:
@@ -81,8 +100,14 @@ async def test_delete_is_one_statement_on_postgres(database: Any, statements: li
     await fill()
     statements.clear()
     await aio_clear_tables(database, strategy="delete")
-    assert len(statements) == 1
-    assert statements[0].startswith("DO $pwat$")
+    if is_mysql(database):  # which tables exist (one round trip), then one string
+        assert len(statements) == 2
+        assert statements[1].startswith(MYSQL_OFF + "; DELETE FROM `review`; ")
+        assert "ALTER TABLE `author` AUTO_INCREMENT = 1" in statements[1]
+        assert statements[1].endswith(MYSQL_BACK)
+    else:
+        assert len(statements) == 1
+        assert statements[0].startswith("DO $pwat$")
     assert await counts() == [0, 0, 0]
 
 
@@ -92,9 +117,9 @@ async def test_delete_goes_children_first(database: Any, statements: list[str]) 
     await aio_clear_tables(database, strategy="delete")
     deletes = " ".join(statements)
     assert (
-        deletes.index('DELETE FROM "review"')
-        < deletes.index('DELETE FROM "book"')
-        < deletes.index('DELETE FROM "author"')
+        deletes.index(f"DELETE FROM {quoted(database, 'review')}")
+        < deletes.index(f"DELETE FROM {quoted(database, 'book')}")
+        < deletes.index(f"DELETE FROM {quoted(database, 'author')}")
     )
     assert await counts() == [0, 0, 0]
 
@@ -199,7 +224,11 @@ async def test_the_tracker_empties_what_was_written_in_one_statement(
         await Review.aio_create(book=await Book.aio_create(title="more", author=ada), stars=1)
     statements.clear()
     await tracker.aio_clear(MODELS, sequences=sequences)
-    if not is_sqlite(database):
+    if is_mysql(database):  # what the tables written set off (triggers, cascades), then one string
+        assert len(statements) == 2, statements
+        assert statements[1].startswith(f"{MYSQL_OFF}; DELETE FROM `review`; DELETE FROM `book`; ")
+        assert "`author`" not in statements[1]
+    elif not is_sqlite(database):
         assert len(statements) == 1, statements
         assert 'DELETE FROM "review"' in statements[0]
         assert not statements[0].startswith("DO"), "plain statements, not a DO block: half the time"
@@ -222,12 +251,17 @@ async def test_after_a_statement_it_cannot_read_the_tracker_checks_every_table(
         pass
     statements.clear()
     await nothing.aio_clear([*MODELS, Ghost])
-    # on SQLite, no statement for a test that wrote nothing; on PostgreSQL, the one that finds what others wrote
-    assert len(statements) == (0 if is_sqlite(database) else 1)
+    # on SQLite and MySQL, no statement for a test that wrote nothing; on PostgreSQL, the one that finds what
+    # others wrote
+    assert len(statements) == (0 if is_sqlite(database) or is_mysql(database) else 1)
     assert await counts() == [2, 2, 1]
     statements.clear()
     await tracker.aio_clear([*MODELS, Ghost])  # Ghost's table is missing: skipped
-    if not is_sqlite(database):
+    if is_mysql(database):  # which tables exist, then every one of them emptied in one string
+        assert len(statements) == 2
+        assert "TRIGGERS" not in statements[0], "after a statement it could not read, nothing more to ask"
+        assert "`ghost`" not in statements[1]
+    elif not is_sqlite(database):
         assert len(statements) == 1
         assert statements[0].startswith("DO $pwat$")
         assert "xmin" not in statements[0], "after a statement it could not read, every table is emptied"
@@ -263,19 +297,34 @@ SQLITE_OBJECTS = [
     " BEGIN INSERT INTO review (book_id, stars) VALUES (NEW.id, 3); END"
 ]
 
+MYSQL_OBJECTS = [
+    "CREATE FUNCTION add_book(author INT) RETURNS INT MODIFIES SQL DATA"
+    " BEGIN INSERT INTO book (title, author_id) VALUES ('by a function', author); RETURN LAST_INSERT_ID(); END",
+    "CREATE PROCEDURE add_book_proc(author INT) INSERT INTO book (title, author_id) VALUES ('by a procedure', author)",
+    "CREATE TRIGGER review_new_book AFTER INSERT ON book FOR EACH ROW"
+    " INSERT INTO review (book_id, stars) VALUES (NEW.id, 3)",
+]
+MYSQL_DROPS = ["DROP TRIGGER review_new_book", "DROP PROCEDURE add_book_proc", "DROP FUNCTION add_book"]
+
+
+def engine(database: Any) -> str:
+    return "sqlite" if is_sqlite(database) else "mysql" if is_mysql(database) else "postgres"
+
 
 @pytest.fixture
-async def seeded(database: Any) -> AsyncIterator[dict[str, int]]:
+async def seeded(database: Any) -> AsyncIterator[dict[str, Any]]:
     """A seed author and book, written before the tracker starts; then the functions and the trigger above."""
     author = await Author.aio_create(name="seed")
     book = await Book.aio_create(title="seed", author=author)
-    objects, drops = (
-        (SQLITE_OBJECTS, ["DROP TRIGGER review_new_book"]) if is_sqlite(database) else (PG_OBJECTS, PG_DROPS)
-    )
+    objects, drops = {
+        "sqlite": (SQLITE_OBJECTS, ["DROP TRIGGER review_new_book"]),
+        "mysql": (MYSQL_OBJECTS, MYSQL_DROPS),
+        "postgres": (PG_OBJECTS, PG_DROPS),
+    }[engine(database)]
     for sql in objects:
         await database.aio_execute_sql(sql)
     try:
-        yield {"author": author.id, "book": book.id}
+        yield {"author": author.id, "book": book.id, "database": database.database}
     finally:
         for sql in drops:
             await database.aio_execute_sql(sql)
@@ -312,7 +361,7 @@ class Write:
     written: tuple[Any, ...]
     precise: bool = True
     send: Callable[[Any, str], Awaitable[None]] = through_database
-    engines: tuple[str, ...] = ("postgres", "sqlite")
+    engines: tuple[str, ...] = ("postgres", "sqlite", "mysql")
     undo: str = ""
 
 
@@ -336,6 +385,7 @@ WRITES = {
     "INSERT ... ON CONFLICT": Write(
         "INSERT INTO review (id, book_id, stars) VALUES (1000, {book}, 1) ON CONFLICT (id) DO UPDATE SET stars = 2",
         (Review,),
+        engines=("postgres", "sqlite"),
     ),
     "WITH ... INSERT": Write(
         "WITH made AS (INSERT INTO book (title, author_id) VALUES ('with', {author}) RETURNING id) SELECT id FROM made",
@@ -363,9 +413,9 @@ WRITES = {
         engines=("postgres",),
     ),
     "several statements in one string": Write(
-        "SELECT 1; DELETE FROM book WHERE id = -1", (Book,), precise=False, engines=("postgres",)
+        "SELECT 1; DELETE FROM book WHERE id = -1", (Book,), precise=False, engines=("postgres", "mysql")
     ),
-    "CALL": Write("CALL add_book_proc({author})", (Book, Review), precise=False, engines=("postgres",)),
+    "CALL": Write("CALL add_book_proc({author})", (Book, Review), precise=False, engines=("postgres", "mysql")),
     "DO": Write(
         "DO $$ BEGIN INSERT INTO book (title, author_id) VALUES ('done', {author}); END $$",
         (Book, Review),
@@ -373,9 +423,64 @@ WRITES = {
         engines=("postgres",),
     ),
     "leading comments": Write("/* audit */ -- why\nDELETE FROM book WHERE id = -1", (Book,)),
-    "SELECT ... FOR UPDATE (no write)": Write("SELECT id FROM book FOR UPDATE", (), engines=("postgres",)),
-    "TRUNCATE": Write("TRUNCATE review", (Review,), precise=False, engines=("postgres",)),
-    "DDL": Write("CREATE INDEX scratch ON book (title)", (Book,), precise=False, undo="DROP INDEX scratch"),
+    "SELECT ... FOR UPDATE (no write)": Write("SELECT id FROM book FOR UPDATE", (), engines=("postgres", "mysql")),
+    "TRUNCATE": Write("TRUNCATE review", (Review,), precise=False, engines=("postgres", "mysql")),
+    "DDL": Write(
+        "CREATE INDEX scratch ON book (title)",
+        (Book,),
+        precise=False,
+        undo="DROP INDEX scratch",
+        engines=("postgres", "sqlite"),
+    ),
+    # MySQL's own: backticks, its writes and their modifiers, multi-table forms, what calls a stored function
+    "DDL on MySQL": Write(
+        "CREATE INDEX scratch ON book (title)",
+        (Book,),
+        precise=False,
+        undo="DROP INDEX scratch ON book",
+        engines=("mysql",),
+    ),
+    "a function called by a SELECT on MySQL": Write(
+        "SELECT add_book({author})", (Book, Review), precise=False, engines=("mysql",)
+    ),
+    "a function called by a SET on MySQL": Write(
+        "SET @made = add_book({author})", (Book, Review), precise=False, engines=("mysql",)
+    ),
+    "DO on MySQL": Write("DO add_book({author})", (Book, Review), precise=False, engines=("mysql",)),
+    "DESCRIBE (no write)": Write("DESCRIBE book", (), engines=("mysql",)),
+    "backticks": Write("UPDATE `book` SET title = 'ticked'", (Book,), engines=("mysql",)),
+    "backticks with the database": Write(
+        "UPDATE `{database}`.`book` SET title = 'ticked'", (Book,), engines=("mysql",)
+    ),
+    "REPLACE INTO": Write(
+        "REPLACE INTO review (id, book_id, stars) VALUES (1000, {book}, 1)", (Review,), engines=("mysql",)
+    ),
+    "INSERT IGNORE without INTO": Write(
+        "INSERT IGNORE review (book_id, stars) VALUES ({book}, 1)", (Review,), engines=("mysql",)
+    ),
+    "INSERT ... ON DUPLICATE KEY UPDATE": Write(
+        "INSERT INTO review (id, book_id, stars) VALUES (1000, {book}, 1) ON DUPLICATE KEY UPDATE stars = 2",
+        (Review,),
+        engines=("mysql",),
+    ),
+    "UPDATE LOW_PRIORITY IGNORE": Write(
+        "UPDATE LOW_PRIORITY IGNORE book SET title = 'low'", (Book,), engines=("mysql",)
+    ),
+    "multi-table UPDATE": Write(
+        "UPDATE author JOIN `book` AS b ON b.author_id = author.id SET b.title = 'joined' WHERE author.id = -1",
+        (Author, Book),
+        engines=("mysql",),
+    ),
+    "multi-table DELETE ... USING": Write(
+        "DELETE FROM review USING review JOIN book ON book.id = review.book_id WHERE book.id = -1",
+        (Review,),
+        engines=("mysql",),
+    ),
+    "multi-table DELETE of aliases": Write(
+        "DELETE r FROM review AS r JOIN book AS b ON b.id = r.book_id WHERE b.id = -1",
+        (Book, Review),
+        engines=("mysql",),
+    ),
 }
 
 
@@ -413,10 +518,10 @@ CLEARS_OF_A_TRACKER: dict[str, Callable[[WriteTracker, list[Any]], Awaitable[Non
 @pytest.mark.parametrize("write", WRITES)
 @pytest.mark.parametrize("clear", CLEARS_OF_A_TRACKER)
 async def test_the_tracker_empties_every_table_written_whatever_wrote_it(
-    database: Any, seeded: dict[str, int], write: str, entered: str, clear: str, request: pytest.FixtureRequest
+    database: Any, seeded: dict[str, Any], write: str, entered: str, clear: str, request: pytest.FixtureRequest
 ) -> None:
     case = WRITES[write]
-    if ("sqlite" if is_sqlite(database) else "postgres") not in case.engines:
+    if engine(database) not in case.engines:
         pytest.skip(f"{write}: not on this engine")
     if clear != "aio_clear":
         request.getfixturevalue("kept_sync")
@@ -433,7 +538,7 @@ async def test_the_tracker_empties_every_table_written_whatever_wrote_it(
         await database.aio_execute_sql(case.undo)
     left = {model.__name__: await model.select().aio_count() for model in case.written}
     assert not any(left.values()), f"{write}: rows left behind in {left}"
-    if case.precise and (entered == "async with" or is_sqlite(database)):
+    if case.precise and (entered == "async with" or engine(database) != "postgres"):
         kept = {model: await model.select().aio_count() for model in MODELS if model not in case.written}
         assert kept == {model: seeds[model] for model in kept}, f"{write}: the seed rows of an untouched table went"
 
@@ -445,7 +550,8 @@ async def test_a_table_made_or_dropped_behind_the_trackers_back_is_still_handled
 ) -> None:
     """The plain statements count on the tables that existed at the mark (or at an earlier one, whose
     ``known`` the tracker shares); when one appeared (and holds rows) or went, the clear falls back to the
-    DO block that checks each table, and forgets what it knew."""
+    DO block that checks each table, and forgets what it knew. On MySQL, the tracker sees the raw cursor's
+    DDL, and then every table counts as written."""
     ghost = f"CREATE TABLE ghost (id {'INTEGER' if is_sqlite(database) else 'serial'} PRIMARY KEY, note TEXT)"
     if change == "dropped":
         await database.aio_execute_sql(ghost)
@@ -472,13 +578,16 @@ async def test_a_table_made_or_dropped_behind_the_trackers_back_is_still_handled
         sent = list(statements)
         if change == "created and filled":
             assert await Ghost.select().aio_count() == 0, "the rows of a table that appeared were left"
-        assert await counts() == [1, 0, 0]
-        if not is_sqlite(database):  # the plain statements failed, emptying nothing: then the DO block
+        assert await counts() == [0 if is_mysql(database) else 1, 0, 0]
+        if is_mysql(database):
+            assert len(sent) == 2  # which tables exist, then one string
+        elif not is_sqlite(database):  # the plain statements failed, emptying nothing: then the DO block
             assert len(sent) == 2
             assert sent[1].startswith("DO $pwat$")
             assert not kinds, "what it knew of the tables is forgotten"
     finally:
-        await database.aio_execute_sql("DROP TABLE IF EXISTS ghost")
+        if await database.aio_table_exists("ghost"):  # (MySQL warns of IF EXISTS on a missing one)
+            await database.aio_execute_sql("DROP TABLE ghost")
         await Book.delete().aio_execute()
         await Author.delete().aio_execute()
 
@@ -506,7 +615,7 @@ async def test_the_sync_clear_prepares_its_statements_once_and_survives_what_und
     """On a kept connection the clear's statements are prepared once, then only executed (one round trip);
     a DEALLOCATE, a changed table, or a fresh connection since costs a round trip or two more, and empties
     no fewer tables."""
-    if is_sqlite(database):
+    if is_sqlite(database) or is_mysql(database):
         pytest.skip("PostgreSQL's prepared statements")
     author = await Author.aio_create(name="seed")
     known: dict[str, str] = {}
@@ -564,8 +673,8 @@ async def test_a_model_on_a_view_is_left_alone(database: Any) -> None:
 async def test_rows_of_a_transaction_running_at_the_mark_are_found(
     database: Any, pg_server: PostgresServer, pg_database: str, clear: str, request: pytest.FixtureRequest
 ) -> None:
-    if is_sqlite(database):
-        pytest.skip("PostgreSQL's transaction ids")
+    if is_sqlite(database) or is_mysql(database):
+        pytest.skip("PostgreSQL's transaction ids: on SQLite and MySQL, another connection's writes are not seen")
     if clear != "aio_clear":
         request.getfixturevalue("kept_sync")
     author = await Author.aio_create(name="seed")
@@ -909,3 +1018,198 @@ async def test_a_temporary_sqlite_database_is_a_test_database(tmp_path: Path, ho
     await database.aio_create_tables([item])
     await clear(how, database)
     await database.aio_close()
+
+
+# -- MySQL's own: foreign key checks, AUTO_INCREMENT, its SQL -----------------------------------------------------
+
+
+@pytest.fixture
+async def one_connection(request: pytest.FixtureRequest) -> AsyncIterator[Any]:
+    """A MySQL database object on this run's MariaDB test database, whose pool holds one connection: what a clear
+    leaves on its session, the next query sees; its tables ``parent`` and ``child`` (``child.parent_id``
+    references ``parent``, ``parent.favourite_id`` references ``child``, and ``child.sibling_id`` references
+    ``child``: a cycle, and a table that references itself), dropped at the end."""
+    server = request.getfixturevalue("mysql_server")
+    params = server.connect_params(request.getfixturevalue("mysql_database"))
+    db = peewee_async.MySQLDatabase(**params, pool_params={"minsize": 0, "maxsize": 1})
+    for sql in (
+        "CREATE TABLE parent (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20), favourite_id INT)",
+        "CREATE TABLE child (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20), parent_id INT, sibling_id INT,"
+        " FOREIGN KEY (parent_id) REFERENCES parent (id), FOREIGN KEY (sibling_id) REFERENCES child (id))",
+        "ALTER TABLE parent ADD FOREIGN KEY (favourite_id) REFERENCES child (id)",
+    ):
+        await db.aio_execute_sql(sql)
+    try:
+        yield db
+    finally:
+        await db.aio_execute_sql(f"{MYSQL_OFF}; DROP TABLE child, parent; {MYSQL_BACK}")
+        await db.aio_close()
+
+
+async def fill_linked(db: Any) -> None:
+    """Rows in ``parent`` and ``child`` that reference each other (and a child its sibling)."""
+    await db.aio_execute_sql(
+        f"{MYSQL_OFF}; INSERT INTO parent (name, favourite_id) VALUES ('p', 2);"
+        " INSERT INTO child (name, parent_id, sibling_id) VALUES ('a', 1, 2), ('b', 1, 1);"
+        f" {MYSQL_BACK}"
+    )
+
+
+async def session_checks(db: Any) -> int:
+    """The foreign key checks of the session the next query runs on: the pool's one connection, or peewee's
+    synchronous one (inside ``allow_sync()``, kept open until its end)."""
+    if db._allow_sync:
+        return int(db.execute_sql("SELECT @@SESSION.foreign_key_checks").fetchone()[0])
+    rows = await db.aio_execute_sql("SELECT @@SESSION.foreign_key_checks", fetch_results=fetchall)
+    return int(rows[0][0])
+
+
+def on_the_session_of(db: Any, how: str) -> Any:
+    """Where the clear ``how`` runs: peewee's synchronous connection, kept open for the block, or the pool."""
+    return db.allow_sync() if how in ("clear_tables", "WriteTracker.clear") else contextlib.nullcontext()
+
+
+async def clear_delete(how: str, db: Any, models: list[Any]) -> None:
+    """:func:`clear` with the ``delete`` strategy (the tracker's only one)."""
+    await clear(how, db, models, **({"strategy": "delete"} if how in ("aio_clear_tables", "clear_tables") else {}))
+
+
+@pytest.mark.parametrize("checks", [1, 0])
+@pytest.mark.parametrize("how", CLEARS)
+async def test_mysql_foreign_key_checks_are_put_back_as_they_were_after_a_clear_that_failed(
+    one_connection: Any, how: str, checks: int
+) -> None:
+    db = one_connection
+    parent, child = model(db, "parent"), model(db, "child")
+    await fill_linked(db)
+    await db.aio_execute_sql(
+        "CREATE TRIGGER child_kept BEFORE DELETE ON child FOR EACH ROW"
+        " SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'child rows are kept'"
+    )
+    try:
+        with on_the_session_of(db, how):
+            await db.aio_execute_sql(f"SET SESSION foreign_key_checks = {checks}")
+            if db._allow_sync:
+                db.execute_sql(f"SET SESSION foreign_key_checks = {checks}")
+            with pytest.raises(peewee.DatabaseError, match="child rows are kept"):
+                await clear_delete(how, db, [parent, child])
+            assert await session_checks(db) == checks, "the clear left the session's foreign key checks changed"
+        await db.aio_execute_sql("SET SESSION foreign_key_checks = 1")
+    finally:
+        await db.aio_execute_sql("DROP TRIGGER child_kept")
+
+
+@pytest.mark.parametrize("strategy", ["truncate", "delete"])
+@pytest.mark.parametrize("how", CLEARS)
+async def test_mysql_tables_that_reference_each_other_are_emptied_and_their_ids_restart(
+    one_connection: Any, how: str, strategy: str
+) -> None:
+    """A cycle of foreign keys and a table that references itself: no order of DELETE or TRUNCATE would do with
+    the checks on (TRUNCATE of a referenced table fails outright); with them off, any order does."""
+    if how.startswith("WriteTracker") and strategy == "truncate":
+        pytest.skip("the tracker always deletes")
+    db = one_connection
+    parent, child = model(db, "parent"), model(db, "child")
+    await fill_linked(db)
+    options = {"strategy": strategy} if how in ("aio_clear_tables", "clear_tables") else {}
+    with on_the_session_of(db, how):
+        await clear(how, db, [child, parent], **options)
+        assert await session_checks(db) == 1
+    assert [await parent.select().aio_count(), await child.select().aio_count()] == [0, 0]
+    ids = await db.aio_execute_sql(
+        "SELECT AUTO_INCREMENT FROM information_schema.TABLES"
+        " WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME IN ('parent', 'child')",
+        fetch_results=fetchall,
+    )
+    assert [next_id for (next_id,) in ids] == [1, 1], "the AUTO_INCREMENT counters were not reset"
+
+
+async def test_mysql_runs_its_own_sql_never_sqlite_s(database: Any, statements: list[str]) -> None:
+    """The issue's bug: aio_clear_tables on MySQL ran SQLite's ``sqlite_master`` query and failed (``Table
+    'test_app.sqlite_master' doesn't exist``)."""
+    if not is_mysql(database):
+        pytest.skip("MySQL's clear")
+    await fill()
+    for strategy in STRATEGIES:
+        await aio_clear_tables(database, strategy=strategy)
+        clear_tables(database, strategy=strategy)
+    assert await counts() == [0, 0, 0]
+    assert not [sql for sql in statements if "sqlite" in sql]
+
+
+async def test_mysql_sync_clear_is_one_string_where_the_connection_runs_several(
+    one_connection: Any, sync_statements: list[str]
+) -> None:
+    """PyMySQL runs one statement a string unless its connection was made with ``MULTI_STATEMENTS``: then the
+    synchronous clear is one round trip (after the one that asks which tables exist), as the async one is."""
+    params = {**one_connection.connect_params, "database": one_connection.database}
+    sent = {}
+    for flag in (0, 1 << 16):  # pymysql.constants.CLIENT.MULTI_STATEMENTS
+        db = peewee_async.MySQLDatabase(**params, client_flag=flag)
+        items = model(db, "parent")
+        sync_statements.clear()
+        clear_tables(db, [items], strategy="delete")
+        sent[flag] = list(sync_statements)
+        await db.aio_close()
+    assert len(sent[0]) == 1 + 4, sent[0]  # checks off, DELETE, ALTER TABLE, checks back
+    assert len(sent[1 << 16]) == 2, sent[1 << 16]
+    assert sent[1 << 16][1] == "; ".join(sent[0][1:])
+
+
+async def test_mysql_the_tracker_follows_foreign_keys_that_cascade(one_connection: Any) -> None:
+    """An ``UPDATE`` of a parent's key rewrites, ``ON UPDATE CASCADE``, the rows that reference it: their table
+    was written too, though no statement named it; a table no write reached keeps its rows."""
+    db = one_connection
+    await db.aio_execute_sql(
+        "CREATE TABLE note (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20), parent_id INT,"
+        " FOREIGN KEY (parent_id) REFERENCES parent (id) ON UPDATE CASCADE)"
+    )
+    try:
+        parent, child, note = model(db, "parent"), model(db, "child"), model(db, "note")
+        await db.aio_execute_sql("INSERT INTO parent (id, name) VALUES (1, 'p')")
+        await db.aio_execute_sql("INSERT INTO note (name, parent_id) VALUES ('n', 1)")
+        await db.aio_execute_sql("INSERT INTO child (name) VALUES ('kept')")
+        with WriteTracker(db) as tracker:
+            await db.aio_execute_sql("UPDATE parent SET id = 7 WHERE id = 1")
+        assert tracker.written([parent, child, note]) == [parent]
+        await tracker.aio_clear([parent, child, note])
+        assert [await table.select().aio_count() for table in (parent, child, note)] == [0, 1, 0]
+    finally:
+        await db.aio_execute_sql("DROP TABLE note")
+
+
+@pytest.mark.parametrize("how", CLEARS)
+@pytest.mark.parametrize("trick", ["plain", "test_ only in the schema"])
+async def test_mysql_a_database_that_is_not_a_test_database_is_refused_before_any_statement(
+    how: str, trick: str
+) -> None:
+    """Not named test_..., not on a throwaway server of this process: refused, naming where it is and never its
+    password, before anything connects (nothing listens on that port: a connection would fail otherwise)."""
+    shop = peewee_async.MySQLDatabase("shop", host="127.0.0.1", port=1, user="app", password="hunter2")
+    item = model(shop, "item", **({"schema": "test_shop"} if trick != "plain" else {}))
+    with pytest.raises(ConfigurationError) as refused:
+        await clear(how, shop, [item] if trick != "plain" else None)
+    message = str(refused.value)
+    assert "is not a test database" in message
+    assert "'shop' on 127.0.0.1:1" in message
+    assert "hunter2" not in message
+    assert shop.pool_backend.pool is None
+
+
+@pytest.mark.parametrize("how", CLEARS)
+async def test_mysql_any_database_of_a_throwaway_server_of_this_process_is_a_test_database(
+    request: pytest.FixtureRequest, how: str
+) -> None:
+    server = request.getfixturevalue("mysql_server")
+    mysql_admin(server, "CREATE DATABASE scratch")
+    try:
+        mysql_admin(server, "CREATE TABLE scratch.item (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20))")
+        mysql_admin(server, "INSERT INTO scratch.item (name) VALUES ('gone')")
+        database = peewee_async.MySQLDatabase(**server.connect_params("scratch"))
+        item = model(database, "item")  # kept: a model class no one refers to may be collected, and not found
+        await clear(how, database)
+        assert item._meta.database is database
+        await database.aio_close()
+        assert mysql_admin(server, "SELECT COUNT(*) FROM scratch.item") == [(0,)]
+    finally:
+        mysql_admin(server, "DROP DATABASE scratch")
