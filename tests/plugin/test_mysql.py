@@ -551,3 +551,24 @@ def test_the_plugin_reads_the_servers_own_variables() -> None:
     from peewee_async_testing import mariadb, server, servers
 
     assert (servers.DSN_ENV, servers.MYSQL_DSN_ENV) == (server.DSN_ENV, mariadb.MYSQL_DSN_ENV)
+
+
+def test_clear_isolation_on_mysql(inner: pytest.Pytester) -> None:
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+        from app.models import Note
+
+        @pytest.mark.peewee_db(isolation="clear")
+        def test_writes():
+            with database.allow_sync():
+                Note.create(text="same")
+
+        @pytest.mark.peewee_db(isolation="clear")
+        def test_sees_nothing():
+            with database.allow_sync():
+                assert Note.select().count() == 0
+        """
+    )
+    inner.runpytest().assert_outcomes(passed=2)
