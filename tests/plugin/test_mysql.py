@@ -270,6 +270,8 @@ def test_each_xdist_worker_gets_a_copy_of_the_tables_and_rows(
 # -- through the plugin -------------------------------------------------------------------------------------------
 
 
+# The inner runs run in a subprocess: an in-process MySQL session with in_transaction leaves something behind that
+# makes a later PostgreSQL session's query capture in the same process see nothing (test_query_fixtures.py).
 @pytest.fixture
 def inner(
     pytester: pytest.Pytester, mysql_server: Any, real_app: str, monkeypatch: pytest.MonkeyPatch
@@ -314,7 +316,7 @@ def test_a_mysql_database_gets_its_test_database_on_the_mysql_server_given(
     make_ini(inner, CONFIGURED + "peewee_async_autouse = true")
     inner.makeconftest(STARTED)
     inner.makepyfile(ISOLATED_TESTS)
-    result = inner.runpytest(*options)
+    result = inner.runpytest_subprocess(*options)
     result.assert_outcomes(passed=3, failed=1)  # (one test crashes on purpose)
     result.stdout.fnmatch_lines(
         [f"peewee-async-testing: test database test_app on {mysql_server.host}:{mysql_server.port} (created, dropped)"]
@@ -340,7 +342,7 @@ def test_without_a_dsn_a_throwaway_mariadb_server_and_no_postgresql_one(
             assert database.connect_params["port"] == peewee_server.port
         """
     )
-    result = inner.runpytest()
+    result = inner.runpytest_subprocess()
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines(["*test database test_app on 127.0.0.1:* (created, removed with the server)"])
     assert inner.path.joinpath("started").read_text() == "MariaDBServer"
@@ -348,7 +350,7 @@ def test_without_a_dsn_a_throwaway_mariadb_server_and_no_postgresql_one(
 
 def test_a_postgresql_dsn_for_a_mysql_database_is_said_once(inner: pytest.Pytester) -> None:
     inner.makepyfile(ISOLATED_TESTS)
-    result = inner.runpytest("--peewee-dsn", "postgresql://app:s3cret@db.example/shop")
+    result = inner.runpytest_subprocess("--peewee-dsn", "postgresql://app:s3cret@db.example/shop")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(
         [
@@ -362,10 +364,14 @@ def test_a_postgresql_dsn_for_a_mysql_database_is_said_once(inner: pytest.Pytest
 
 def test_reuse_and_a_suffix_on_mysql(inner: pytest.Pytester, mysql_server: Any) -> None:
     inner.makepyfile(ONE_TEST)
-    inner.runpytest("--peewee-reuse-db").stdout.fnmatch_lines(["*test database test_app on * (created, kept)"])
-    inner.runpytest("--peewee-reuse-db").stdout.fnmatch_lines(["*test database test_app on * (reused, kept)"])
+    inner.runpytest_subprocess("--peewee-reuse-db").stdout.fnmatch_lines(
+        ["*test database test_app on * (created, kept)"]
+    )
+    inner.runpytest_subprocess("--peewee-reuse-db").stdout.fnmatch_lines(
+        ["*test database test_app on * (reused, kept)"]
+    )
     sql(mysql_server, "DROP DATABASE test_app")
-    inner.runpytest("--peewee-db-suffix", "ci7").stdout.fnmatch_lines(
+    inner.runpytest_subprocess("--peewee-db-suffix", "ci7").stdout.fnmatch_lines(
         ["*test database test_app_ci7 on * (created, dropped)"]
     )
 
@@ -392,7 +398,7 @@ def test_xdist_workers_each_get_a_copy_on_mysql(
             for i in range(4)
         }
     )
-    result = inner.runpytest("-n", "2", "-p", "no:benchmark")
+    result = inner.runpytest_subprocess("-n", "2", "-p", "no:benchmark")
     result.assert_outcomes(passed=4)
     result.stdout.fnmatch_lines(
         ["peewee-async-testing: test databases test_app_gw0, test_app_gw1 on 127.0.0.1:* (created, dropped)"]
@@ -416,7 +422,7 @@ def test_the_real_database_is_refused(inner: pytest.Pytester) -> None:
                 await Note.select().aio_count()
         """
     )
-    inner.runpytest().assert_outcomes(passed=1)
+    inner.runpytest_subprocess().assert_outcomes(passed=1)
 
 
 def test_a_socket_that_would_send_the_test_database_elsewhere_is_refused(inner: pytest.Pytester) -> None:
@@ -434,7 +440,7 @@ def test_a_socket_that_would_send_the_test_database_elsewhere_is_refused(inner: 
                 await Note.select().aio_count()
         """
     )
-    inner.runpytest().assert_outcomes(passed=1)
+    inner.runpytest_subprocess().assert_outcomes(passed=1)
 
 
 NOTES_MIGRATION = """
@@ -495,12 +501,12 @@ def test_migrations_build_the_test_database_and_each_worker_gets_their_history(i
             for i in range(2)
         }
     )
-    inner.runpytest("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=2)
+    inner.runpytest_subprocess("-n", "2", "-p", "no:benchmark").assert_outcomes(passed=2)
 
 
 def test_the_ready_made_migration_tests_say_they_do_not_run_on_mysql(inner: pytest.Pytester) -> None:
     with_migrations(inner, "peewee_async_migration_tests = true\n")
-    result = inner.runpytest("-k", "apply")
+    result = inner.runpytest_subprocess("-k", "apply")
     result.assert_outcomes(failed=1)
     result.stdout.fnmatch_lines(["*The ready-made migration tests run on PostgreSQL and SQLite, not yet on MySQL*"])
 
@@ -544,7 +550,7 @@ def test_in_transaction_and_its_options_through_the_plugin_on_mysql(inner: pytes
             assert await Note.select().aio_count() == 0
         """,
     )
-    inner.runpytest().assert_outcomes(passed=5)
+    inner.runpytest_subprocess().assert_outcomes(passed=5)
 
 
 def test_the_plugin_reads_the_servers_own_variables() -> None:
@@ -571,4 +577,4 @@ def test_clear_isolation_on_mysql(inner: pytest.Pytester) -> None:
                 assert Note.select().count() == 0
         """
     )
-    inner.runpytest().assert_outcomes(passed=2)
+    inner.runpytest_subprocess().assert_outcomes(passed=2)
