@@ -7,17 +7,16 @@ pytest collects the tests (and, under pytest-xdist, while the workers start).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
-
-from .server import PostgresServer
+from typing import Any
 
 
 class BackgroundStart:
-    """A :class:`PostgresServer` of this ``locale`` and these ``settings`` (None: the environment's), starting
-    in a thread from the moment this is made; :meth:`result` waits for it."""
+    """``server`` (a :class:`~peewee_async_testing.PostgresServer` or
+    :class:`~peewee_async_testing.MariaDBServer`, not started), starting in a thread from the moment this is
+    made; :meth:`result` waits for it."""
 
-    def __init__(self, *, locale: str | None = None, settings: Mapping[str, str | int | float] | None = None) -> None:
-        self.server = PostgresServer(locale=locale, settings=settings)
+    def __init__(self, server: Any) -> None:
+        self.server = server
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._start, name="peewee-async-testing server", daemon=True)
         self._thread.start()
@@ -28,7 +27,7 @@ class BackgroundStart:
         except BaseException as error:  # handed to whoever needs the server
             self._error = error
 
-    def result(self) -> PostgresServer:
+    def result(self) -> Any:
         """The running server, once it is ready. :raises ServerError: why it could not start."""
         self._thread.join()
         if self._error is not None:

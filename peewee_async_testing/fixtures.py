@@ -24,11 +24,11 @@ from .state import (
     WORKER_DATABASE,
     WORKER_DSN,
     describe,
-    remember_engine,
     server_options,
 )
 
 if TYPE_CHECKING:
+    from .mariadb import MariaDBServer
     from .pools import LoopPool
     from .queries import QueryAssertion, QueryCapture
     from .server import PostgresServer
@@ -47,18 +47,24 @@ NOT_CONFIGURED = (
 
 
 @pytest.fixture(scope="session")
-def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
-    """The PostgreSQL server that test databases are made on.
+def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer | MariaDBServer]:
+    """The server that test databases are made on: a PostgreSQL server, or for a MySQL database (a
+    ``peewee_async.MySQLDatabase``) a MariaDB or MySQL one (a :class:`~peewee_async_testing.MariaDBServer`).
 
-    ``--peewee-dsn`` or ``$PEEWEE_ASYNC_TESTING_DSN`` when given (left running), else a throwaway
-    server started for the session and removed at its end (under pytest-xdist, one for all workers).
+    ``--peewee-dsn`` when given, else ``$PEEWEE_ASYNC_TESTING_DSN`` (for MySQL,
+    ``$PEEWEE_ASYNC_TESTING_MYSQL_DSN`` first), left running; else a throwaway server started for the session and
+    removed at its end (under pytest-xdist, one for all workers).
     """
     from .dsn import hide
-    from .server import DSN_ENV, PostgresServer
+    from .exceptions import PeeweeAsyncTestingError
+    from .servers import check, from_environment, kind_of, make_server
 
-    start = request.config.stash.get(SERVER_START, None)
-    named_late = start is not None and bool(os.environ.get(DSN_ENV))
-    if start is not None and named_late:
+    config = request.config
+    gate = config.stash.get(GATE, None)
+    kind = (kind_of(gate.database) if gate is not None else None) or "postgres"
+    start = config.stash.get(SERVER_START, None)
+    late = from_environment(kind) if start is not None else None
+    if start is not None and late is not None:
         start.stop()  # a conftest.py collected later named a server: that one it is
     elif start is not None:
         try:
@@ -67,14 +73,23 @@ def peewee_server(request: pytest.FixtureRequest) -> Iterator[PostgresServer]:
             start.stop()
         return
     # Each DSN as a hidden one (its repr masked), so that a traceback through here shows no password.
-    if named_late:
-        dsn, origin = hide(os.environ[DSN_ENV]), f"${DSN_ENV}, set during collection (by a conftest.py or a module)"
-    elif request.config.getoption("peewee_dsn"):
-        dsn, origin = hide(request.config.getoption("peewee_dsn")), "--peewee-dsn"
-    else:  # (None: $PEEWEE_ASYNC_TESTING_DSN or a throwaway server, as PostgresServer finds)
-        dsn, origin = getattr(request.config, "workerinput", {}).get(WORKER_DSN), "the pytest-xdist controller's server"
-    options = {"origin": origin} if dsn else server_options(request.config)
-    with PostgresServer(dsn=dsn, **options) as server:
+    worker_dsn = getattr(config, "workerinput", {}).get(WORKER_DSN)
+    dsn: str | None
+    origin: str | None
+    if late is not None:
+        dsn, origin = late[0], f"{late[1]}, set during collection (by a conftest.py or a module)"
+    elif config.getoption("peewee_dsn"):
+        dsn, origin = hide(config.getoption("peewee_dsn")), "--peewee-dsn"
+    elif worker_dsn:
+        dsn, origin = hide(worker_dsn), "the pytest-xdist controller's server"
+    else:
+        dsn, origin = from_environment(kind) or (None, None)
+    if dsn is not None and origin is not None:
+        try:
+            check(kind, dsn, origin, gate.spec if gate is not None else None)
+        except PeeweeAsyncTestingError as error:
+            pytest.fail(str(error), pytrace=False)
+    with make_server(kind, dsn=dsn, origin=origin, **server_options(config)) as server:
         yield server
 
 
@@ -95,25 +110,23 @@ def peewee_database(request: pytest.FixtureRequest) -> Iterator[Any]:
     if not spec:
         fixture = next((name for name in ("in_transaction", "clear_tables") if name in request.fixturenames), None)
         pytest.fail(NOT_CONFIGURED.format(fixture=fixture or "peewee_database"), pytrace=False)
-    from ._database import is_postgres
     from .building import SchemaBuild
     from .cleanup import bound_models
     from .exceptions import PeeweeAsyncTestingError
+    from .mysqldb import MySQLTestDatabase
+    from .servers import kind_of
     from .testdb import TestDatabase
 
     gate = config.stash[GATE]
     database = gate.database
-    remember_engine(config, spec, is_postgres(database))
-    start = config.stash.get(SERVER_START, None)
-    if start is not None and not is_postgres(database):
-        start.stop()  # started for nothing, this once: the next sessions remember
+    kind = kind_of(database)
     try:
-        server = request.getfixturevalue("peewee_server") if is_postgres(database) else None
+        server = request.getfixturevalue("peewee_server") if kind is not None else None
         if server is not None:
-            params = server.connect_params("")
+            params = server.connect_params("" if kind == "postgres" else None)
             gate.server = (params["host"], params["port"], params.get("hostaddr"))
         models = bound_models(database)
-        test_database = TestDatabase(
+        test_database = (MySQLTestDatabase if kind == "mysql" else TestDatabase)(
             database,
             models,
             build=SchemaBuild.from_config(config, models),

@@ -33,7 +33,9 @@ from .exceptions import DatabaseAccessError
 from .patches import set_attribute, set_attributes
 
 #: The settings that decide where the object connects (besides its database name).
-PLACE = ("host", "port", "hostaddr", "service", "dsn")
+PLACE = ("host", "port", "hostaddr", "service", "dsn", "unix_socket")
+#: Those that send a connection elsewhere than its host and port say: libpq's, and PyMySQL's socket.
+REDIRECTS = ("service", "dsn", "unix_socket")
 #: Where a database is: its name (an SQLite file: its real path), host, port and host address.
 Target = tuple[str, object, object, object]
 
@@ -214,7 +216,7 @@ class Gate:
             return
         name = os.path.basename(target[0]) if self._sqlite else target[0]
         elsewhere = self.server is not None and not self._sqlite and target[1:] != self.server
-        elsewhere = elsewhere or any(params.get(key) for key in ("service", "dsn"))  # libpq would look there
+        elsewhere = elsewhere or any(params.get(key) for key in REDIRECTS)  # the driver would look there
         if not name.startswith("test_") or elsewhere:
             raise DatabaseAccessError(
                 f"peewee-async-testing: {self.spec} was pointed at {database!r} during the session (by "

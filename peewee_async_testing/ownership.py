@@ -1,7 +1,8 @@
 """Whose a database on a shared server is: test database names, the mark this library leaves on the
 databases it makes, and what a session sees of them.
 
-A mark is the database's comment (``COMMENT ON DATABASE``): :data:`MARK`, then JSON naming the project (the
+A mark is the database's comment (``COMMENT ON DATABASE``; on MySQL, which has no database comments, the comment
+of a procedure in it: see :mod:`~peewee_async_testing.mysqldb`): :data:`MARK`, then JSON naming the project (the
 configured database's module and name), the name the database was made under, the template it was cloned
 from, its schema's fingerprint (empty while its tables are being made), the run that made it and, for one a
 run keeps for reuse (``--peewee-reuse-db``), ``"kept": true``. A database
@@ -66,7 +67,7 @@ class Found:
     """A database on the server, as a session sees it."""
 
     name: str
-    oid: int
+    oid: int  # (0 on MySQL, which has no such number: its marks tell a session's own databases apart)
     comment: str | None
     owner: str
     may_drop: bool  # whether the session's role owns it (or is a superuser)
@@ -130,7 +131,11 @@ def survey(admin: Any, project: Project, family: str) -> list[Found]:
     """Every database this library made for ``project``, and every one named as its test databases are
     (``family``, ``family_...``), whoever made it."""
     condition = "shobj_description(d.oid, 'pg_database') LIKE %s OR d.datname = %s OR d.datname LIKE %s"
-    found = find(admin, condition, (like_prefix(MARK), family, like_prefix(family + "_")))
+    return of_project(find(admin, condition, (like_prefix(MARK), family, like_prefix(family + "_"))), project, family)
+
+
+def of_project(found: Sequence[Found], project: Project, family: str) -> list[Found]:
+    """Of the databases ``found``, those of ``project``'s: made for it, or named as its test databases are."""
     named = {one.name for one in found if one.name == family or one.name.startswith(family + "_")}
     return [one for one in found if one.name in named or project.whose(one) is None]
 

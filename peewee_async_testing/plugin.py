@@ -11,7 +11,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import functools
-import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -22,7 +21,6 @@ from . import access
 from .markers import is_async, plan, requested_isolation
 from .state import (
     GATE,
-    NOT_POSTGRES,
     SERVER_START,
     SUFFIX_ENV,
     TEST_DATABASE,
@@ -51,8 +49,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--peewee-dsn",
         metavar="URL",
-        help="PostgreSQL server to make the test database on, as postgresql://user:password@host:port/dbname "
-        "(default: $PEEWEE_ASYNC_TESTING_DSN, else a throwaway server started for the run)",
+        help="server to make the test database on, as postgresql://user:password@host:port/dbname, or "
+        "mysql://user:password@host:port/ for a MySQL database (default: $PEEWEE_ASYNC_TESTING_DSN, for MySQL "
+        "$PEEWEE_ASYNC_TESTING_MYSQL_DSN first, else a throwaway server of the database's kind started for the run)",
     )
     group.addoption(
         "--peewee-reuse-db",
@@ -217,12 +216,11 @@ def _configure(config: pytest.Config) -> None:
         try:
             server_options(config)
             environment_settings()
-            if spec:
-                _check_dsn(config)
         except ConfigurationError as error:
             raise pytest.UsageError(str(error)) from None
     if spec:
         access.configure_database(config, spec)
+        _check_dsn(config)
     if _asks_for_migration_tests(config):
         from .migration_tests import switch_on
 
@@ -256,14 +254,25 @@ def _check_options(config: pytest.Config) -> None:
 
 
 def _check_dsn(config: pytest.Config) -> None:
-    """Read the DSN given so far, so that one libpq cannot use is said once, before any test (and any worker)."""
+    """Read the DSN given so far, so that one the session cannot use (of the other kind of server than the
+    configured database's, or that its driver cannot read) is said once, before any test (and any worker)."""
     from .dsn import hide
-    from .server import DSN_ENV, PostgresServer
+    from .exceptions import ConfigurationError
+    from .servers import check, from_environment, kind_of, make_server
 
-    if config.getoption("peewee_dsn"):
-        PostgresServer(dsn=hide(config.getoption("peewee_dsn")), origin="--peewee-dsn")
-    elif os.environ.get(DSN_ENV):
-        PostgresServer()  # (it reads the variable itself, and names it)
+    gate = config.stash[GATE]
+    kind = kind_of(gate.database)
+    if kind is None:
+        return  # SQLite: no server, whatever is given
+    given = config.getoption("peewee_dsn")
+    dsn, origin = (hide(given), "--peewee-dsn") if given else from_environment(kind) or (None, None)
+    if dsn is None or origin is None:
+        return
+    try:
+        check(kind, dsn, origin, gate.spec)
+        make_server(kind, dsn=dsn, origin=origin)
+    except ConfigurationError as error:
+        raise pytest.UsageError(str(error)) from None
 
 
 def pytest_report_header(config: pytest.Config) -> str | None:
@@ -389,25 +398,25 @@ def pytest_fixture_setup(fixturedef: pytest.FixtureDef[Any], request: pytest.Fix
 
 
 def _starts_a_server(config: pytest.Config) -> bool:
-    """Whether the session needs a throwaway server: a database is configured, no server is given, this is
-    not a pytest-xdist worker (the controller starts one for all), and the database was not found to be
-    something else than PostgreSQL last time (remembered in pytest's cache)."""
-    spec = config.getini("peewee_async_database")
-    if not spec or config.getoption("peewee_dsn"):
+    """Whether the session needs a throwaway server: a database is configured that needs one (not SQLite), no
+    server is given, and this is not a pytest-xdist worker (the controller starts one for all)."""
+    gate = config.stash.get(GATE, None)
+    if gate is None or config.getoption("peewee_dsn") or hasattr(config, "workerinput"):
         return False  # (and nothing imported: unconfigured, the plugin costs nothing)
-    from .server import DSN_ENV
+    from .servers import from_environment, kind_of
 
-    if os.environ.get(DSN_ENV):
-        return False
-    cache = getattr(config, "cache", None)
-    not_postgres = cache.get(NOT_POSTGRES, []) if cache is not None else []
-    return not hasattr(config, "workerinput") and spec not in not_postgres
+    kind = kind_of(gate.database)
+    return kind is not None and from_environment(kind) is None
 
 
 def _start_server(config: pytest.Config) -> None:
+    """Start, in a thread, the throwaway server of the configured database's kind."""
     from .background_start import BackgroundStart
+    from .servers import kind_of, make_server
 
-    config.stash[SERVER_START] = BackgroundStart(**server_options(config))
+    kind = kind_of(config.stash[GATE].database)
+    assert kind is not None
+    config.stash[SERVER_START] = BackgroundStart(make_server(kind, **server_options(config)))
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -431,7 +440,7 @@ def pytest_configure_node(node: Any) -> None:
     from .exceptions import PeeweeAsyncTestingError
 
     try:
-        node.workerinput[WORKER_DSN] = config.stash[SERVER_START].result().dsn
+        node.workerinput[WORKER_DSN] = str(config.stash[SERVER_START].result().dsn)  # (plain: execnet sends it)
     except PeeweeAsyncTestingError as error:  # said once, here, instead of an INTERNALERROR (or one per worker)
         pytest.exit(f"peewee-async-testing: {error}", returncode=pytest.ExitCode.USAGE_ERROR)
 

@@ -29,8 +29,6 @@ SERVER_START: pytest.StashKey[BackgroundStart] = pytest.StashKey()
 WORKER_DATABASES: pytest.StashKey[list[dict[str, Any]]] = pytest.StashKey()
 WORKER_DSN = "peewee_async_testing_dsn"  # how an xdist controller hands its server to the workers
 WORKER_DATABASE = "peewee_async_testing_database"  # how an xdist worker tells the controller of its test database
-#: pytest's cache key: the configured databases (``module:attribute``) found not to be PostgreSQL.
-NOT_POSTGRES = "peewee_async_testing/not_postgres"
 SUFFIX_ENV = "PEEWEE_ASYNC_TESTING_DB_SUFFIX"
 
 
@@ -44,15 +42,6 @@ def server_options(config: pytest.Config) -> dict[str, Any]:
         "locale": config.getini("peewee_async_server_locale") or None,
         "settings": parse_settings(lines, "peewee_async_server_settings") if lines else None,
     }
-
-
-def remember_engine(config: pytest.Config, spec: str, postgres: bool) -> None:
-    cache = getattr(config, "cache", None)
-    if cache is None:
-        return
-    not_postgres = cache.get(NOT_POSTGRES, [])
-    if (spec in not_postgres) != (not postgres):
-        cache.set(NOT_POSTGRES, sorted(set(not_postgres) - {spec} if postgres else {*not_postgres, spec}))
 
 
 def describe(test_database: TestDatabase) -> dict[str, Any]:

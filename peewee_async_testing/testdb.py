@@ -2,8 +2,9 @@
 
 PostgreSQL: ``test_<name>`` (plus a suffix, for runs that share a server) is created and its tables
 made once; pytest-xdist workers each get a clone, ``test_<name>_gw0`` ..., made with
-``CREATE DATABASE ... TEMPLATE`` so the schema is built once. SQLite: a file in a temporary folder.
-Set-up is synchronous (psycopg2 and peewee's sync API): no event loop is involved.
+``CREATE DATABASE ... TEMPLATE`` so the schema is built once. MySQL and MariaDB: the same, on their own
+terms (:mod:`~peewee_async_testing.mysqldb`). SQLite: a file in a temporary folder.
+Set-up is synchronous (psycopg2, PyMySQL and peewee's sync API): no event loop is involved.
 
 On a server it shares with others (``--peewee-dsn``), a session touches only what it owns: every database
 it makes carries this project's mark (see :mod:`~peewee_async_testing.ownership`), and one without it is
@@ -24,7 +25,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import peewee
 import psycopg2
@@ -32,7 +33,7 @@ from peewee_async.databases import AioDatabase
 from peewee_async.pool import PsycopgPoolBackend
 
 from . import seeds
-from ._database import is_postgres
+from ._database import is_sqlite
 from .building import SchemaBuild
 from .exceptions import ConfigurationError
 from .guard import SQLITE_FOLDER_PREFIX
@@ -41,6 +42,21 @@ from .patches import snapshot
 from .server import PostgresServer
 
 _HOLDER = "peewee-async-testing holder"
+
+
+class Server(Protocol):
+    """What a test database needs of its server: a :class:`PostgresServer`, or a
+    :class:`~peewee_async_testing.MariaDBServer` for a MySQL database."""
+
+    host: str
+    port: int
+    user: str
+
+    @property
+    def attached(self) -> bool: ...
+
+    def connect(self, database: str) -> Any: ...
+
 
 #: The models whose tables the session's test database was built for (the plugin's), while it is set up.
 CREATED_MODELS: list[type[peewee.Model]] = []
@@ -51,6 +67,7 @@ SUFFIX_HINT = "--peewee-db-suffix TEXT (or PEEWEE_ASYNC_TESTING_DB_SUFFIX)"
 #: keeps none of its own (a ``hostaddr`` left over would send it to the real server's address).
 WHERE = frozenset(
     {"host", "hostaddr", "port", "user", "password", "passfile", "service", "servicefile", "dsn", "dbname"}
+    | {"database", "db", "passwd", "unix_socket", "read_default_file", "read_default_group"}  # PyMySQL's
 )
 
 
@@ -98,7 +115,7 @@ class TestDatabase:
     :param database: the app's database object; pointed at the test database by :meth:`setup`.
     :param models: the models whose tables the test database gets.
     :param build: how its schema is built (by default: the tables of ``models``).
-    :param server: where to make it (PostgreSQL only).
+    :param server: where to make it (none for SQLite).
     :param module: the module holding the database object: names the test database of an uninitialised one,
         and, with the database's name, the project in the mark of every database made for it.
     :param suffix: added to every name, so that runs sharing a server do not collide.
@@ -117,7 +134,7 @@ class TestDatabase:
         database: AioDatabase,
         models: Sequence[type[peewee.Model]],
         *,
-        server: PostgresServer | None = None,
+        server: Server | None = None,
         module: str = "",
         suffix: str = "",
         worker: str | None = None,
@@ -132,7 +149,7 @@ class TestDatabase:
         self.build = build or SchemaBuild(self.models)
         self.server = server
         self.reuse, self.create, self.drop_stale = reuse, create, drop_stale
-        sqlite = not is_postgres(database)
+        sqlite = is_sqlite(database)
         self.family = database_name(database.database, module=module, sqlite=sqlite)
         self.template = database_name(database.database, module=module, suffix=suffix, sqlite=sqlite)
         self.name = database_name(database.database, module=module, suffix=suffix, worker=worker, sqlite=sqlite)
@@ -182,14 +199,14 @@ class TestDatabase:
                 self._drop_template_unless_held(admin)
 
     def _setup(self) -> None:
-        if not is_postgres(self.database):
+        if is_sqlite(self.database):
             self._folder = tempfile.mkdtemp(prefix=SQLITE_FOLDER_PREFIX)
             self.name = str(Path(self._folder, f"{self.name}.db"))
             self._restore = reinit(self.database, self.name)
             self.build(self.database)
             return
         assert self.server is not None
-        self._restore = reinit(self.database, self.name, **server_params(self.server, self.database))
+        self._restore = reinit(self.database, self.name, **self._server_params())
         if not self.server.attached:
             # A server of this session alone, removed at its end: no other session to guard against,
             # nothing to reuse or drop. Just the database and its tables.
@@ -218,7 +235,23 @@ class TestDatabase:
         if self.build.seed is not None:
             seeds.load(self.database)
 
-    # -- PostgreSQL ---------------------------------------------------------------------------------------------
+    # -- PostgreSQL (a subclass does the same on another server: mysqldb.MySQLTestDatabase) ----------------------
+
+    #: What the mark is, in the words of an error.
+    MARK_WORD = "comment"
+
+    def _server_params(self) -> dict[str, Any]:
+        assert isinstance(self.server, PostgresServer)
+        return server_params(self.server, self.database)
+
+    def _find(self, admin: Any, name: str) -> list[Found]:
+        return find(admin, "d.datname = %s", (name,))
+
+    def _survey(self, admin: Any) -> list[Found]:
+        return survey(admin, self.project, self.family)
+
+    def _quote(self, name: str) -> str:
+        return quote(name)
 
     def _use(self, name: str) -> None:
         """Point the (already re-initialised) database object at database ``name`` of the server."""
@@ -226,7 +259,7 @@ class TestDatabase:
 
     @contextmanager
     def _admin(self) -> Iterator[Any]:
-        assert self.server is not None
+        assert isinstance(self.server, PostgresServer)
         connection = self.server.connect(self.server.database)
         try:
             yield connection
@@ -278,7 +311,7 @@ class TestDatabase:
         """Make database ``name`` (a copy of ``template``, or with the tables made here), unless ``keep`` and it
         is there with this schema; return whether it was kept. Refuse one that is not this project's, one that is
         held, and the template of another run's held clones (a live xdist run's)."""
-        found = find(admin, "d.datname = %s", (name,))
+        found = self._find(admin, name)
         if found:
             mark = self._ours(found[0])
             if found[0].held_by is not None:
@@ -313,8 +346,8 @@ class TestDatabase:
         fix = "drop or rename that database yourself if nothing in it is needed"
         if not found.comment:
             fix = (
-                "if nothing in it is needed (it has no comment, as a run killed while making it leaves one), "
-                f"drop it yourself: DROP DATABASE {quote(found.name)};"
+                f"if nothing in it is needed (it has no {self.MARK_WORD}, as a run killed while making it leaves "
+                f"one), drop it yourself: DROP DATABASE {self._quote(found.name)};"
             )
         raise ConfigurationError(
             f'The database "{found.name}" on {self._where()} already exists and is not a test database of this '
@@ -334,7 +367,7 @@ class TestDatabase:
     ) -> None:
         """``CREATE DATABASE name``, a copy of ``template`` (which has the tables), else with the tables made
         here; marked as this project's at once, and with its schema once it has its tables."""
-        assert self.server is not None
+        assert isinstance(self.server, PostgresServer)
         copy = f" TEMPLATE {quote(template)}" if template else ""
         quick = "" if self.server.attached else _quick_copy(self.server)
         execute(admin, f"CREATE DATABASE {quote(name)}{copy}{quick}")
@@ -385,7 +418,7 @@ class TestDatabase:
 
     def _drop_template_unless_held(self, admin: Any) -> None:
         """The last worker out drops the template, if this run made it and no held database was cloned from it."""
-        found = find(admin, "d.datname = %s", (self.template,))
+        found = self._find(admin, self.template)
         if not found or self.project.whose(found[0]) is not None or self._held_clones(admin, self.template):
             return
         if found[0].mark.get("run") != self.run:
@@ -394,11 +427,7 @@ class TestDatabase:
         self._drop(admin, found[0])
 
     def _held_clones(self, admin: Any, template: str) -> list[Found]:
-        return [
-            found
-            for found in self._clones(survey(admin, self.project, self.family), template)
-            if found.held_by is not None
-        ]
+        return [found for found in self._clones(self._survey(admin), template) if found.held_by is not None]
 
     def _clones(self, found: Sequence[Found], template: str) -> list[Found]:
         return [one for one in found if self.project.whose(one) is None and one.mark.get("template") == template]
@@ -407,7 +436,7 @@ class TestDatabase:
         """Drop this project's test databases that crashed runs left: none a connection holds, none whose clone
         is kept, none of this run's other workers, none a run kept for reuse; say which others it met and why it
         kept them."""
-        found = [one for one in survey(admin, self.project, self.family) if one.name not in (self.name, self.template)]
+        found = [one for one in self._survey(admin) if one.name not in (self.name, self.template)]
         stale = []
         for one in found:
             why = self.project.whose(one)

@@ -131,3 +131,15 @@ SHOP = """
 peewee_async_database = app.db:database
 peewee_async_models = app.models
 """
+
+
+#: The app of the MySQL project: its real database ``app`` on the run's MariaDB server (tests/plugin/test_mysql.py).
+MYSQL_APP_DB = """
+import os
+
+import peewee_async
+
+database = peewee_async.MySQLDatabase(
+    "app", host=os.environ["INNER_MYSQL_HOST"], port=int(os.environ["INNER_MYSQL_PORT"]), user="root"
+)
+"""

@@ -22,7 +22,7 @@ def test_the_fixtures_are_documented(pytester: pytest.Pytester) -> None:
         ("in_transaction", "*Run the test inside a*TransactionTestCase*"),
         ("clear_tables", "*Empty the tables the test wrote to, after the test.*"),
         ("peewee_database", "*The app's peewee-async database object, pointed at the session's test database.*"),
-        ("peewee_server", "*The PostgreSQL server that test databases are made on.*"),
+        ("peewee_server", "*The server that test databases are made on: a PostgreSQL server, or for a MySQL*"),
         ("peewee_module_transaction", "*A transaction around the whole module, for data its tests share*"),
     ]:
         result.stdout.fnmatch_lines([f"{fixture}* -- *peewee_async_testing/fixtures.py:*", doc])
