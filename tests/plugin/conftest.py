@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Iterator
 
 import pytest
 
+import peewee_async_testing
 from peewee_async_testing import PostgresServer
 
 from ..helpers import admin, databases
 from ..production import Production
 from .project import APP_DB, APP_MODELS, SHOP, SHOP_DB, SHOP_MODELS, make_ini
+
+# Every module of the package is imported before the first inner run: pytester drops the modules that an in-process
+# run imported first, and a module imported again is another module, whose state (the captures open, the blocks
+# open) the modules imported before it never see. A later inner run then failed by the order the tests ran in.
+for _module in pkgutil.walk_packages(peewee_async_testing.__path__, "peewee_async_testing."):
+    importlib.import_module(_module.name)
 
 
 @pytest.fixture

@@ -270,8 +270,8 @@ def test_each_xdist_worker_gets_a_copy_of_the_tables_and_rows(
 # -- through the plugin -------------------------------------------------------------------------------------------
 
 
-# The inner runs run in a subprocess: an in-process MySQL session with in_transaction leaves something behind that
-# makes a later PostgreSQL session's query capture in the same process see nothing (test_query_fixtures.py).
+# The inner runs run in a subprocess, each with the plugin's modules of its own (see tests/plugin/conftest.py on
+# what an in-process run does to the modules it imports first).
 @pytest.fixture
 def inner(
     pytester: pytest.Pytester, mysql_server: Any, real_app: str, monkeypatch: pytest.MonkeyPatch
