@@ -17,9 +17,10 @@ from peewee_async.utils import sort_models
 
 from . import __version__, seeds
 from ._compat import create_table_sql
-from ._database import is_postgres, sync_queries
+from ._database import is_mysql, is_postgres, sync_queries
 from .exceptions import ConfigurationError
 from .migrations import Migrations, migration_names
+from .statements import mysql_statements
 
 if TYPE_CHECKING:
     import pytest
@@ -205,6 +206,9 @@ def run_sql_files(database: AioDatabase, files: Sequence[Path]) -> None:
             try:
                 if is_postgres(database):
                     database.execute_sql(script)
+                elif is_mysql(database):  # PyMySQL runs one statement per execute()
+                    for statement in mysql_statements(script):
+                        database.execute_sql(statement)
                 else:  # sqlite3 runs one statement per execute(): its executescript() runs them all
                     database.connection().executescript(script)
             except Exception as error:

@@ -154,6 +154,13 @@ def _split(sql: str, postgres: bool, tokens: re.Pattern[str]) -> list[tuple[int,
     return [(first, last, said) for first, last, said in statements if said]
 
 
+def mysql_statements(script: str) -> list[str]:
+    """The statements of a MySQL ``script``, one string each, as the server would split them (for drivers that
+    take one statement per call, as PyMySQL's connection does by default). A routine runs to the end of the
+    script: MySQL's ``DELIMITER`` belongs to its client, not the server."""
+    return [script[start:end].strip() for start, end, _ in _split_mysql(script, backslashes=True)]
+
+
 def _split_mysql(sql: str, backslashes: bool) -> list[tuple[int, int, list[str]]]:
     """The statements of ``sql`` (MySQL), each as ``(start, end, its first words in lower case)``. A routine,
     trigger or event (``CREATE ... PROCEDURE``) runs to the end of the string: its body holds semicolons."""

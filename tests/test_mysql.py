@@ -408,3 +408,26 @@ async def test_a_read_lock_taken_in_a_block_is_let_go(
             other.rollback()
     finally:
         await db.aio_execute_sql("UNLOCK TABLES")  # (the pool's one free connection: the block's)
+
+
+def test_an_sql_file_runs_statement_by_statement_on_mysql(db: Any, tmp_path: Any) -> None:
+    """PyMySQL's connection runs one statement per call: a peewee_async_sql file is split as the server would
+    (a ; in a string stays), its routine last (DELIMITER is the client's)."""
+    from peewee_async_testing.building import run_sql_files
+
+    script = tmp_path / "setup.sql"
+    script.write_text(
+        "CREATE TABLE pwat_setting (name VARCHAR(20));\n"
+        "INSERT INTO pwat_setting VALUES ('a;b'), ('c');\n"
+        "CREATE FUNCTION pwat_two() RETURNS INT DETERMINISTIC BEGIN DECLARE x INT; SET x = 2; RETURN x; END;\n"
+    )
+    try:
+        run_sql_files(db, [script])
+        with db.allow_sync():
+            assert db.execute_sql("SELECT name FROM pwat_setting ORDER BY name").fetchall() == (("a;b",), ("c",))
+            assert db.execute_sql("SELECT pwat_two()").fetchone() == (2,)
+    finally:
+        with db.allow_sync():
+            db.execute_sql("DROP TABLE IF EXISTS pwat_setting")
+            db.execute_sql("DROP FUNCTION IF EXISTS pwat_two")
+            db.close()
