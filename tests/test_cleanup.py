@@ -818,7 +818,8 @@ async def test_a_database_named_test_something_is_a_test_database_on_any_server(
         production.admin(f"SET ROLE {ROLE}; CREATE TABLE item (id serial PRIMARY KEY, name text)", "test_shop")
         production.admin("INSERT INTO item (name) VALUES ('gone')", "test_shop")
         database = on_server(production, "test_shop", driver)
-        model(database, "item")
+        item = model(database, "item")  # kept: a model class no one refers to may be collected, and not found
+        assert item._meta.database is database
         await aio_clear_tables(database)
         await database.aio_close()
         assert production.admin("SELECT count(*) FROM item", "test_shop") == [(0,)]
@@ -844,7 +845,8 @@ async def test_any_database_of_a_throwaway_server_of_this_process_is_a_test_data
     if pg_server.attached:
         pytest.skip("the run uses a server of yours ($PEEWEE_ASYNC_TESTING_DSN), not a throwaway one")
     database = on_server(pg_server, shop_on_pg_server, driver)
-    model(database, "item")
+    item = model(database, "item")  # kept: a model class no one refers to may be collected, and not found
+    assert item._meta.database is database
     await aio_clear_tables(database)
     await database.aio_close()
     assert admin(pg_server, "SELECT count(*) FROM item", database=shop_on_pg_server) == [(0,)]
@@ -865,7 +867,8 @@ async def test_a_throwaway_server_is_not_trusted_when_libpq_may_connect_elsewher
     if redirect == "PGHOSTADDR":
         monkeypatch.setenv("PGHOSTADDR", "127.0.0.1")
     database = on_server(pg_server, shop_on_pg_server, "aiopg", **REDIRECTS[redirect])
-    model(database, "item")
+    item = model(database, "item")  # kept: a model class no one refers to may be collected, and not found
+    assert item._meta.database is database
     with pytest.raises(ConfigurationError, match="is not a test database"):
         await aio_clear_tables(database)
     assert admin(pg_server, "SELECT count(*) FROM item", database=shop_on_pg_server) == [(1,)]
