@@ -23,6 +23,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
@@ -31,7 +32,7 @@ from .binaries import MARIADB_BINDIR_ENV as MARIADB_BINDIR_ENV  # re-exported, a
 from .binaries import MARIADB_OS_USER_ENV as MARIADB_OS_USER_ENV
 from .binaries import _as_user, _os_user, _run, find_mariadb
 from .dsn import DSN, MASK, Password, _quote, hide, mask, read_mysql
-from .exceptions import ServerError
+from .exceptions import ConfigurationError, ServerError
 from .initdb import CACHE_DIR_ENV as CACHE_DIR_ENV
 from .initdb import _cache_dir, _fill_data
 
@@ -85,6 +86,28 @@ def _accepts(path: pathlib.Path) -> bool:
     return True
 
 
+#: What the throwaway server decides itself, and a setting may not change.
+_WIRING = {"port", "bind_address", "socket", "datadir", "tmpdir", "pid_file", "user", "skip_networking"}
+
+
+def _checked(settings: Mapping[str, str | int | float]) -> dict[str, str]:
+    """``settings`` as ``mariadbd`` options (``{"innodb_lock_wait_timeout": 5}``), each name checked."""
+    for name in settings:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
+            raise ConfigurationError(
+                f"MariaDBServer(settings=...) names {name!r}, which is not a MariaDB option name (letters, digits, "
+                '_ and -, as in my.cnf): give them as {"innodb_lock_wait_timeout": 5}.'
+            )
+        if name.replace("-", "_").lower() in _WIRING:
+            raise ConfigurationError(
+                f"MariaDBServer(settings=...) sets {name}, but the throwaway server chooses where it listens and "
+                "keeps its files itself: leave it out, and read server.port, server.host or server.dsn instead."
+            )
+        if "\n" in str(settings[name]) or "\x00" in str(settings[name]):
+            raise ConfigurationError(f"MariaDBServer(settings=...): the value of {name} holds a line break.")
+    return {name: str(value) for name, value in settings.items()}
+
+
 class MariaDBServer:
     """A private MariaDB server for one test session, removed with everything in it on exit.
 
@@ -96,6 +119,9 @@ class MariaDBServer:
     ``$PEEWEE_ASYNC_TESTING_MARIADB_OS_USER``, ``mysql`` or ``nobody``. Its user is ``root``, without a
     password, who may create databases; its :attr:`dsn` names no database (``mysql://root@127.0.0.1:PORT/``),
     and :attr:`database` is None.
+
+    ``settings`` (``{"innodb_lock_wait_timeout": 5}``) are given to ``mariadbd`` as ``--name=value`` options,
+    over the built-in ones; with ``dsn`` they are an error (that server's own configuration applies).
 
     When ``dsn`` or ``$PEEWEE_ASYNC_TESTING_MYSQL_DSN`` is set (``mysql://user:password@host:port/database``),
     it starts nothing and describes that server instead: what the DSN leaves out is ``localhost``, 3306,
@@ -121,8 +147,15 @@ class MariaDBServer:
         dsn: str | None = None,
         origin: str | None = None,
         timeout: float = 30.0,
+        settings: Mapping[str, str | int | float] | None = None,
     ) -> None:
         dsn = hide(dsn)  # first: a traceback through here shows it masked
+        if dsn and settings:
+            raise ConfigurationError(
+                "MariaDBServer(dsn=...) starts no server, so settings= cannot apply to it: configure that server "
+                "itself, or leave out dsn= to start a throwaway one."
+            )
+        self._settings = _checked(settings or {})
         self.timeout = timeout
         self.host = "127.0.0.1"
         self.port = 0
@@ -301,6 +334,7 @@ class MariaDBServer:
             command = [str(mariadbd), "--no-defaults", f"--datadir={folder / 'data'}", f"--port={self.port}"]
             command += [f"--bind-address={self.host}", f"--socket={folder / SOCKET}", f"--tmpdir={folder}"]
             command += [f"--pid-file={folder / 'mariadbd.pid'}", *DATA_SETTINGS, *SERVER_SETTINGS]  # logs to stderr
+            command += [f"--{name}={value}" for name, value in self._settings.items()]  # (the last one wins)
             with log.open("wb") as log_file:
                 self._process = subprocess.Popen(
                     command,

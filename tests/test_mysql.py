@@ -14,10 +14,10 @@ import pymysql
 import pytest
 import pytest_asyncio
 
-from peewee_async_testing import TransactionError, TransactionTestCase
+from peewee_async_testing import ConfigurationError, MariaDBServer, TransactionError, TransactionTestCase
 from peewee_async_testing.statements import AUTOCOMMIT, BEGIN, COMMIT, PREPARED, control_statements
 
-from .helpers import is_mysql, mysql_admin, names
+from .helpers import is_mysql, mysql_admin, names, run_on_own_loop
 from .models import Author
 
 one = peewee_async.databases.fetchone
@@ -431,3 +431,50 @@ def test_an_sql_file_runs_statement_by_statement_on_mysql(db: Any, tmp_path: Any
             db.execute_sql("DROP TABLE IF EXISTS pwat_setting")
             db.execute_sql("DROP FUNCTION IF EXISTS pwat_two")
             db.close()
+
+
+def test_a_lock_wait_timeout_that_rolls_the_transaction_back_is_named(tmp_path: Any) -> None:
+    """With innodb_rollback_on_timeout, a lock wait timeout rolls the whole transaction back, as a deadlock does:
+    the block fails, naming it, and no later write survives. (A server of its own: the option is read at start.)"""
+    settings = {"innodb_rollback_on_timeout": "ON", "innodb_lock_wait_timeout": 1}
+    with MariaDBServer(settings=settings) as server:
+        admin = server.connect()
+        with admin.cursor() as cursor:
+            cursor.execute("SELECT @@innodb_rollback_on_timeout, @@innodb_lock_wait_timeout")
+            assert cursor.fetchone() == (1, 1)
+            cursor.execute("CREATE DATABASE test_timeout")
+            cursor.execute("CREATE TABLE test_timeout.pwat_pair (id INT PRIMARY KEY, v INT) ENGINE=InnoDB")
+            cursor.execute("INSERT INTO test_timeout.pwat_pair VALUES (1, 0), (2, 0)")
+        holder = server.connect("test_timeout")
+        holder.autocommit(False)
+        database = peewee_async.MySQLDatabase(**server.connect_params("test_timeout"))
+
+        async def block() -> None:
+            with holder.cursor() as cursor:
+                cursor.execute("UPDATE pwat_pair SET v = 9 WHERE id = 2")  # holds row 2 until its rollback
+            with pytest.raises(TransactionError, match=r"MySQL ended the test transaction.*Lock wait timeout"):
+                async with TransactionTestCase(database):
+                    await database.aio_execute_sql("UPDATE pwat_pair SET v = 1 WHERE id = 1")
+                    with pytest.raises(peewee.OperationalError, match="Lock wait timeout"):
+                        await database.aio_execute_sql("UPDATE pwat_pair SET v = 1 WHERE id = 2")
+                    holder.rollback()
+                    await database.aio_execute_sql("UPDATE pwat_pair SET v = 3")  # after the timeout: rolled back
+            rows = await database.aio_execute_sql(
+                "SELECT v FROM pwat_pair", fetch_results=peewee_async.databases.fetchall
+            )
+            assert sorted(rows) == [(0,), (0,)]
+            await database.aio_close()
+
+        try:
+            run_on_own_loop(block())
+        finally:
+            holder.close()
+            admin.close()
+
+
+@pytest.mark.parametrize("settings", [{"port": 1}, {"bad name": 1}, {"innodb_lock_wait_timeout": "1\n--port=2"}])
+def test_a_setting_the_server_cannot_take_is_refused_before_it_starts(settings: dict[str, Any]) -> None:
+    with pytest.raises(ConfigurationError, match=r"MariaDBServer\(settings=...\)"):
+        MariaDBServer(settings=settings)
+    with pytest.raises(ConfigurationError, match="starts no server"):
+        MariaDBServer(dsn="mysql://root@db.example/", settings={"innodb_lock_wait_timeout": 1})
