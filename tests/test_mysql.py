@@ -436,7 +436,7 @@ def test_an_sql_file_runs_statement_by_statement_on_mysql(db: Any, tmp_path: Any
 def test_a_lock_wait_timeout_that_rolls_the_transaction_back_is_named(tmp_path: Any) -> None:
     """With innodb_rollback_on_timeout, a lock wait timeout rolls the whole transaction back, as a deadlock does:
     the block fails, naming it, and no later write survives. (A server of its own: the option is read at start.)"""
-    settings = {"innodb_rollback_on_timeout": "ON", "innodb_lock_wait_timeout": 1}
+    settings: dict[str, str | int | float] = {"innodb_rollback_on_timeout": "ON", "innodb_lock_wait_timeout": 1}
     with MariaDBServer(settings=settings) as server:
         admin = server.connect()
         with admin.cursor() as cursor:
