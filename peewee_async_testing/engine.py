@@ -584,14 +584,19 @@ class CaseEngine:
         sequences = self._sequences_to_set_back()
         if not sequences or self._shared is None or drivers.is_closed(self.raw):
             return False
+        await self._setting_sequences_back(counters.set_back(self.raw, sequences))
+        return False
+
+    async def _setting_sequences_back(self, setting: Awaitable[None]) -> None:
+        """Await ``setting`` (the statement that sets the sequences back), noted as under way for the database: a
+        block that starts meanwhile waits for it (see :data:`_setting_back`)."""
         done = _setting_back[id(self.database)] = asyncio.get_running_loop().create_future()
         try:
-            await counters.set_back(self.raw, sequences)
+            await setting
         finally:
             if _setting_back.get(id(self.database)) is done:
                 del _setting_back[id(self.database)]
             done.set_result(None)
-        return False
 
     async def _send_roll_back(self, problem: str) -> None:
         assert self._shared is not None
@@ -618,13 +623,7 @@ class CaseEngine:
             # at once, so the block must not end before it has run.
             await self.loop_pool.roll_back(self._shared, _RESET_SESSION)
         elif sequences:
-            done = _setting_back[id(self.database)] = asyncio.get_running_loop().create_future()
-            try:
-                await self._shared.control(*statements)
-            finally:
-                if _setting_back.get(id(self.database)) is done:
-                    del _setting_back[id(self.database)]
-                done.set_result(None)
+            await self._setting_sequences_back(self._shared.control(*statements))
         elif statements:
             await self._shared.control(*statements)
 
