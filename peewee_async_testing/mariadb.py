@@ -90,21 +90,24 @@ def _accepts(path: pathlib.Path) -> bool:
 _WIRING = {"port", "bind_address", "socket", "datadir", "tmpdir", "pid_file", "user", "skip_networking"}
 
 
-def _checked(settings: Mapping[str, str | int | float]) -> dict[str, str]:
-    """``settings`` as ``mariadbd`` options (``{"innodb_lock_wait_timeout": 5}``), each name checked."""
+def checked_settings(
+    settings: Mapping[str, str | int | float], origin: str = "MariaDBServer(settings=...)"
+) -> dict[str, str]:
+    """``settings`` (from ``origin``) as ``mariadbd`` options (``{"innodb_lock_wait_timeout": 5}``), each name
+    checked."""
     for name in settings:
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", name):
             raise ConfigurationError(
-                f"MariaDBServer(settings=...) names {name!r}, which is not a MariaDB option name (letters, digits, "
+                f"{origin} names {name!r}, which is not a MariaDB option name (letters, digits, "
                 '_ and -, as in my.cnf): give them as {"innodb_lock_wait_timeout": 5}.'
             )
         if name.replace("-", "_").lower() in _WIRING:
             raise ConfigurationError(
-                f"MariaDBServer(settings=...) sets {name}, but the throwaway server chooses where it listens and "
+                f"{origin} sets {name}, but the throwaway server chooses where it listens and "
                 "keeps its files itself: leave it out, and read server.port, server.host or server.dsn instead."
             )
         if "\n" in str(settings[name]) or "\x00" in str(settings[name]):
-            raise ConfigurationError(f"MariaDBServer(settings=...): the value of {name} holds a line break.")
+            raise ConfigurationError(f"{origin}: the value of {name} holds a line break.")
     return {name: str(value) for name, value in settings.items()}
 
 
@@ -155,7 +158,7 @@ class MariaDBServer:
                 "MariaDBServer(dsn=...) starts no server, so settings= cannot apply to it: configure that server "
                 "itself, or leave out dsn= to start a throwaway one."
             )
-        self._settings = _checked(settings or {})
+        self._settings = checked_settings(settings or {})
         self.timeout = timeout
         self.host = "127.0.0.1"
         self.port = 0

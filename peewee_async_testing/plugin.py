@@ -149,8 +149,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     parser.addini(
         "peewee_async_server_settings",
-        "the throwaway server's extra postgresql.conf settings, one `name = value` per line "
-        "(default: $PEEWEE_ASYNC_TESTING_PG_SETTINGS)",
+        "the throwaway server's extra settings (postgresql.conf's, or mariadbd's options), one `name = value` "
+        "per line (default for PostgreSQL: $PEEWEE_ASYNC_TESTING_PG_SETTINGS)",
         type="linelist",
     )
 
@@ -221,10 +221,26 @@ def _configure(config: pytest.Config) -> None:
     if spec:
         access.configure_database(config, spec)
         _check_dsn(config)
+        _check_mariadb_settings(config)
     if _asks_for_migration_tests(config):
         from .migration_tests import switch_on
 
         config.pluginmanager.register(switch_on(config), MIGRATION_TESTS)
+
+
+def _check_mariadb_settings(config: pytest.Config) -> None:
+    """Refuse, before any test, the ini's settings that a throwaway MariaDB server would refuse as it starts."""
+    from .servers import kind_of
+
+    settings = server_options(config)["settings"]
+    if settings and kind_of(config.stash[GATE].database) == "mysql":
+        from .exceptions import ConfigurationError
+        from .mariadb import checked_settings
+
+        try:
+            checked_settings(settings, "peewee_async_server_settings")
+        except ConfigurationError as error:
+            raise pytest.UsageError(str(error)) from None
 
 
 #: The name the ready-made migration tests' collecting hooks are registered under, once switched on.

@@ -68,12 +68,12 @@ def check(kind: Kind, dsn: str, origin: str, database: str | None) -> None:
 
 
 def make_server(kind: Kind, *, dsn: str | None = None, origin: str | None = None, **options: Any) -> Any:
-    """A server of ``kind``: the one ``dsn`` names, else a throwaway one (``options`` for a PostgreSQL one).
-    Not started."""
+    """A server of ``kind``: the one ``dsn`` names, else a throwaway one (``options``: a PostgreSQL one's locale
+    and settings, a MariaDB one's settings). Not started."""
     if kind == "mysql":
         from .mariadb import MariaDBServer
 
-        return MariaDBServer(dsn=dsn, origin=origin)
+        return MariaDBServer(dsn=dsn, origin=origin, settings=None if dsn else options.get("settings"))
     from .server import PostgresServer
 
     return PostgresServer(dsn=dsn, origin=origin, **({} if dsn else options))

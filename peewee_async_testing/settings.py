@@ -1,4 +1,5 @@
-"""The throwaway server's settings, as ``postgresql.conf`` lines: from the ini file, the environment or an argument.
+"""The throwaway server's settings, as ``postgresql.conf`` lines: from the ini file, the environment or an argument
+(the ini file's are a MariaDB server's options alike).
 
 Checked before anything starts: a line of another shape, or a setting that says where the server listens or
 keeps its files (the server chooses those itself), is a :class:`ConfigurationError` naming where it was found.
@@ -34,8 +35,8 @@ def parse_settings(lines: Iterable[str], origin: str) -> dict[str, str]:
         match = _SETTING_LINE.fullmatch(line)
         if match is None:
             raise ConfigurationError(
-                f"{origin}: {line.strip()!r} is not a PostgreSQL setting of the form `name = value` "
-                "(a name of letters, digits, _ and ., as in postgresql.conf), such as `work_mem = 64MB`."
+                f"{origin}: {line.strip()!r} is not a setting of the form `name = value` (a name of letters, "
+                "digits, _ and ., as in postgresql.conf or my.cnf), such as `work_mem = 64MB`."
             )
         name, value = match.groups()
         if len(value) > 1 and value[0] == value[-1] == "'":

@@ -541,8 +541,8 @@ def test_a_setting_line_of_another_shape_is_named(line: str) -> None:
     with pytest.raises(ConfigurationError) as raised:
         parse_settings(["fsync = on", line], "$SOMEWHERE")
     assert str(raised.value) == (
-        f"$SOMEWHERE: {line!r} is not a PostgreSQL setting of the form `name = value` "
-        "(a name of letters, digits, _ and ., as in postgresql.conf), such as `work_mem = 64MB`."
+        f"$SOMEWHERE: {line!r} is not a setting of the form `name = value` (a name of letters, digits, _ and ., "
+        "as in postgresql.conf or my.cnf), such as `work_mem = 64MB`."
     )
 
 
@@ -552,7 +552,7 @@ def test_bad_settings_are_refused_before_anything_starts(
     with pytest.raises(ConfigurationError, match=r"settings= names 'work mem', which is not a PostgreSQL setting"):
         PostgresServer(settings={"work mem": "1MB"})
     monkeypatch.setenv(SETTINGS_ENV, "work_mem = 1MB; oops")
-    message = re.escape(f"${SETTINGS_ENV}: 'oops' is not a PostgreSQL setting")
+    message = re.escape(f"${SETTINGS_ENV}: 'oops' is not a setting of the form")
     with pytest.raises(ConfigurationError, match=message), PostgresServer():
         pass
     assert list(scratch.iterdir()) == []

@@ -68,7 +68,7 @@ def test_without_a_database_the_error_says_what_to_add(inner: pytest.Pytester) -
         ("peewee_async_database = app.db.database", "*is not of the form package.module:attribute*"),
         (
             "peewee_async_server_settings =\n    fsync = on\n    work_mem 3MB",
-            "peewee_async_server_settings: 'work_mem 3MB' is not a PostgreSQL setting of the form `name = value` *",
+            "peewee_async_server_settings: 'work_mem 3MB' is not a setting of the form `name = value` *",
         ),
     ],
 )

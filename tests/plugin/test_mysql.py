@@ -348,6 +348,46 @@ def test_without_a_dsn_a_throwaway_mariadb_server_and_no_postgresql_one(
     assert inner.path.joinpath("started").read_text() == "MariaDBServer"
 
 
+def test_the_ini_settings_are_given_to_the_throwaway_mariadb_server(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    make_ini(inner, CONFIGURED + "peewee_async_server_settings =\n    innodb_lock_wait_timeout = 7\n")
+    inner.makepyfile(
+        """
+        import pytest
+        from app.db import database
+
+        @pytest.mark.peewee_db
+        async def test_the_setting():
+            async with database.aio_connection() as connection:
+                async with connection.cursor() as cursor:
+                    await cursor.execute("SELECT @@GLOBAL.innodb_lock_wait_timeout")
+                    assert await cursor.fetchall() == ((7,),)
+        """
+    )
+    inner.runpytest_subprocess().assert_outcomes(passed=1)
+
+
+@pytest.mark.parametrize(
+    ("line", "said"),
+    [
+        ("datadir = /srv/data", "*sets datadir, but the throwaway server chooses where it listens*"),
+        ("innodb lock wait = 7", "*'innodb lock wait = 7' is not a setting of the form `name = value`*"),
+    ],
+)
+def test_a_bad_ini_setting_for_the_mariadb_server_is_said_before_any_test(
+    inner: pytest.Pytester, monkeypatch: pytest.MonkeyPatch, line: str, said: str
+) -> None:
+    monkeypatch.delenv("PEEWEE_ASYNC_TESTING_DSN")
+    make_ini(inner, CONFIGURED + f"peewee_async_server_settings =\n    {line}\n")
+    inner.makepyfile(ISOLATED_TESTS)
+    result = inner.runpytest_subprocess()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines([said])
+    assert "PostgreSQL" not in result.stderr.str()
+
+
 def test_a_postgresql_dsn_for_a_mysql_database_is_said_once(inner: pytest.Pytester) -> None:
     inner.makepyfile(ISOLATED_TESTS)
     result = inner.runpytest_subprocess("--peewee-dsn", "postgresql://app:s3cret@db.example/shop")
