@@ -146,8 +146,8 @@ def lint(session: nox.Session) -> None:
 def docs(session: nox.Session) -> None:
     session.install("-e", ".[docs]")
     build = session.create_tmp()
-    session.run("python", "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "html", "docs", f"{build}/html")
-    session.run("python", "-m", "sphinx", "-W", "--keep-going", "-q", "-b", "doctest", "docs", f"{build}/doctest")
+    session.run("python", "-m", "sphinx", "-n", "-W", "--keep-going", "-q", "-b", "html", "docs", f"{build}/html")
+    session.run("python", "-m", "sphinx", "-n", "-W", "--keep-going", "-q", "-b", "doctest", "docs", f"{build}/doctest")
 
 
 @nox.session

@@ -98,7 +98,7 @@ class Password(str):
 
 
 class DSN(str):
-    """A DSN: the string itself for the drivers, with its secrets masked in its repr (see :func:`mask`)."""
+    """A DSN: the string itself for the drivers, with its password and other secrets masked in its repr."""
 
     __slots__ = ()
 

@@ -44,9 +44,9 @@ class TransactionControlError(TransactionError, ValueError):
 
 class AbortedTransactionError(TransactionError, peewee.InternalError):
     """PostgreSQL aborted the transaction after an earlier error, and refuses every statement until it is rolled
-    back. A :class:`peewee.InternalError` too, as production raises for the same statement."""
+    back. A ``peewee.InternalError`` too, as production raises for the same statement."""
 
 
 class TurnTimeoutError(TransactionError, peewee.OperationalError):
     """A statement waited too long for another task's transaction block on the test's one connection. A
-    :class:`peewee.OperationalError` too, as production raises for a lock it waited too long for."""
+    ``peewee.OperationalError`` too, as production raises for a lock it waited too long for."""

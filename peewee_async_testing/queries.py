@@ -135,7 +135,8 @@ def repeats(queries: Sequence[CapturedQuery], shown: int = 3) -> list[str]:
 
 
 class QueryCapture:
-    """``async with capture_queries(database) as captured``: what :func:`capture_queries` returns."""
+    """``async with capture_queries(database) as captured``: what
+    :func:`~peewee_async_testing.capture_queries` returns."""
 
     what = "capture_queries()"
 
@@ -179,7 +180,8 @@ class QueryCapture:
 
 class QueryAssertion(QueryCapture):
     """An assertion on the statements a block runs, checked when it ends without an error; also a decorator of
-    async functions (a fresh capture for each call). What :func:`assert_num_queries` and the others return."""
+    async functions (a fresh capture for each call). What :func:`~peewee_async_testing.assert_num_queries` and
+    the others return."""
 
     def __init__(
         self,

@@ -138,8 +138,8 @@ class PostgresServer:
     folder (on ``/dev/shm`` when possible), from a cached copy of a fresh ``initdb``. Run as root, it runs
     PostgreSQL as ``$PEEWEE_ASYNC_TESTING_PG_OS_USER``, ``postgres`` or ``nobody``. When ``dsn`` or
     ``$PEEWEE_ASYNC_TESTING_DSN`` is set it starts nothing and describes that server instead: a
-    ``postgresql://`` URL or libpq's ``key=value`` form, every parameter of which reaches every connection
-    (see :mod:`peewee_async_testing.dsn`). ``origin`` says where the DSN came from, for errors (default:
+    ``postgresql://`` URL or libpq's ``key=value`` form, every parameter of which reaches every
+    connection. ``origin`` says where the DSN came from, for errors (default:
     ``PostgresServer(dsn=...)``, or ``$PEEWEE_ASYNC_TESTING_DSN``); no error, repr or traceback shows its password.
 
     The server belongs to the process that starts it. Its processes run in sessions of their own, so
