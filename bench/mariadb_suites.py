@@ -3,7 +3,7 @@
 The same test as for PostgreSQL (insert a row, select it), on ``peewee_async.MySQLDatabase`` (aiomysql), each
 strategy one test per round in a shuffled order, all in one pytest session, repeated; a strategy's extra time
 per test is its median minus no isolation's in the same session. Strategies: no isolation, a hand-written
-``BEGIN``/``ROLLBACK`` fixture (the floor), upstream's ``peewee_async.testing.TransactionTestCase`` in a
+``BEGIN``/``ROLLBACK`` fixture, upstream's ``peewee_async.testing.TransactionTestCase`` in a
 fixture, this package's ``TransactionTestCase`` in a fixture (the engine ``in_transaction`` runs), and the
 plugin's ``in_transaction`` itself where the plugin runs on MySQL (a probe session says whether it does).
 
@@ -119,7 +119,7 @@ PLUGIN_INI = "peewee_async_database = app:database\npeewee_async_models = app\n"
 
 STRATEGIES = [
     Strategy("none", "no isolation (baseline)", fixture="plain"),
-    Strategy("manual", "hand-written BEGIN/ROLLBACK fixture (the floor)", fixture="manual_tx"),
+    Strategy("manual", "hand-written BEGIN/ROLLBACK fixture", fixture="manual_tx"),
     Strategy("upstream", "upstream TransactionTestCase in a fixture", fixture="upstream_tx"),
     Strategy("ours-case", "peewee-async-testing TransactionTestCase in a fixture", fixture="ours_tx"),
 ]

@@ -4,7 +4,7 @@ Starts a throwaway PostgreSQL server, generates the suites of ``suites.py``, run
 strategy interleaved ``--reps`` times, and the MariaDB ones of ``mariadb_suites.py`` (where ``mariadbd`` is
 installed, unless ``--no-mariadb``), times the throwaway server, the plugin's start-up and
 pytest-xdist, and writes ``results.md`` (Markdown), ``results.rst`` (for the docs), ``results.json``
-and ``chart.png`` into ``--out``. Every target is a ratio of two figures measured in the same run.
+and ``chart.png`` into ``--out``. Every comparison is a ratio of two figures measured in the same run.
 """
 
 from __future__ import annotations

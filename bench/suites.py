@@ -185,7 +185,7 @@ class Strategy:
 
 STRATEGIES = [
     Strategy("none", "no isolation (baseline)", fixture="plain"),
-    Strategy("manual", "hand-written BEGIN/ROLLBACK fixture (the floor)", fixture="manual_tx"),
+    Strategy("manual", "hand-written BEGIN/ROLLBACK fixture", fixture="manual_tx"),
     Strategy("upstream", "upstream TransactionTestCase in a fixture", fixture="upstream_tx"),
     Strategy("ours", "peewee-async-testing in_transaction", marker=""),
     Strategy("delete5", "DELETE from 5 tables after each test", fixture="delete5"),
@@ -204,7 +204,7 @@ BY_NAME = {strategy.name: strategy for strategy in STRATEGIES}
 USUAL = [Strategy("usual", "usual set-up: a loop and a pool per test, upstream's case", fixture="usual_tx")]
 LABELS = {strategy.name: strategy.label for strategy in STRATEGIES + USUAL}
 #: in_transaction as of an earlier commit (``run.py --before REF``), in a session of its own.
-LABELS["ours-before"] = "in_transaction before this version (--before)"
+LABELS["ours-before"] = "in_transaction of an earlier commit (run.py --before)"
 
 
 def _test(name: str, strategy: Strategy) -> str:

@@ -17,6 +17,8 @@ extensions = ["sphinx.ext.autodoc", "sphinx.ext.doctest", "sphinx.ext.intersphin
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"
 nitpicky = True  # every reference resolves (CI builds with -n -W)
+# Curly quotes, but no dashes made of "--": command-line options (--collect-only) stay as typed.
+smartquotes_action = "qe"
 
 # The other projects' inventories are kept in docs/_inventories (the build needs no network); where each
 # comes from, and how to refresh it, is in docs/_inventories/README.

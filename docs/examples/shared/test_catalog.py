@@ -4,9 +4,8 @@ from conftest import Author, Book
 
 @pytest.fixture(scope="module")
 async def ada(peewee_module_transaction):
-    return await Author.aio_create(
-        name="ada"
-    )  # made once, seen by every test of the module
+    # Made once, seen by every test of the module.
+    return await Author.aio_create(name="ada")
 
 
 async def test_add_a_book(ada):  # runs on a savepoint: undone afterwards
