@@ -63,3 +63,35 @@ def test_every_test_the_guarantees_page_names_exists() -> None:
     assert len(named) > 40
     missing = [f"{path}::{name}" for path, name in named if f"def {name}(" not in (root / path).read_text()]
     assert not missing, f"docs/guarantees.rst names tests that do not exist: {missing}"
+
+
+def test_the_quickstart_shows_what_its_run_prints(tmp_path: Path) -> None:
+    """The output docs/quickstart.rst tells the reader to expect is what running its project prints (ports,
+    times, versions and paths aside)."""
+    import re
+    import shutil
+
+    page = (DOCS / "quickstart.rst").read_text()
+    shown_lines = []
+    for line in page.split("$ python -m pytest\n", 1)[1].splitlines():
+        if line and not line.startswith("    "):
+            break  # the console block ends at the first line of text
+        shown_lines.append(line.strip())
+    project = tmp_path / "shop"
+    shutil.copytree(DOCS.parent / "examples", project)
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "PEEWEE_ASYNC_TESTING"))}
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest"], cwd=project, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+    def stable(line: str) -> str:
+        line = re.sub(r"127\.0\.0\.1:\d+", "127.0.0.1:PORT", line)
+        return re.sub(r" in [\d.]+s ", " in TIMEs ", line)
+
+    varying = ("platform ", "rootdir: ", "plugins: ", "asyncio: ")  # by machine, path and versions
+    expected = [stable(line) for line in shown_lines if not line.startswith(varying)]
+    printed = [stable(line.strip()) for line in result.stdout.splitlines() if not line.startswith(varying)]
+    assert len(expected) >= 8
+    # In any order: where pytest puts a plugin's header line among its own differs between its versions.
+    assert sorted(line for line in printed if line) == sorted(line for line in expected if line)
