@@ -50,6 +50,7 @@ _EXPORTS = {
     "bound_models": "cleanup",
     "capture_queries": "queries",
     "clear_tables": "cleanup",
+    "use_test_database": "unittest_database",
 }
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "bound_models",
     "capture_queries",
     "clear_tables",
+    "use_test_database",
 ]
 
 if TYPE_CHECKING:
@@ -114,6 +116,7 @@ if TYPE_CHECKING:
     from .server import PostgresServer
     from .testcase import AioDatabaseTestCase
     from .transaction import TransactionTestCase
+    from .unittest_database import use_test_database
 
 
 def __getattr__(name: str) -> Any:

@@ -3,9 +3,10 @@ import unittest
 import peewee
 import peewee_async
 
-from peewee_async_testing import AioDatabaseTestCase, PostgresServer
+from peewee_async_testing import AioDatabaseTestCase, use_test_database
 
-database = peewee_async.PostgresqlDatabase(None)
+# Your real database: the tests never connect to it.
+database = peewee_async.PostgresqlDatabase("library")
 
 
 class Author(peewee_async.AioModel):
@@ -21,6 +22,12 @@ class Book(peewee_async.AioModel):
 
     class Meta:
         database = database
+
+
+def setUpModule():
+    # test_library and its tables, on a throwaway server (or the one
+    # $PEEWEE_ASYNC_TESTING_DSN names): all gone after the module.
+    use_test_database(database)
 
 
 class TestLibrary(AioDatabaseTestCase):
@@ -43,14 +50,6 @@ class TestLibrary(AioDatabaseTestCase):
 
 
 if __name__ == "__main__":
-    with PostgresServer() as server:
-        database.init(**server.connect_params("postgres"))
-        with database.allow_sync():
-            database.create_tables([Author, Book])
-        try:
-            program = unittest.main(exit=False)
-            assert program.result.wasSuccessful()
-            assert program.result.testsRun == 2
-        finally:
-            with database.allow_sync():
-                database.drop_tables([Author, Book])
+    program = unittest.main(exit=False)
+    assert program.result.wasSuccessful()
+    assert program.result.testsRun == 2
