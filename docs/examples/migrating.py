@@ -22,7 +22,7 @@ async def main(database: peewee_async.PostgresqlDatabase) -> None:
             assert await Author.select().aio_count() == 1
         assert await Author.select().aio_count() == 0
 
-    # What the upstream class cannot do: concurrent queries on aiopg, and code
+    # What peewee-async's own class cannot do: concurrent queries on aiopg, and code
     # that opens transactions.
     async with TransactionTestCase(database, allow_transactions=True):
         await asyncio.gather(
