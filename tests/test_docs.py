@@ -95,3 +95,27 @@ def test_the_quickstart_shows_what_its_run_prints(tmp_path: Path) -> None:
     assert len(expected) >= 8
     # In any order: where pytest puts a plugin's header line among its own differs between its versions.
     assert sorted(line for line in printed if line) == sorted(line for line in expected if line)
+
+
+def test_every_setting_fixture_and_variable_is_documented() -> None:
+    """Each ini key, command-line option, environment variable, public fixture and marker the package defines is
+    named in a page of the docs (the changelog aside): a new one cannot ship unexplained."""
+    import re
+
+    package = DOCS.parent / "peewee_async_testing"
+    source = "\n".join(path.read_text() for path in package.glob("*.py"))
+    pages = "\n".join(page.read_text() for page in DOCS.glob("*.rst") if page.name != "changelog.rst")
+    fixtures = re.findall(
+        r"@pytest(?:_asyncio)?\.fixture[^\n]*\n(?:@[^\n]*\n)*(?:async )?def ([a-z]\w*)",
+        (package / "fixtures.py").read_text(),
+    )
+    defined = {
+        "ini key": re.findall(r'addini\(\s*"(\w+)"', source),
+        "option": re.findall(r'addoption\(\s*"(--[\w-]+)"', source),
+        "environment variable": sorted(set(re.findall(r"PEEWEE_ASYNC_TESTING_[A-Z_]+", source))),
+        "fixture": fixtures,
+        "marker": re.findall(r'"markers",\s*"(\w+)', source),
+    }
+    assert all(defined.values()), defined  # each pattern still finds what it looks for
+    missing = [f"{kind} {name}" for kind, names in defined.items() for name in names if name not in pages]
+    assert not missing, f"not documented in docs/*.rst: {missing}"
