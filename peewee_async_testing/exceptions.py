@@ -15,8 +15,8 @@ class ConfigurationError(PeeweeAsyncTestingError):
 
 class DatabaseArgumentError(ConfigurationError, TypeError):
     """What was handed over as the database is not one this library works with: None, a module, a class, a
-    plain peewee database, an empty proxy, or a peewee-async database of another backend than PostgreSQL and
-    SQLite. A :class:`TypeError` too, as Python raises for an argument of the wrong kind."""
+    plain peewee database, an empty proxy, or a peewee-async database of another backend than PostgreSQL,
+    MySQL and SQLite. A :class:`TypeError` too, as Python raises for an argument of the wrong kind."""
 
 
 class MigrationError(PeeweeAsyncTestingError):

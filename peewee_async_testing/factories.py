@@ -186,7 +186,7 @@ def _by_field_name(model: Any, layer: dict[str, Any], factory: str) -> dict[str,
 
 
 class ModelFactory(Generic[M]):
-    """Builds and creates instances of ``model`` (a ``peewee_async.AioModel``); subclass it, see the module.
+    """Builds and creates instances of ``model`` (a ``peewee_async.AioModel``); subclass it (see the Factories page).
 
     Example::
 

@@ -221,7 +221,7 @@ def clear_tables(request: pytest.FixtureRequest, peewee_database: Any) -> Iterat
     whatever wrote them (all of them after a statement that cannot be read, such as DDL), children
     first: on PostgreSQL, a table holding a row written since the test began (by a trigger, a function,
     a raw cursor, another connection too), in one round trip at the end (and one at the start, unless
-    the last clear's mark can serve: see ``_Carry``); on
+    the previous ``clear_tables`` test's snapshot of the server can serve); on
     SQLite, the tables its statements and the database's connections wrote to. As with
     ``in_transaction``, ids keep growing from test to test; ``@pytest.mark.peewee_db(reset_sequences=True)``
     restarts the emptied tables' sequences too.

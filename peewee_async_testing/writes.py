@@ -134,7 +134,7 @@ class WriteTracker:
       called is a stored function (then every table counts as written).
 
     A database that is not a test database is refused when the tracker is made, and the models to clear
-    must be bound to it, as for :func:`aio_clear_tables` (``allow_any_database`` too).
+    must be bound to it, as for :func:`~peewee_async_testing.aio_clear_tables` (``allow_any_database`` too).
 
     Example::
 
