@@ -15,9 +15,10 @@ def _ms(seconds: float) -> str:
 
 
 def _cost(value: float) -> str:
-    """A ratio of two costs, unambiguously: "0.33 times the cost (3.0 times cheaper)"."""
-    cheaper = f" ({1 / value:.1f} times cheaper)" if 0 < value < 1 else ""
-    return f"{value:.2f} times the cost{cheaper}"
+    """A ratio of two costs, unambiguously: "0.33 times the cost (3.0 times cheaper)", "1.29 times the cost (29%
+    more)"."""
+    said = f"{1 / value:.1f} times cheaper" if 0 < value < 1 else f"{(value - 1) * 100:.0f}% more"
+    return f"{value:.2f} times the cost ({said})"
 
 
 def _speed(before: float, after: float) -> str:
@@ -90,9 +91,10 @@ def comparisons(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     serial, parallel = xdist["serial"]["median"], xdist["parallel"]["median"]
     cpu = xdist["cpu"]["parallel"]["median"], xdist["cpu"]["serial"]["median"]
     collect = xdist["collect"]["median"]
+    tests = f"{xdist.get('tests', 2000):,}"  # (runs before the count was kept ran 2,000)
     best = collect + (serial - collect) / 2
     rows += [
-        ("the 2,000-test suite with pytest-xdist -n 2, against -n 0", _speed(serial, parallel), "faster"),
+        (f"the {tests}-test suite with pytest-xdist -n 2, against -n 0", _speed(serial, parallel), "faster"),
         (
             "CPU time of pytest and its workers, -n 2 against -n 0",
             f"{cpu[0] / cpu[1]:.2f} times as much ({cpu[0]:.1f} s against {cpu[1]:.1f} s)",
@@ -105,7 +107,7 @@ def comparisons(report: dict[str, Any]) -> list[tuple[str, str, str]]:
             "",
         ),
         (
-            "2,000 empty tests without the plugin, -n 2 against -n 0: pytest-xdist alone",
+            f"{tests} empty tests without the plugin, -n 2 against -n 0: pytest-xdist alone",
             _speed(xdist["bare_serial"]["median"], xdist["bare_parallel"]["median"]),
             "",
         ),

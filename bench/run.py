@@ -357,6 +357,7 @@ def bench_xdist(env: dict[str, str], work: Path, tests: int, reps: int) -> dict[
         ]:
             runs.setdefault(name, []).append(run_pytest(where, env, *options))
     return {
+        "tests": tests,
         **{name: summary([run["wall"] for run in values]) for name, values in runs.items()},
         "cpu": {name: summary([run["cpu"] for run in values]) for name, values in runs.items()},
     }
