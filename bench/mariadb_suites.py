@@ -72,7 +72,7 @@ class _Borrowed:
 
 @pytest_asyncio.fixture
 async def manual_tx({deps}):
-    """The floor: BEGIN/ROLLBACK on one connection, aio_connection patched to it, by hand."""
+    """The least a transaction per test costs: BEGIN/ROLLBACK on one connection, aio_connection patched to it."""
     connection = await database.pool_backend.acquire()
     async with connection.cursor() as cursor:
         await cursor.execute("BEGIN")

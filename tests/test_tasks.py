@@ -45,7 +45,7 @@ class Meeting:
         await self._all.wait()
 
 
-# -- item 2: each task's block is its own ----------------------------------------------------------------------------
+# -- each task's block is its own --------------------------------------------------------------------------------------
 
 
 async def test_gathered_calls_of_one_decorated_function_keep_to_their_own(database: Any) -> None:
@@ -204,7 +204,7 @@ async def test_two_blocks_nested_in_one_are_not_open_at_once_in_sibling_tasks(da
     assert await names() == []
 
 
-# -- item 3: a task started in a block ends with it ------------------------------------------------------------------
+# -- a task started in a block ends with it ----------------------------------------------------------------------------
 
 
 async def test_a_task_that_outlives_its_block_never_writes_into_a_later_one(database: Any) -> None:
@@ -305,7 +305,7 @@ async def test_a_connection_held_by_a_task_refuses_statements_after_the_block(da
     assert await names() == []
 
 
-# -- item 4: synchronous queries inside a block ----------------------------------------------------------------------
+# -- synchronous queries inside a block --------------------------------------------------------------------------------
 
 
 async def test_a_synchronous_read_inside_a_block_fails_at_once(database: Any) -> None:

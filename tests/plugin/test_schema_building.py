@@ -1,4 +1,4 @@
-"""How the test database is built (issue 15): the models' tables, peewee-migrate migrations, the user's hook, SQL
+"""How the test database is built: the models' tables, peewee-migrate migrations, the user's hook, SQL
 files first; seed data written once, seen, protected and put back; ``--peewee-reuse-db`` rebuilding on each
 change of what the build depends on."""
 
