@@ -271,10 +271,11 @@ def _check_options(config: pytest.Config) -> None:
 
 def _check_dsn(config: pytest.Config) -> None:
     """Read the DSN given so far, so that one the session cannot use (of the other kind of server than the
-    configured database's, or that its driver cannot read) is said once, before any test (and any worker)."""
+    configured database's, that its driver cannot read, or naming the app's database itself) is said once, before
+    any test (and any worker)."""
     from .dsn import hide
     from .exceptions import ConfigurationError
-    from .servers import check, from_environment, kind_of, make_server
+    from .servers import check, check_not_the_app, from_environment, kind_of, make_server
 
     gate = config.stash[GATE]
     kind = kind_of(gate.database)
@@ -286,7 +287,7 @@ def _check_dsn(config: pytest.Config) -> None:
         return
     try:
         check(kind, dsn, origin, gate.spec)
-        make_server(kind, dsn=dsn, origin=origin)
+        check_not_the_app(make_server(kind, dsn=dsn, origin=origin), gate.database, origin)
     except ConfigurationError as error:
         raise pytest.UsageError(str(error)) from None
 

@@ -67,6 +67,22 @@ def check(kind: Kind, dsn: str, origin: str, database: str | None) -> None:
     )
 
 
+def check_not_the_app(server: Any, database: Any, origin: str) -> None:
+    """Raise if ``server``, described by a DSN from ``origin``, would be administered from the app's own database:
+    the test databases are made from the DSN's database, so that one is connected to.
+
+    :raises ConfigurationError: naming the database and what to name instead.
+    """
+    name = getattr(database, "database", None)
+    if server.attached and name and server.database == name:
+        maintenance = "postgres" if kind_of(database) == "postgres" else "none, or mysql"
+        raise ConfigurationError(
+            f"{origin} names the database {name!r}, which your database object is configured with: the test "
+            f"databases are made from the database a DSN names, so {name!r} would be connected to. Name a "
+            f"maintenance database there instead ({maintenance})."
+        )
+
+
 def make_server(kind: Kind, *, dsn: str | None = None, origin: str | None = None, **options: Any) -> Any:
     """A server of ``kind``: the one ``dsn`` names, else a throwaway one (``options``: a PostgreSQL one's locale
     and settings, a MariaDB one's settings). Not started."""

@@ -7,6 +7,7 @@ undone by ``unittest.addModuleCleanup``.
 
 from __future__ import annotations
 
+import os
 import sys
 import unittest
 from collections.abc import Iterable
@@ -19,7 +20,8 @@ import peewee
 from ._database import resolve_database
 from .cleanup import bound_models
 from .exceptions import ConfigurationError
-from .servers import check, from_environment, kind_of, make_server
+from .servers import check, check_not_the_app, from_environment, kind_of, make_server
+from .state import SUFFIX_ENV
 from .testdb import TestDatabase
 
 
@@ -31,9 +33,9 @@ def use_test_database(database: Any, models: Iterable[type[peewee.Model]] | None
     ``MySQLDatabase`` (or, for either, the server ``$PEEWEE_ASYNC_TESTING_DSN`` names, as under the pytest
     plugin; for MySQL ``$PEEWEE_ASYNC_TESTING_MYSQL_DSN`` first), and a file in a temporary folder for
     ``SqliteDatabase``. There it makes ``test_<name>`` (``<name>`` is the database's own name; for a database
-    created with ``database=None``, the top package of the calling module), points ``database`` at it and
-    makes the tables of ``models`` (by default every model that uses ``database``). Your own database is
-    never connected to.
+    created with ``database=None``, the top package of its models' module; ``$PEEWEE_ASYNC_TESTING_DB_SUFFIX``
+    is added, as under the plugin), points ``database`` at it and makes the tables of ``models`` (by default
+    every model that uses ``database``). Your own database is never connected to.
 
     At the end of the module, ``unittest`` undoes it all, last step first: the test database is dropped, the
     server shut down, the temporary folder removed, and ``database`` set back as it was. If a step fails, what
@@ -43,7 +45,8 @@ def use_test_database(database: Any, models: Iterable[type[peewee.Model]] | None
 
     :raises DatabaseArgumentError: for what is not a peewee-async database.
     :raises TypeError: for models that are not model classes.
-    :raises ConfigurationError: for a model of another database, or a DSN of the other kind of server.
+    :raises ConfigurationError: when called outside ``setUpModule()`` (or ``setUpClass()``); for a model of
+        another database; for a DSN of the other kind of server, or one that names your database itself.
 
     Example::
 
@@ -59,13 +62,16 @@ def use_test_database(database: Any, models: Iterable[type[peewee.Model]] | None
                 await User.aio_create(name="ada")
                 assert await User.select().aio_count() == 1
     """
+    _require_set_up()
     database = resolve_database(database, purpose="use_test_database", uninitialised=True)
     chosen = bound_models(database) if models is None else _bound(database, models)
     kind = kind_of(database)
     given = from_environment(kind) if kind is not None else None
     if kind is not None and given is not None:
         check(kind, given[0], given[1], None)
-    module = _caller_module()
+        check_not_the_app(make_server(kind, dsn=given[0], origin=given[1]), database, given[1])
+    home = _home(chosen)
+    suffix = os.environ.get(SUFFIX_ENV, "")
     with ExitStack() as undo:
         server = None
         if kind is not None:
@@ -76,9 +82,9 @@ def use_test_database(database: Any, models: Iterable[type[peewee.Model]] | None
         if kind == "mysql":
             from .mysqldb import MySQLTestDatabase
 
-            test_database: TestDatabase = MySQLTestDatabase(database, chosen, server=server, module=module)
+            test_database: TestDatabase = MySQLTestDatabase(database, chosen, server=server, module=home, suffix=suffix)
         else:
-            test_database = TestDatabase(database, chosen, server=server, module=module)
+            test_database = TestDatabase(database, chosen, server=server, module=home, suffix=suffix)
         test_database.setup()
         undo.callback(test_database.teardown)
         unittest.addModuleCleanup(undo.pop_all().close)
@@ -105,8 +111,26 @@ def _bound(database: Any, models: Iterable[type[peewee.Model]]) -> list[type[pee
     return [model for model in own if model in models]  # parents first
 
 
-def _caller_module() -> str:
-    """The name of the module that called :func:`use_test_database` (a script's file name for ``__main__``)."""
-    caller = sys._getframe(2).f_globals
-    name = str(caller.get("__name__") or "")
-    return Path(caller.get("__file__") or name).stem if name == "__main__" else name
+def _require_set_up() -> None:
+    """Refuse a call from anywhere but a ``setUpModule()`` (or a ``setUpClass()``): unittest runs the module
+    clean-ups registered at import when the first module of the run ends, which would point the database back at
+    your own for the tests of every later module."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code.co_name in ("setUpModule", "setUpClass"):
+            return
+        frame = frame.f_back  # type: ignore[assignment]
+    raise ConfigurationError(
+        "use_test_database() was called outside setUpModule(): unittest would undo it as soon as the first module "
+        "of the run ends, and the tests after that would reach your own database. Call it in setUpModule()."
+    )
+
+
+def _home(models: list[type[peewee.Model]]) -> str:
+    """The module of the models (the first by name): whose test database it is, in its mark, so that every test
+    module of a project shares it; it names the test database of an uninitialised database object too."""
+    names = sorted({model.__module__ for model in models}) or [str(sys._getframe(2).f_globals.get("__name__"))]
+    name = names[0]
+    if name == "__main__":  # a script: its file's name
+        return Path(getattr(sys.modules["__main__"], "__file__", None) or name).stem
+    return name

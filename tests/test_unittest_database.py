@@ -236,6 +236,15 @@ def scratch(monkeypatch: pytest.MonkeyPatch) -> Iterator[pathlib.Path]:
         shutil.rmtree(folder)
 
 
+def set_up_module(database: Any, models: Any = None) -> Any:
+    """use_test_database(), called as it is meant to be: from a ``setUpModule()``."""
+
+    def setUpModule() -> Any:  # the name unittest gives it
+        return use_test_database(database, models)
+
+    return setUpModule()
+
+
 def _model(database: Any, check: str = "text <> ''") -> type[peewee.Model]:
     """A model of table ``note``, bound to ``database``, with the constraint ``CHECK (check)``."""
 
@@ -259,7 +268,7 @@ def test_a_failed_build_leaves_nothing_and_the_object_as_it_was(kind: str, scrat
     before = dict(vars(database))
     try:
         with pytest.raises(peewee.DatabaseError, match=r"no_such_column"):
-            use_test_database(database)
+            set_up_module(database)
     finally:
         unittest.doModuleCleanups()  # (none, unless it succeeded)
     assert list(scratch.iterdir()) == []
@@ -272,9 +281,9 @@ def test_models_of_another_database_are_refused_before_anything_is_made(scratch:
     database = peewee_async.SqliteDatabase(str(scratch / "shop.db"))
     other = _model(peewee_async.SqliteDatabase(str(scratch / "other.db")))
     with pytest.raises(ConfigurationError, match=r"given models not bound to the database: Note\. Their tables"):
-        use_test_database(database, models=[other])
+        set_up_module(database, models=[other])
     with pytest.raises(TypeError, match=r"takes a list of models, but was given the class Note"):
-        use_test_database(database, models=other)
+        set_up_module(database, models=other)
     assert list(scratch.iterdir()) == []
 
 
@@ -284,6 +293,96 @@ def test_a_dsn_of_the_other_kind_is_refused_before_anything_is_made(
     monkeypatch.setenv("PEEWEE_ASYNC_TESTING_MYSQL_DSN", "postgresql://someone:secret@db.example/postgres")
     database = peewee_async.MySQLDatabase("shop", port=9)
     with pytest.raises(ConfigurationError, match=r"is a MySQL database, but \$PEEWEE_ASYNC_TESTING_MYSQL_DSN"):
-        use_test_database(database)
+        set_up_module(database)
     assert database.database == "shop"
     assert list(scratch.iterdir()) == []
+
+
+def test_a_call_outside_set_up_module_is_refused_before_anything_is_made(scratch: pathlib.Path) -> None:
+    """Called at import, its clean-up would run when the first module of the run ends: the later modules' tests would
+    then reach the real database."""
+    database = peewee_async.SqliteDatabase(str(scratch / "shop.db"))
+    _model(database)
+    with pytest.raises(ConfigurationError, match=r"called outside setUpModule\(\): unittest would undo it"):
+        use_test_database(database)
+    assert database.database == str(scratch / "shop.db")
+    assert list(scratch.iterdir()) == []
+
+
+def test_a_dsn_naming_the_app_database_itself_is_refused_before_connecting(
+    scratch: pathlib.Path, monkeypatch: pytest.MonkeyPatch, production: Production
+) -> None:
+    """The DSN is where the test databases are made from: naming the app's own database there would connect to it."""
+    dsn = f"postgresql://{ROLE}:{PASSWORD}@{production.host}:{production.port}/shop"
+    monkeypatch.setenv("PEEWEE_ASYNC_TESTING_DSN", dsn)
+    database = peewee_async.PostgresqlDatabase("shop", host=production.host, port=production.port, user=ROLE)
+    production.mark()
+    with pytest.raises(ConfigurationError, match=r"names the database 'shop', which your database object") as error:
+        set_up_module(database)
+    assert PASSWORD not in str(error.value)
+    assert production.sent_to("shop") == []
+    assert database.database == "shop"
+
+
+SHARED_APP = """
+import peewee
+import peewee_async
+
+database = peewee_async.PostgresqlDatabase("shop")
+
+
+class Note(peewee_async.AioModel):
+    text = peewee.CharField()
+
+    class Meta:
+        database = database
+"""
+
+SHARED_TEST = """
+import os
+import unittest
+
+from shop import Note, database
+from peewee_async_testing import AioDatabaseTestCase, use_test_database
+
+
+def setUpModule():
+    use_test_database(database)
+
+
+class Test(AioDatabaseTestCase):
+    database = database
+
+    async def test_it(self):
+        await Note.aio_create(text="x")
+        if os.environ.get("DIE"):
+            os._exit(9)  # as a killed run: no clean-up
+"""
+
+
+def test_the_test_modules_of_one_app_share_its_test_database(tmp_path: pathlib.Path, pg_server: PostgresServer) -> None:
+    """The test database is the app's (the module of its models), not one test module's: a run of another test module
+    takes over the one a killed run of the first left, instead of refusing it as another project's."""
+    (tmp_path / "shop.py").write_text(SHARED_APP)
+    for name in ("test_notes", "test_other"):
+        (tmp_path / f"{name}.py").write_text(SHARED_TEST)
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("PEEWEE_ASYNC_TESTING_")}
+    environment["PEEWEE_ASYNC_TESTING_DSN"] = pg_server.dsn
+    before = databases(pg_server)
+
+    def run(module: str, **env: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "unittest", module],
+            cwd=tmp_path,
+            env={**environment, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    killed = run("test_notes", DIE="1")
+    assert killed.returncode == 9
+    assert "test_shop" in databases(pg_server)  # left by the killed run
+    result = run("test_other")
+    assert result.returncode == 0, result.stderr
+    assert databases(pg_server) == before

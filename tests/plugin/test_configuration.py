@@ -7,6 +7,8 @@ import importlib.metadata
 
 import pytest
 
+from peewee_async_testing import PostgresServer
+
 from .project import make_ini
 
 
@@ -110,3 +112,16 @@ def test_a_dsn_libpq_cannot_use_is_said_once_before_any_worker_starts(inner: pyt
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["ERROR: --peewee-dsn (postgresql://app:***@127.0.0.1:notaport/postgres) has a port*"])
     assert (result.stdout.str() + result.stderr.str()).count("notaport") == 1
+
+
+def test_a_dsn_naming_the_app_database_itself_is_a_usage_error(
+    inner: pytest.Pytester, pg_server: PostgresServer
+) -> None:
+    """The test databases are made from the database a DSN names: naming the app's own there would connect to it."""
+    inner.makepyfile("async def test_it(in_transaction):\n    pass\n")
+    head, _, query = pg_server.dsn.partition("?")
+    assert head.endswith("/postgres")
+    dsn = head.removesuffix("/postgres") + "/app" + (f"?{query}" if query else "")
+    result = inner.runpytest("--peewee-dsn", dsn)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    result.stderr.fnmatch_lines(["ERROR: --peewee-dsn names the database 'app', which your database object*"])
