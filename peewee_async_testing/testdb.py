@@ -351,7 +351,7 @@ class TestDatabase:
             )
         raise ConfigurationError(
             f'The database "{found.name}" on {self._where()} already exists and is not a test database of this '
-            f"project ({why}; this project is {self.project}). The plugin neither uses nor drops a "
+            f"project ({why}; this project is {self.project}). peewee-async-testing neither uses nor drops a "
             f"database it did not make for the project, whatever the options: give this run other test database "
             f"names with {SUFFIX_HINT}, or {fix}"
         )
