@@ -275,7 +275,7 @@ def _check_dsn(config: pytest.Config) -> None:
     any test (and any worker)."""
     from .dsn import hide
     from .exceptions import ConfigurationError
-    from .servers import check, check_not_the_app, from_environment, kind_of, make_server
+    from .servers import from_environment, given_server, kind_of
 
     gate = config.stash[GATE]
     kind = kind_of(gate.database)
@@ -286,8 +286,7 @@ def _check_dsn(config: pytest.Config) -> None:
     if dsn is None or origin is None:
         return
     try:
-        check(kind, dsn, origin, gate.spec)
-        check_not_the_app(make_server(kind, dsn=dsn, origin=origin), gate.database, origin)
+        given_server(kind, dsn, origin, gate.database, gate.spec)
     except ConfigurationError as error:
         raise pytest.UsageError(str(error)) from None
 

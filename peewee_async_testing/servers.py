@@ -67,14 +67,27 @@ def check(kind: Kind, dsn: str, origin: str, database: str | None) -> None:
     )
 
 
-def check_not_the_app(server: Any, database: Any, origin: str) -> None:
+def given_server(kind: Kind, dsn: str, origin: str, database: Any, spec: str | None = None) -> Any:
+    """The server that ``dsn`` (from ``origin``) describes, for ``database`` (named ``spec`` in errors), once
+    checked: of ``kind``, readable by its driver, and not administered from ``database``'s own database. Not
+    started.
+
+    :raises ConfigurationError: saying which of these it is not.
+    """
+    check(kind, dsn, origin, spec)
+    server = make_server(kind, dsn=dsn, origin=origin)
+    _check_not_the_app(server, database, origin)
+    return server
+
+
+def _check_not_the_app(server: Any, database: Any, origin: str) -> None:
     """Raise if ``server``, described by a DSN from ``origin``, would be administered from the app's own database:
     the test databases are made from the DSN's database, so that one is connected to.
 
     :raises ConfigurationError: naming the database and what to name instead.
     """
     name = getattr(database, "database", None)
-    if server.attached and name and server.database == name:
+    if name and server.database == name:
         maintenance = "postgres" if kind_of(database) == "postgres" else "none, or mysql"
         raise ConfigurationError(
             f"{origin} names the database {name!r}, which your database object is configured with: the test "

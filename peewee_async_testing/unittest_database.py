@@ -20,7 +20,7 @@ import peewee
 from ._database import resolve_database
 from .cleanup import bound_models
 from .exceptions import ConfigurationError
-from .servers import check, check_not_the_app, from_environment, kind_of, make_server
+from .servers import from_environment, given_server, kind_of, make_server
 from .state import SUFFIX_ENV
 from .testdb import TestDatabase
 
@@ -67,24 +67,20 @@ def use_test_database(database: Any, models: Iterable[type[peewee.Model]] | None
     chosen = bound_models(database) if models is None else _bound(database, models)
     kind = kind_of(database)
     given = from_environment(kind) if kind is not None else None
-    if kind is not None and given is not None:
-        check(kind, given[0], given[1], None)
-        check_not_the_app(make_server(kind, dsn=given[0], origin=given[1]), database, given[1])
+    server = None
+    if kind is not None:
+        server = given_server(kind, *given, database) if given else make_server(kind)
     home = _home(chosen)
     suffix = os.environ.get(SUFFIX_ENV, "")
     with ExitStack() as undo:
-        server = None
-        if kind is not None:
-            dsn, origin = given or (None, None)
-            server = make_server(kind, dsn=dsn, origin=origin)
+        if server is not None:
             server.start()
             undo.callback(server.stop)
-        if kind == "mysql":
-            from .mysqldb import MySQLTestDatabase
+        from .mysqldb import MySQLTestDatabase
 
-            test_database: TestDatabase = MySQLTestDatabase(database, chosen, server=server, module=home, suffix=suffix)
-        else:
-            test_database = TestDatabase(database, chosen, server=server, module=home, suffix=suffix)
+        test_database = (MySQLTestDatabase if kind == "mysql" else TestDatabase)(
+            database, chosen, server=server, module=home, suffix=suffix
+        )
         test_database.setup()
         undo.callback(test_database.teardown)
         unittest.addModuleCleanup(undo.pop_all().close)
