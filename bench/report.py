@@ -14,11 +14,11 @@ def _ms(seconds: float) -> str:
     return f"{seconds * 1000:.3f}"
 
 
-def _cost(value: float) -> str:
+def _cost(value: float, detail: str = "") -> str:
     """A ratio of two costs, unambiguously: "0.33 times the cost (3.0 times cheaper)", "1.29 times the cost (29%
-    more)"."""
+    more)"; ``detail`` goes inside the parentheses."""
     said = f"{1 / value:.1f} times cheaper" if 0 < value < 1 else f"{(value - 1) * 100:.0f}% more"
-    return f"{value:.2f} times the cost ({said})"
+    return f"{value:.2f} times the cost ({said}{detail})"
 
 
 def _speed(before: float, after: float) -> str:
@@ -83,7 +83,7 @@ def comparisons(report: dict[str, Any]) -> list[tuple[str, str, str]]:
     if "extra" in theirs and session > 0:
         label = "what the plugin adds to a one-test run, against what pytest-postgresql's fixture adds"
         theirs_s = theirs["extra"]["median"]
-        measured = f"{_cost(session / theirs_s)[:-1]}: {session:.2f} s against {theirs_s:.2f} s)"
+        measured = _cost(session / theirs_s, f": {session:.2f} s against {theirs_s:.2f} s")
         rows.append((label, measured, LOWER))
     elif "error" in theirs:
         rows.append(("pytest-postgresql's fixture", "not measured: " + theirs["error"][:120], ""))

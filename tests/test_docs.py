@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -56,7 +58,6 @@ def test_the_example_project_passes(project: Path, pg_server: PostgresServer) ->
 def test_every_test_the_guarantees_page_names_exists() -> None:
     """A promise of docs/guarantees.rst names the tests that prove it: each must be there, so that a renamed or
     removed test cannot leave a promise unproven without the page saying so."""
-    import re
 
     root = DOCS.parent
     named = re.findall(r"``(tests/[\w/]+\.py)::(\w+)``", (DOCS / "guarantees.rst").read_text())
@@ -68,8 +69,6 @@ def test_every_test_the_guarantees_page_names_exists() -> None:
 def test_the_quickstart_shows_what_its_run_prints(tmp_path: Path) -> None:
     """The output docs/quickstart.rst tells the reader to expect is what running its project prints (ports,
     times, versions and paths aside)."""
-    import re
-    import shutil
 
     page = (DOCS / "quickstart.rst").read_text()
     shown_lines = []
@@ -100,7 +99,6 @@ def test_the_quickstart_shows_what_its_run_prints(tmp_path: Path) -> None:
 def test_every_setting_fixture_and_variable_is_documented() -> None:
     """Each ini key, command-line option, environment variable, public fixture and marker the package defines is
     named in a page of the docs (the changelog aside): a new one cannot ship unexplained."""
-    import re
 
     package = DOCS.parent / "peewee_async_testing"
     source = "\n".join(path.read_text() for path in package.glob("*.py"))
